@@ -1,0 +1,40 @@
+"""Ring of 8 Gaussians (PacGAN protocol, Lin et al. 2018, sec. 5.1 and Table 1).
+
+  python scripts/train.py --config experiments/ring8.py --workdir runs/ring8
+  python scripts/train.py --config experiments/ring8.py:runlocal --workdir runs/ring8_local
+
+Protocol: 8 modes on the unit circle, std 0.01, 100k training points; G a 4x400 ReLU MLP with
+z ~ N(0, I_2); D 3 maxout layers (200 units, 5 pieces); Adam lr 1e-4, b1 0.8; batch 100;
+400 epochs (400k steps). Metrics every eval.every steps on 2500 samples (3-std rule).
+Target (PacGAN Table 1, GAN baseline, 10 runs): 6.3 ± 0.5 modes, 98.2 ± 0.2 % high quality.
+Args: loss=NAME, runlocal (3000 steps, Adam lr 1e-3: under a minute on 2 CPU cores).
+"""
+from gan_jax.config import base_config, parse_arg
+
+
+def mixture_config(dataset: str, arg: str | None):
+  a = parse_arg(arg, loss="nonsaturating", runlocal=False)
+  c = base_config("mlp")
+  c.data.name = dataset
+  c.loss.name = a.loss
+  c.batch_size = 100
+  c.total_steps = 400_000
+  for who in ("g", "d"):
+    c.optim[who].update(name="adam", lr=1e-4, b1=0.8, b2=0.999)
+  c.log_every = 500
+  c.eval.every = 5000
+  c.sample_every = 20_000
+  c.ckpt_every = 20_000
+  if a.runlocal:
+    c.total_steps = 3000
+    for who in ("g", "d"):
+      c.optim[who].lr = 1e-3
+    c.log_every = 100
+    c.eval.every = 500
+    c.sample_every = 1000
+    c.ckpt_every = 1000
+  return c
+
+
+def get_config(arg=None):
+  return mixture_config("ring8", arg)

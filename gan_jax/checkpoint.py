@@ -1,0 +1,51 @@
+"""Orbax checkpoints of the train state and the data iterator, saved together.
+
+`DIR/checkpoints/<step>/{state,data}`: async writes, atomic commits, the newest `ckpt.keep`
+kept. Every process calls save and restore (Orbax coordinates them); the data item is each
+process's grain iterator position.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  def __init__(self, directory: str, keep: int, async_save: bool = True):
+    self.directory = os.path.abspath(directory)
+    self._mngr = ocp.CheckpointManager(
+        self.directory, item_names=("state", "data"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             enable_async_checkpointing=async_save))
+
+  def latest_step(self) -> int | None:
+    return self._mngr.latest_step()
+
+  def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None) -> None:
+    items = {"state": ocp.args.StandardSave(state)}
+    if data_iter is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator | None = None) -> Any:
+    """Restores the state into the shardings of `abstract_state` (and the iterator in place)."""
+    items = {"state": ocp.args.StandardRestore(abstract_state)}
+    if data_iter is not None:
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+    return self._mngr.restore(step, args=ocp.args.Composite(**items)).state
+
+  def wait(self) -> None:
+    self._mngr.wait_until_finished()
+
+  def close(self) -> None:
+    self._mngr.wait_until_finished()
+    self._mngr.close()
+
+
+def abstract_like(state: Any) -> Any:
+  """ShapeDtypeStructs carrying each leaf's sharding: what `restore` fills in."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)

@@ -1,0 +1,108 @@
+"""Shared command-line plumbing for scripts/: config flags, and errors turned into exit codes.
+
+Exit codes (DESIGN.md): 0 done (also after a checkpointed SIGTERM), 2 bad configuration or
+input (one line on stderr, no traceback), 1 anything else.
+"""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import re
+import sys
+from typing import Callable, Sequence
+
+from absl import flags
+from ml_collections import ConfigDict
+
+from gan_jax.config import ConfigError
+
+EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+
+
+def experiment_names() -> list[str]:
+  return sorted(os.path.splitext(os.path.basename(p))[0]
+                for p in glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py")) if not p.endswith("__init__.py"))
+
+
+def load_experiment(spec: str) -> ConfigDict:
+  """`path/to/NAME.py[:args]` -> get_config(args)."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path!r} not found; experiments: "
+                      + ", ".join(f"experiments/{n}.py" for n in experiment_names()))
+  module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {path!r} has no get_config(arg) function")
+  return module.get_config(arg or None)
+
+
+def _override_keys(argv: Sequence[str], flag: str) -> list[str]:
+  return [m.group(1) for a in argv if (m := re.match(rf"--{flag}\.([\w.]+)", a))]
+
+
+def _unknown_key_message(config: ConfigDict, keys: list[str], flag: str) -> str:
+  for key in keys:
+    node, parts = config, key.split(".")
+    for i, part in enumerate(parts):
+      if not isinstance(node, ConfigDict) or part not in node:
+        where = ".".join([flag, *parts[:i]])
+        valid = ", ".join(sorted(node.keys())) if isinstance(node, ConfigDict) else "(none: not a section)"
+        return f"unknown config key '{flag}.{key}'; valid keys under '{where}': {valid}"
+      node = node[part]
+  return "unknown config key"
+
+
+def parse_flags(argv: Sequence[str], config_flag: str = "config", required: Sequence[str] = ()) -> ConfigDict | None:
+  """Parses absl flags (with `--config FILE[:ARGS] --config.KEY=VALUE` overrides).
+
+  Returns the locked config (None if the script has no config flag); raises ConfigError."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{config_flag}=")), None)
+  if spec is None and f"--{config_flag}" in argv:
+    i = list(argv).index(f"--{config_flag}")
+    spec = argv[i + 1] if i + 1 < len(argv) else None
+  base = load_experiment(spec) if spec else None
+  try:
+    flags.FLAGS(list(argv))
+  except flags.UnrecognizedFlagError as e:
+    raise ConfigError(f"unknown flag --{e.flagname}; valid flags: "
+                      + ", ".join(f"--{n}" for n in sorted(_own_flags())) + f", --{config_flag}.KEY=VALUE") from None
+  except flags.IllegalFlagValueError as e:
+    raise ConfigError(f"bad value: {str(e).splitlines()[0]}") from None
+  except AttributeError:
+    raise ConfigError(_unknown_key_message(base, _override_keys(argv, config_flag), config_flag)) from None
+  except flags.Error as e:
+    raise ConfigError(str(e).splitlines()[0]) from None
+  for name in required:
+    if flags.FLAGS[name].value in (None, ""):
+      raise ConfigError(f"missing --{name}")
+  if base is None:
+    return None
+  config = flags.FLAGS[config_flag].value
+  if not isinstance(config, ConfigDict):
+    raise ConfigError(f"could not load --{config_flag}")
+  return config
+
+
+def _own_flags() -> list[str]:
+  skip = {"help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok"}
+  return [n for n, f in flags.FLAGS._flags().items()
+          if n == f.name and n not in skip and "." not in n and not f.module_name.startswith("absl")]
+
+
+def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:
+  """Runs fn(argv) and maps failures to exit codes."""
+  from gan_jax.train.loop import TrainingDiverged
+
+  argv = list(sys.argv if argv is None else argv)
+  try:
+    fn(argv)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except TrainingDiverged as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0

@@ -1,0 +1,158 @@
+"""Configuration: the keys every experiment has, string-arg parsing and validation.
+
+An experiment is `experiments/NAME.py` with `get_config(arg)` returning a locked
+`ml_collections.ConfigDict` built on `base_config()`. Everything is validated before
+anything is built or written: a wrong key, type or name raises `ConfigError`, which the
+scripts turn into one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+import ml_collections
+from ml_collections import ConfigDict
+
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+Z_DISTS = ("normal", "uniform")
+
+
+class ConfigError(ValueError):
+  """Bad configuration or input: reported as one line, exit code 2."""
+
+
+def base_config(model: str = "dcgan") -> ConfigDict:
+  """The keys shared by every experiment (DESIGN.md contract), with neutral defaults.
+
+  `model` picks the architecture whose own keys (`model.*`) are filled in.
+  """
+  from gan_jax.models import model_config
+
+  c = ConfigDict()
+  c.seed = 0
+  c.total_steps = 1000          # generator steps; each does n_critic D steps first
+  c.batch_size = 64             # global, per D step
+  c.n_critic = 1
+  c.log_every = 50
+  c.ckpt_every = 500
+  c.sample_every = 500
+
+  c.loss = ConfigDict({"name": "nonsaturating"})
+
+  c.model = model_config(model)
+
+  c.data = ConfigDict()
+  c.data.name = "digits"
+  c.data.split = "train"
+  c.data.tfds_name = ""         # any TFDS dataset, with data.name=tfds
+  c.data.data_dir = ""          # TFDS data_dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  c.data.download = False       # let TFDS download and prepare a missing dataset
+  c.data.path = ""              # image folder for data.name=folder
+  c.data.resolution = 32
+  c.data.channels = 0           # 0 = the dataset's own; 1 or 3 converts
+  c.data.num_examples = 100_000  # size of the sampled training set of the 2-D mixtures
+  c.data.seed = 0               # data order and synthetic data; independent of `seed`
+  c.data.num_threads = 4        # grain read threads per process
+
+  c.optim = ConfigDict()
+  for who in ("g", "d"):
+    c.optim[who] = ConfigDict({"name": "adam", "lr": 2e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8})
+
+  # Generator EMA: set either `decay` (per step) or `halflife_kimg` (StyleGAN2-ADA's
+  # ema_kimg: half-life in thousands of images); both 0 disables it. `rampup` as ADA's ema_rampup.
+  c.ema = ConfigDict({"decay": 0.0, "halflife_kimg": 0.0, "rampup": 0.0})
+
+  c.ckpt = ConfigDict({"keep": 3})
+  c.sample = ConfigDict({"num": 64})    # fixed latents shown in every grid
+  # In-training evaluation (2-D mixtures: modes_covered, high_quality_fraction every eval.every).
+  c.eval = ConfigDict({"every": 0, "num_samples": 2500})
+  c.wandb = ConfigDict({"mode": "auto", "project": "gan_jax", "entity": "", "name": ""})
+  return c
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ConfigDict:
+  """Parses `path.py:key=value,flag` experiment args; types come from the defaults.
+
+  A bare key (`runlocal`) means True. Unknown keys and values of the wrong type raise
+  ConfigError listing the valid keys.
+  """
+  out = ConfigDict(dict(defaults))
+  if not arg:
+    return out
+  for item in arg.split(","):
+    key, eq, raw = item.partition("=")
+    key = key.strip()
+    if key not in defaults:
+      raise ConfigError(f"unknown experiment arg {key!r}; valid args: {', '.join(sorted(defaults))}")
+    default = defaults[key]
+    if not eq:
+      if not isinstance(default, bool):
+        raise ConfigError(f"experiment arg {key!r} needs a value ({key}=...)")
+      out[key] = True
+    elif isinstance(default, bool):
+      if raw.lower() not in ("true", "false", "1", "0"):
+        raise ConfigError(f"experiment arg {key!r} must be true or false, got {raw!r}")
+      out[key] = raw.lower() in ("true", "1")
+    elif isinstance(default, str):
+      out[key] = raw
+    else:
+      try:
+        out[key] = type(default)(ast.literal_eval(raw))
+      except (ValueError, SyntaxError, TypeError):
+        raise ConfigError(
+            f"experiment arg {key!r} must be {type(default).__name__}, got {raw!r}") from None
+  return out
+
+
+def _check(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def validate(config: ConfigDict) -> None:
+  """Checks names against the registries and values against their ranges."""
+  # Imported here so that registering a new entry never needs this module to change.
+  from gan_jax import losses, optim
+  from gan_jax.data import DATASETS
+  from gan_jax.models import MODELS
+
+  losses.LOSSES.get(config.loss.name)
+  MODELS.get(config.model.name)
+  DATASETS.get(config.data.name)
+  for who in ("g", "d"):
+    optim.OPTIMIZERS.get(config.optim[who].name)
+    _check(config.optim[who].lr > 0, f"optim.{who}.lr must be > 0, got {config.optim[who].lr}")
+  for key in ("total_steps", "batch_size", "n_critic", "log_every", "ckpt_every", "ckpt.keep",
+              "sample.num", "eval.num_samples"):
+    value = config[key] if "." not in key else config[key.split(".")[0]][key.split(".")[1]]
+    _check(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
+  for key in ("sample_every", "eval.every"):
+    value = config[key] if "." not in key else config.eval.every
+    _check(value >= 0, f"{key} must be >= 0 (0 = never), got {value}")
+  _check(config.model.z_dist in Z_DISTS,
+         f"unknown model.z_dist {config.model.z_dist!r}; valid choices: {', '.join(Z_DISTS)}")
+  _check(config.model.z_dim >= 1, f"model.z_dim must be >= 1, got {config.model.z_dim}")
+  _check(config.wandb.mode in WANDB_MODES,
+         f"unknown wandb.mode {config.wandb.mode!r}; valid choices: {', '.join(WANDB_MODES)}")
+  _check(0.0 <= config.ema.decay < 1.0, f"ema.decay must be in [0, 1), got {config.ema.decay}")
+  _check(config.ema.halflife_kimg >= 0, f"ema.halflife_kimg must be >= 0, got {config.ema.halflife_kimg}")
+  _check(not (config.ema.decay > 0 and config.ema.halflife_kimg > 0),
+         "set ema.decay or ema.halflife_kimg, not both")
+  _check(config.data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {config.data.channels}")
+
+
+def to_dict(config: ConfigDict) -> dict:
+  return config.to_dict()
+
+
+def from_dict(d: dict) -> ConfigDict:
+  """Rebuilds a locked config from `config.json` (lists come back as tuples)."""
+  def fix(v):
+    if isinstance(v, dict):
+      return {k: fix(x) for k, x in v.items()}
+    if isinstance(v, list):
+      return tuple(fix(x) for x in v)
+    return v
+  c = ml_collections.ConfigDict(fix(d))
+  c.lock()
+  return c

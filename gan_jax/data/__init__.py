@@ -1,0 +1,55 @@
+"""Datasets by name (`data.name`) and the grain input pipeline.
+
+A dataset is a random-access `source` (len and [i]) plus a per-example `transform` to model
+inputs: {"x": float32 image [H, W, C] in [-1, 1] or vector [D], "label": int32 where known}.
+Sources that need no download: `ring8`, `grid25` (2-D mixtures), `digits` (scikit-learn's
+1797 handwritten digits). TFDS: `mnist`, `cifar10`, `celeba`, or any TFDS name via
+`data.name=tfds` + `data.tfds_name`. Custom data: `folder` (PNG/JPEG under `data.path`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from gan_jax.models import DataSpec
+from gan_jax.registry import Registry
+
+Example = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  source: Sequence[Any]
+  transform: Callable[[Any], Example]
+  spec: DataSpec
+  # 2-D mixtures only: mode centres [K, D] and the per-mode standard deviation.
+  modes: np.ndarray | None = None
+  mode_std: float = 0.0
+
+
+class ArraySource:
+  """Random access over in-memory arrays: item i is {key: array[i]}."""
+
+  def __init__(self, **arrays: np.ndarray):
+    self._arrays = arrays
+    self._len = len(next(iter(arrays.values())))
+
+  def __len__(self) -> int:
+    return self._len
+
+  def __getitem__(self, i: int) -> Example:
+    return {k: v[i] for k, v in self._arrays.items()}
+
+
+DATASETS: Registry[Callable[[ConfigDict], Dataset]] = Registry("dataset")
+
+
+def build_dataset(data_cfg: ConfigDict) -> Dataset:
+  return DATASETS.get(data_cfg.name)(data_cfg)
+
+
+# Registration happens on import.
+from gan_jax.data import digits, folder, tfds_source, toy2d  # noqa: E402,F401

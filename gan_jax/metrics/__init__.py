@@ -1,0 +1,1 @@
+"""Metrics, one module each: pure functions of arrays."""

@@ -1,0 +1,68 @@
+"""MLP generator and maxout discriminator for the 2-D mixtures (PacGAN protocol).
+
+Lin et al. 2018 (PacGAN), sec. 5.1, following VEEGAN: G is a ReLU MLP with 4 hidden layers of
+400 units and z ~ N(0, I_2); D has 3 maxout layers of 200 units with 5 pieces, then a linear
+output.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from ml_collections import ConfigDict
+
+from gan_jax.config import ConfigError
+from gan_jax.models import MODELS, DataSpec, ModelEntry
+
+
+class MLPGenerator(nn.Module):
+  out_dim: int
+  width: int = 400
+  layers: int = 4
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    del train
+    x = z
+    for _ in range(self.layers):
+      x = nn.relu(nn.Dense(self.width)(x))
+    return nn.Dense(self.out_dim)(x)
+
+
+class Maxout(nn.Module):
+  """Goodfellow et al. 2013: max over `pieces` affine maps."""
+  features: int
+  pieces: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = nn.Dense(self.features * self.pieces)(x)
+    return jnp.max(y.reshape(*y.shape[:-1], self.features, self.pieces), axis=-1)
+
+
+class MaxoutDiscriminator(nn.Module):
+  width: int = 200
+  layers: int = 3
+  pieces: int = 5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    del train
+    for _ in range(self.layers):
+      x = Maxout(self.width, self.pieces)(x) if self.pieces > 1 else nn.relu(nn.Dense(self.width)(x))
+    return nn.Dense(1)(x)[..., 0]
+
+
+def _defaults() -> dict:
+  return {"z_dim": 2, "z_dist": "normal", "g_width": 400, "g_layers": 4,
+          "d_width": 200, "d_layers": 3, "d_maxout_pieces": 5}
+
+
+def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
+  if spec.kind != "vector":
+    raise ConfigError(f"model 'mlp' needs vector data (ring8, grid25), got {spec.kind} data")
+  return (MLPGenerator(out_dim=spec.shape[-1], width=c.g_width, layers=c.g_layers),
+          MaxoutDiscriminator(width=c.d_width, layers=c.d_layers, pieces=c.d_maxout_pieces))
+
+
+MODELS.register("mlp")(ModelEntry(_defaults, _build))

@@ -1,0 +1,1 @@
+"""Train state, pure train step and the loop."""

@@ -1,0 +1,232 @@
+"""The training loop: the only place with side effects (files, checkpoints, logs, signals).
+
+Reads top to bottom: validation -> mesh -> data -> models and optimizers -> state and
+shardings -> checkpoint restore -> compiled step -> loop (log, evaluate, sample, checkpoint).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import jax
+import numpy as np
+from ml_collections import ConfigDict
+
+from gan_jax import config as config_lib
+from gan_jax import logging as logs
+from gan_jax import parallel
+from gan_jax.checkpoint import Checkpointer, abstract_like
+from gan_jax.config import ConfigError
+from gan_jax.data import Dataset, build_dataset
+from gan_jax.data.pipeline import train_dataset
+from gan_jax.losses import LOSSES
+from gan_jax.metrics.modes import mode_statistics
+from gan_jax.models import build_models
+from gan_jax.optim import make_optimizer
+from gan_jax.sampling import generator_params, make_sampler
+from gan_jax.train.state import init_state
+from gan_jax.train.step import GAN, train_step
+
+
+class TrainingDiverged(RuntimeError):
+  """A logged metric became NaN or Inf."""
+
+
+class _StopFlag:
+  """SIGTERM -> save a checkpoint at the next step boundary and exit 0.
+
+  With several processes JAX's preemption sync point makes every process stop at the same
+  step; with one process a signal handler sets the flag.
+  """
+
+  def __init__(self):
+    self.requested = False
+    self._multi = jax.process_count() > 1
+    if not self._multi:
+      signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __call__(self, step: int) -> bool:
+    if self._multi:
+      from jax.experimental import multihost_utils
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self.requested
+
+
+def build_gan(config: ConfigDict, ds: Dataset) -> GAN:
+  generator, discriminator = build_models(config.model, ds.spec)
+  return GAN(generator=generator, discriminator=discriminator, loss=LOSSES.get(config.loss.name),
+             g_tx=make_optimizer(config.optim.g), d_tx=make_optimizer(config.optim.d),
+             z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
+             ema_decay=config.ema.decay, ema_halflife_kimg=config.ema.halflife_kimg,
+             ema_rampup=config.ema.rampup)
+
+
+def check_batch(config: ConfigDict) -> None:
+  n_dev, n_proc = jax.device_count(), jax.process_count()
+  if config.batch_size % n_dev:
+    raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {n_dev} devices; "
+                      f"use a multiple of {n_dev}")
+  if config.batch_size % n_proc:
+    raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {n_proc} processes")
+
+
+def setup(config: ConfigDict):
+  """Everything a run or a sampler needs, built and checked before any file is written."""
+  config_lib.validate(config)
+  ds = build_dataset(config.data)
+  gan = build_gan(config, ds)
+  mesh = parallel.make_mesh()
+  rep = parallel.replicated(mesh)
+  base_key = parallel.replicate(np.asarray(jax.random.PRNGKey(config.seed)), mesh)
+  init_key, step_key, sample_key = jax.jit(lambda k: jax.random.split(k, 3), out_shardings=rep)(base_key)
+  init = jax.jit(functools.partial(init_state, generator=gan.generator, discriminator=gan.discriminator,
+                                   data_shape=ds.spec.shape, z_dim=gan.z_dim, g_tx=gan.g_tx,
+                                   d_tx=gan.d_tx, use_ema=gan.use_ema), out_shardings=rep)
+  return ds, gan, mesh, init, init_key, step_key, sample_key
+
+
+def train(config: ConfigDict, workdir: str) -> None:
+  """Trains (or resumes) the run in `workdir`; returns when done or after a SIGTERM save."""
+  #### Validation and building: nothing is written before this succeeds.
+  ds, gan, mesh, init, init_key, step_key, sample_key = setup(config)
+  check_batch(config)
+  is_main = jax.process_index() == 0
+  rep = parallel.replicated(mesh)
+  batch_sh = parallel.batch_sharding(mesh, batch_axis=1)   # [n_critic, B, ...]
+
+  #### Workdir.
+  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+  if is_main:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+
+  #### Input: this process's slice of every global batch, n_critic batches per step.
+  data_iter = iter(train_dataset(ds, config.batch_size, config.data.seed, jax.process_index(),
+                                 jax.process_count(), config.data.num_threads))
+  global_shape = lambda v: (config.n_critic, config.batch_size, *v.shape[1:])  # noqa: E731
+
+  def next_batch():
+    local = [next(data_iter) for _ in range(config.n_critic)]
+    return {k: jax.make_array_from_process_local_data(batch_sh, np.stack([b[k] for b in local]),
+                                                      global_shape(local[0][k]))
+            for k in local[0]}
+
+  #### State: initialized replicated, or restored from the newest checkpoint.
+  state = init(init_key)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state = ckpt.restore(latest, abstract_like(state), data_iter)
+  start = int(state.step)
+
+  #### The compiled step.
+  step_fn = jax.jit(functools.partial(train_step, gan), in_shardings=(rep, batch_sh, rep),
+                    out_shardings=(rep, rep), donate_argnums=(0,))
+  sampler = make_sampler(gan, mesh, chunk=config.sample.num)
+  eval_sampler = make_sampler(gan, mesh, chunk=config.eval.num_samples) if ds.modes is not None else None
+
+  #### Logging.
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  writer = None
+  if is_main:
+    writer = logs.MetricWriter(metrics_path, logs.init_wandb(config, workdir))
+    writer.truncate_after(start)
+    print(f"gan_jax: {'resuming at step ' + str(start) if start else 'starting'}; "
+          f"{jax.device_count()} devices, {jax.process_count()} processes; workdir {workdir}",
+          file=sys.stderr)
+
+  def write_samples(step: int) -> None:
+    params = generator_params(state)
+    if ds.modes is not None:
+      pts = sampler(params, state.g_vars, sample_key, config.eval.num_samples)
+      if is_main:
+        logs.save_scatter(pts, ds.modes, os.path.join(workdir, "samples", f"step_{step:08d}.png"),
+                          title=f"{config.data.name}, step {step}")
+    else:
+      images = sampler(params, state.g_vars, sample_key, config.sample.num)
+      if is_main:
+        logs.save_png(logs.image_grid(images), os.path.join(workdir, "samples", f"step_{step:08d}.png"))
+    if is_main:
+      logs.save_loss_curves(metrics_path, os.path.join(workdir, "loss_curves.png"))
+
+  def evaluate(step: int) -> dict:
+    if eval_sampler is None:
+      return {}
+    pts = eval_sampler(generator_params(state), state.g_vars, jax.random.fold_in(sample_key, step),
+                       config.eval.num_samples)
+    return mode_statistics(pts, ds.modes, ds.mode_std)
+
+  #### Loop.
+  stop = _StopFlag()
+  progress = None
+  if is_main:
+    from tqdm import tqdm
+    progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
+                    mininterval=1.0, file=sys.stderr)
+  images_per_step = config.batch_size * config.n_critic
+  acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
+  saved_at = latest
+  step = start
+  for step in range(start + 1, config.total_steps + 1):
+    batch = next_batch()
+    t0 = time.perf_counter()
+    state, metrics = step_fn(state, batch, step_key)
+    acc = metrics if acc is None else jax.tree.map(lambda a, m: a + m, acc, metrics)
+    n_acc += 1
+    if compile_s is None:
+      jax.block_until_ready(metrics)
+      compile_s = time.perf_counter() - t0
+      interval_start, interval_steps = time.perf_counter(), 0
+    else:
+      interval_steps += 1
+    if progress is not None:
+      progress.update(1)
+
+    eval_metrics = evaluate(step) if config.eval.every and step % config.eval.every == 0 else {}
+    if step % config.log_every == 0 or step == config.total_steps:
+      means = {k: float(v) / n_acc for k, v in jax.device_get(acc).items()}
+      bad = [k for k, v in means.items() if not math.isfinite(v)]
+      if bad:
+        raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps "
+                               f"({step - n_acc}, {step}]; last checkpoint: step {saved_at}")
+      elapsed = time.perf_counter() - interval_start
+      if interval_steps and elapsed > 0:
+        means["steps_per_sec"] = interval_steps / elapsed
+        means["images_per_sec"] = interval_steps * images_per_step / elapsed
+      if compile_s is not None and n_acc and step - n_acc == start:
+        means["compile_s"] = compile_s
+      means.update(eval_metrics)
+      if writer is not None:
+        writer.write(step, means)
+        progress.set_postfix({"d_loss": f"{means['d_loss']:.3f}", "g_loss": f"{means['g_loss']:.3f}",
+                              "img/s": f"{means.get('images_per_sec', 0):.0f}"}, refresh=False)
+      acc, n_acc, interval_start, interval_steps = None, 0, time.perf_counter(), 0
+    elif eval_metrics and writer is not None:
+      writer.write(step, eval_metrics)
+
+    if config.sample_every and (step % config.sample_every == 0 or step == config.total_steps):
+      write_samples(step)
+    stopping = stop(step)
+    if step % config.ckpt_every == 0 or step == config.total_steps or stopping:
+      ckpt.save(step, state, data_iter)
+      saved_at = step
+    if stopping:
+      if is_main:
+        print(f"gan_jax: stop requested; saved step {step}, rerun the same command to resume",
+              file=sys.stderr)
+      break
+
+  ckpt.close()
+  if progress is not None:
+    progress.close()
+  if config.sample_every and step == start:  # nothing left to train: still leave a grid
+    write_samples(step)
