@@ -25,6 +25,9 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return sorted(self._mngr.all_steps())
+
   def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None) -> None:
     items = {"state": ocp.args.StandardSave(state)}
     if data_iter is not None:

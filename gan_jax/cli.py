@@ -22,7 +22,8 @@ EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 def experiment_names() -> list[str]:
   return sorted(os.path.splitext(os.path.basename(p))[0]
-                for p in glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py")) if not p.endswith("__init__.py"))
+                for p in glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py"))
+                if not os.path.basename(p).startswith("_"))
 
 
 def load_experiment(spec: str) -> ConfigDict:
@@ -87,9 +88,9 @@ def parse_flags(argv: Sequence[str], config_flag: str = "config", required: Sequ
 
 
 def _own_flags() -> list[str]:
-  skip = {"help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok"}
-  return [n for n, f in flags.FLAGS._flags().items()
-          if n == f.name and n not in skip and "." not in n and not f.module_name.startswith("absl")]
+  """Flags defined by the running script (its module is __main__ or a scripts/ file)."""
+  return [f.name for module, fs in flags.FLAGS.flags_by_module_dict().items()
+          if module == "__main__" or os.sep + "scripts" + os.sep in module for f in fs]
 
 
 def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:

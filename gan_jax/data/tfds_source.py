@@ -11,6 +11,7 @@ import functools
 import os
 
 import numpy as np
+from absl import logging as absl_logging
 from ml_collections import ConfigDict
 
 from gan_jax.config import ConfigError
@@ -23,17 +24,20 @@ def _open(name: str, c: ConfigDict):
   import tensorflow_datasets as tfds
 
   data_dir = c.data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every missing folder it probes
   try:
     source = tfds.data_source(name, split=c.split, data_dir=data_dir, download=c.download)
   except tfds.core.registered.DatasetNotFoundError:
     raise ConfigError(f"TFDS has no dataset {name!r}; see https://www.tensorflow.org/datasets/catalog "
                       "for valid names") from None
-  except Exception as e:  # noqa: BLE001 - TFDS raises many types for "not prepared"
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+  except Exception:  # noqa: BLE001 - TFDS raises many types for "not prepared"
     raise ConfigError(
-        f"TFDS dataset {name!r} (split {c.split!r}) is not prepared in {data_dir} and was not "
-        f"downloaded ({first}); on a machine with network run `tfds build {name} --data_dir {data_dir} "
-        f"--file_format array_record`, or rerun with --config.data.download=True") from None
+        f"TFDS dataset {name!r} (split {c.split!r}) is not prepared as ArrayRecord in {data_dir}; on a "
+        f"machine with network run `tfds build {name} --data_dir {data_dir} --file_format array_record`, "
+        "or rerun with --config.data.download=True") from None
+  finally:
+    absl_logging.set_verbosity(verbosity)
   if len(source) == 0:
     raise ConfigError(f"TFDS dataset {name!r} split {c.split!r} is empty; choose another data.split")
   return source

@@ -26,7 +26,7 @@ from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.losses import LOSSES
 from gan_jax.metrics.modes import mode_statistics
-from gan_jax.models import build_models
+from gan_jax.models import DataSpec, build_models
 from gan_jax.optim import make_optimizer
 from gan_jax.sampling import generator_params, make_sampler
 from gan_jax.train.state import init_state
@@ -61,8 +61,8 @@ class _StopFlag:
     return self.requested
 
 
-def build_gan(config: ConfigDict, ds: Dataset) -> GAN:
-  generator, discriminator = build_models(config.model, ds.spec)
+def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
+  generator, discriminator = build_models(config.model, spec)
   return GAN(generator=generator, discriminator=discriminator, loss=LOSSES.get(config.loss.name),
              g_tx=make_optimizer(config.optim.g), d_tx=make_optimizer(config.optim.d),
              z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
@@ -79,25 +79,41 @@ def check_batch(config: ConfigDict) -> None:
     raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {n_proc} processes")
 
 
-def setup(config: ConfigDict):
-  """Everything a run or a sampler needs, built and checked before any file is written."""
-  config_lib.validate(config)
-  ds = build_dataset(config.data)
-  gan = build_gan(config, ds)
+def setup(config: ConfigDict, spec: DataSpec):
+  """The GAN, mesh, jitted initializer and the run's keys (init, step, samples)."""
+  gan = build_gan(config, spec)
   mesh = parallel.make_mesh()
   rep = parallel.replicated(mesh)
   base_key = parallel.replicate(np.asarray(jax.random.PRNGKey(config.seed)), mesh)
   init_key, step_key, sample_key = jax.jit(lambda k: jax.random.split(k, 3), out_shardings=rep)(base_key)
   init = jax.jit(functools.partial(init_state, generator=gan.generator, discriminator=gan.discriminator,
-                                   data_shape=ds.spec.shape, z_dim=gan.z_dim, g_tx=gan.g_tx,
+                                   data_shape=spec.shape, z_dim=gan.z_dim, g_tx=gan.g_tx,
                                    d_tx=gan.d_tx, use_ema=gan.use_ema), out_shardings=rep)
-  return ds, gan, mesh, init, init_key, step_key, sample_key
+  return gan, mesh, init, init_key, step_key, sample_key
+
+
+def write_data_spec(ds: Dataset, path: str) -> None:
+  """What sample.py needs to rebuild the models without opening the dataset."""
+  spec = {"kind": ds.spec.kind, "shape": list(ds.spec.shape), "num_classes": ds.spec.num_classes}
+  if ds.modes is not None:
+    spec.update(modes=ds.modes.tolist(), mode_std=ds.mode_std)
+  with open(path, "w") as f:
+    json.dump(spec, f)
+
+
+def read_data_spec(path: str) -> tuple[DataSpec, np.ndarray | None]:
+  with open(path) as f:
+    d = json.load(f)
+  modes = np.asarray(d["modes"]) if "modes" in d else None
+  return DataSpec(d["kind"], tuple(d["shape"]), d["num_classes"]), modes
 
 
 def train(config: ConfigDict, workdir: str) -> None:
   """Trains (or resumes) the run in `workdir`; returns when done or after a SIGTERM save."""
   #### Validation and building: nothing is written before this succeeds.
-  ds, gan, mesh, init, init_key, step_key, sample_key = setup(config)
+  config_lib.validate(config)
+  ds = build_dataset(config.data)
+  gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
   check_batch(config)
   is_main = jax.process_index() == 0
   rep = parallel.replicated(mesh)
@@ -108,6 +124,7 @@ def train(config: ConfigDict, workdir: str) -> None:
   if is_main:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    write_data_spec(ds, os.path.join(workdir, "data_spec.json"))
 
   #### Input: this process's slice of every global batch, n_critic batches per step.
   data_iter = iter(train_dataset(ds, config.batch_size, config.data.seed, jax.process_index(),
@@ -230,3 +247,28 @@ def train(config: ConfigDict, workdir: str) -> None:
     progress.close()
   if config.sample_every and step == start:  # nothing left to train: still leave a grid
     write_samples(step)
+
+
+def load_run(workdir: str, step: int | None = None):
+  """Rebuilds a finished or running run from its workdir: (config, spec, modes, gan, mesh, state, step)."""
+  for name in ("config.json", "data_spec.json"):
+    if not os.path.exists(os.path.join(workdir, name)):
+      raise ConfigError(f"{os.path.join(workdir, name)} not found; is {workdir!r} a workdir of scripts/train.py?")
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = config_lib.from_dict(json.load(f))
+  spec, modes = read_data_spec(os.path.join(workdir, "data_spec.json"))
+  gan, mesh, init, init_key, _, _ = setup(config, spec)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  ckpt = Checkpointer(ckpt_dir, keep=config.ckpt.keep)
+  steps = ckpt.all_steps()
+  if not steps:
+    raise ConfigError(f"no checkpoint in {ckpt_dir}; train first")
+  step = steps[-1] if step is None else step
+  if step not in steps:
+    raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
+  rep = parallel.replicated(mesh)
+  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep),
+                          jax.eval_shape(init, init_key))
+  state = ckpt.restore(step, abstract)
+  ckpt.close()
+  return config, spec, modes, gan, mesh, state, step

@@ -78,7 +78,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array) -> tu
   updates, d_opt = gan.d_tx.update(grads, state.d_opt, state.d_params)
   state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_vars=d_vars, d_opt=d_opt)
   return state, {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
-                 "d_grad_norm": optax.global_norm(grads)}
+                 "d_grad_norm": optax.tree.norm(grads)}
 
 
 def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array) -> tuple[TrainState, dict]:
@@ -95,7 +95,7 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array) -> tu
   (loss, g_vars), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   updates, g_opt = gan.g_tx.update(grads, state.g_opt, state.g_params)
   state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_vars=g_vars, g_opt=g_opt)
-  return state, {"g_loss": loss, "g_grad_norm": optax.global_norm(grads)}
+  return state, {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads)}
 
 
 def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:

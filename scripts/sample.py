@@ -1,0 +1,57 @@
+"""Draw samples from a trained run's generator (the EMA generator where there is one).
+
+  python scripts/sample.py --workdir DIR --num N --out PATH [--step S] [--seed K]
+
+PATH ending in .png: one grid (image data) or a scatter plot (2-D data); .npy: the raw
+samples; anything else: a folder of N PNG files. Uses the newest checkpoint unless --step.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+from gan_jax import cli  # noqa: E402
+
+flags.DEFINE_string("workdir", None, "a run directory written by scripts/train.py")
+flags.DEFINE_integer("num", 64, "number of samples")
+flags.DEFINE_string("out", None, "output: grid .png, .npy, or a folder for one PNG per sample")
+flags.DEFINE_integer("step", None, "checkpoint step (default: the newest)")
+flags.DEFINE_integer("seed", 0, "seed of the latents")
+
+
+def main(argv):
+  cli.parse_flags(argv, config_flag="_none", required=("workdir", "out"))
+  f = flags.FLAGS
+  if f.num < 1:
+    raise cli.ConfigError(f"--num must be >= 1, got {f.num}")
+  import jax
+  import numpy as np
+
+  from gan_jax import logging as logs
+  from gan_jax import parallel
+  from gan_jax.sampling import generator_params, make_sampler
+  from gan_jax.train.loop import load_run
+
+  config, spec, modes, gan, mesh, state, step = load_run(f.workdir, f.step)
+  key = parallel.replicate(np.asarray(jax.random.PRNGKey(f.seed)), mesh)
+  samples = make_sampler(gan, mesh, chunk=config.sample.num)(generator_params(state), state.g_vars, key, f.num)
+  if jax.process_index() != 0:
+    return
+  if f.out.endswith(".npy"):
+    np.save(f.out, samples)
+  elif spec.kind == "vector":
+    logs.save_scatter(samples, modes, f.out if f.out.endswith(".png") else os.path.join(f.out, "samples.png"),
+                      title=f"{config.data.name}, step {step}, {f.num} samples")
+  elif f.out.endswith(".png"):
+    logs.save_png(logs.image_grid(samples), f.out)
+  else:
+    os.makedirs(f.out, exist_ok=True)
+    for i, image in enumerate(samples):
+      logs.save_png(logs.image_grid(image[None], pad=0, min_size=0), os.path.join(f.out, f"{i:06d}.png"))
+  print(f"wrote {f.num} samples of step {step} to {f.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  sys.exit(cli.main(main))

@@ -1,0 +1,48 @@
+"""Shared fixtures. In-process tests see one CPU device; multi-device and multi-process
+behaviour is tested in subprocesses that set their own device counts."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+
+def run_script(script: str, *args: str, devices: int = 1, env: dict | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+  """Runs scripts/<script> in a fresh interpreter with `devices` simulated CPU devices."""
+  full_env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+              "WANDB_MODE": "disabled", **(env or {})}
+  full_env.pop("JAX_NUM_CPU_DEVICES", None) if env is None or "JAX_NUM_CPU_DEVICES" not in env else None
+  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args],
+                        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def experiment(name: str) -> str:
+  return os.path.join(ROOT, "experiments", f"{name}.py")
+
+
+def read_jsonl(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.fixture
+def load_config():
+  from gan_jax import cli
+  return lambda spec: cli.load_experiment(os.path.join(ROOT, spec))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> str:
+  """A finished 50-step run of the default experiment at toy width (dcgan_digits:runlocal)."""
+  workdir = str(tmp_path_factory.mktemp("runs") / "digits")
+  result = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", workdir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir

@@ -1,0 +1,85 @@
+"""Bad input: one line on stderr naming what was wrong, exit 2, and an existing workdir untouched."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import experiment, run_script
+
+
+def _snapshot(workdir):
+  out = {}
+  for root, _, files in os.walk(workdir):
+    for f in files:
+      p = os.path.join(root, f)
+      out[p] = (os.path.getsize(p), os.path.getmtime(p))
+  return out
+
+
+def _bad_folder(tmp_path, kind):
+  path = tmp_path / kind
+  path.mkdir()
+  if kind == "corrupt":
+    for i in range(3):
+      (path / f"{i}.jpg").write_bytes(b"\xff\xd8 truncated")
+  return str(path)
+
+
+CASES = {
+    "unknown_key": (["--config.optim.g.lrr=1"], "unknown config key 'config.optim.g.lrr'; valid keys under "
+                    "'config.optim.g': b1, b2, eps, lr, name"),
+    "unknown_section_key": (["--config.bogus=1"], "valid keys under 'config': batch_size"),
+    "wrong_type": (["--config.batch_size=abc"], "bad value: flag --config.batch_size=abc"),
+    "unknown_loss": (["--config.loss.name=bogus"], "unknown loss 'bogus'; valid choices: hinge, nonsaturating"),
+    "unknown_model": (["--config.model.name=bogus"], "unknown model 'bogus'; valid choices: dcgan, mlp"),
+    "unknown_dataset": (["--config.data.name=bogus"], "unknown dataset 'bogus'; valid choices: celeba, cifar10"),
+    "indivisible_batch": (["--config.batch_size=36"], "batch_size=36 is not divisible by the 8 devices"),
+    "tfds_not_prepared": (["--config.data.name=mnist", "--config.data.data_dir={tmp}/tfds"], "tfds build mnist"),
+    "empty_folder": (["--config.data.name=folder", "--config.data.path={empty}"], "no images"),
+    "unreadable_folder": (["--config.data.name=folder", "--config.data.path={corrupt}"], "can be decoded"),
+    "missing_experiment": (None, "config file"),
+    "unknown_flag": (["--bogus_flag=1"], "unknown flag --bogus_flag"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_and_keeps_workdir(case, trained_run, tmp_path):
+  overrides, message = CASES[case]
+  before = _snapshot(trained_run)
+  paths = {"tmp": str(tmp_path), "empty": _bad_folder(tmp_path, "empty"), "corrupt": _bad_folder(tmp_path, "corrupt")}
+  if overrides is None:
+    args = ["--config", experiment("nope"), "--workdir", trained_run]
+  else:
+    args = ["--config", experiment("dcgan_digits") + ":runlocal", "--workdir", trained_run,
+            *[o.format(**paths) for o in overrides]]
+  result = run_script("train.py", *args, devices=8)
+  assert result.returncode == 2, result.stderr[-2000:]
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert lines == [lines[-1]] and lines[-1].startswith("error: "), result.stderr[-2000:]
+  assert message in lines[-1]
+  assert _snapshot(trained_run) == before
+
+
+def test_sample_script_errors(tmp_path):
+  result = run_script("sample.py", "--workdir", str(tmp_path), "--out", str(tmp_path / "x.png"))
+  assert result.returncode == 2 and "config.json not found" in result.stderr
+  result = run_script("sample.py", "--out", str(tmp_path / "x.png"))
+  assert result.returncode == 2 and "missing --workdir" in result.stderr
+
+
+def test_sample_script_outputs(trained_run, tmp_path):
+  grid = tmp_path / "grid.png"
+  result = run_script("sample.py", "--workdir", trained_run, "--num", "10", "--out", str(grid))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert Image.open(grid).size[0] >= 256
+  folder = tmp_path / "many"
+  assert run_script("sample.py", "--workdir", trained_run, "--num", "70", "--out", str(folder)).returncode == 0
+  files = sorted(os.listdir(folder))
+  assert len(files) == 70 and Image.open(folder / files[0]).size == (16, 16)
+  npy = tmp_path / "s.npy"
+  assert run_script("sample.py", "--workdir", trained_run, "--num", "5", "--out", str(npy), "--step", "25").returncode == 0
+  x = np.load(npy)
+  assert x.shape == (5, 16, 16, 1) and np.abs(x).max() <= 1
+  bad = run_script("sample.py", "--workdir", trained_run, "--out", str(npy), "--step", "7")
+  assert bad.returncode == 2 and "available: 25, 50" in bad.stderr

@@ -1,0 +1,61 @@
+import pytest
+
+from gan_jax import cli
+from gan_jax.config import ConfigError, base_config, parse_arg, validate
+
+EXPERIMENTS = ["ring8", "grid25", "dcgan_digits", "dcgan_mnist", "dcgan_cifar10", "dcgan_celeba64"]
+CONTRACT_KEYS = ["seed", "total_steps", "batch_size", "loss.name", "log_every", "ckpt_every",
+                 "sample_every", "wandb.mode"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("arg", ["", ":runlocal", ":loss=hinge"])
+def test_every_experiment_has_the_contract_keys_and_validates(load_config, name, arg):
+  c = load_config(f"experiments/{name}.py{arg}")
+  for key in CONTRACT_KEYS:
+    node = c
+    for part in key.split("."):
+      node = node[part]
+  validate(c)
+  if arg == ":loss=hinge":
+    assert c.loss.name == "hinge"
+
+
+def test_experiment_list_excludes_helpers():
+  assert set(cli.experiment_names()) == set(EXPERIMENTS)
+
+
+def test_parse_arg_types():
+  a = parse_arg("runlocal,steps=5,lr=0.5,name=x", runlocal=False, steps=1, lr=1.0, name="")
+  assert (a.runlocal, a.steps, a.lr, a.name) == (True, 5, 0.5, "x")
+  with pytest.raises(ConfigError, match="valid args: lr, runlocal"):
+    parse_arg("bogus=1", runlocal=False, lr=1.0)
+  with pytest.raises(ConfigError, match="must be int"):
+    parse_arg("steps=abc", steps=1)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("loss.name", "bogus", "unknown loss 'bogus'; valid choices: hinge, nonsaturating"),
+    ("data.name", "bogus", "unknown dataset 'bogus'; valid choices: "),
+    ("wandb.mode", "sometimes", "valid choices: auto, online, offline, disabled"),
+    ("total_steps", 0, "total_steps must be an integer >= 1"),
+    ("data.channels", 2, "data.channels must be 0, 1 or 3"),
+])
+def test_validate_rejects(key, value, message):
+  c = base_config()
+  section, _, leaf = key.rpartition(".")
+  (c[section] if section else c)[leaf] = value
+  with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    validate(c)
+
+
+def test_model_name_checked():
+  c = base_config()
+  c.model.name = "nope"
+  with pytest.raises(ConfigError, match="unknown model 'nope'; valid choices: dcgan, mlp"):
+    validate(c)
+
+
+def test_missing_experiment_file_lists_experiments():
+  with pytest.raises(ConfigError, match="experiments/ring8.py"):
+    cli.load_experiment("experiments/nope.py")

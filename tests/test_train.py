@@ -1,0 +1,168 @@
+"""The trainer end to end: artifacts, exact resume, device and process invariance, data paths,
+SIGTERM, and a learning check."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, experiment, read_jsonl, run_script
+from gan_jax.train import loop
+
+
+def test_default_run_leaves_its_artifacts(trained_run):
+  names = set(os.listdir(trained_run))
+  assert {"config.json", "metrics.jsonl", "samples", "loss_curves.png", "checkpoints", "data_spec.json"} <= names
+  rows = read_jsonl(os.path.join(trained_run, "metrics.jsonl"))
+  assert [r["step"] for r in rows] == list(range(10, 51, 10))
+  assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
+  assert "compile_s" in rows[0] and rows[-1]["images_per_sec"] > 0
+  assert sorted(os.listdir(os.path.join(trained_run, "samples"))) == ["step_00000025.png", "step_00000050.png"]
+  grid = np.asarray(Image.open(os.path.join(trained_run, "samples", "step_00000050.png")))
+  assert grid.shape[0] >= 256 and grid.std() > 10          # 64 16x16 samples, upscaled, not blank
+  assert sorted(os.listdir(os.path.join(trained_run, "checkpoints"))) == ["25", "50"]
+
+
+def _digits_config(load_config, **overrides):
+  c = load_config("experiments/dcgan_digits.py:runlocal")
+  c.update_from_flattened_dict({"wandb.mode": "disabled", **overrides})
+  return c
+
+
+def _flat(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_resume_is_exact(load_config, tmp_path):
+  """20 steps straight == 10 steps, stop, then 10 more (bitwise)."""
+  common = {"ckpt_every": 5, "sample_every": 0, "ema.halflife_kimg": 0.5, "n_critic": 2}
+  loop.train(_digits_config(load_config, total_steps=20, **common), str(tmp_path / "straight"))
+  loop.train(_digits_config(load_config, total_steps=10, **common), str(tmp_path / "resumed"))
+  loop.train(_digits_config(load_config, total_steps=20, **common), str(tmp_path / "resumed"))
+  *_, a, step_a = loop.load_run(str(tmp_path / "straight"))
+  *_, b, step_b = loop.load_run(str(tmp_path / "resumed"))
+  assert step_a == step_b == 20
+  for x, y in zip(_flat(a), _flat(b), strict=True):
+    np.testing.assert_array_equal(x, y)
+  rows_a = read_jsonl(str(tmp_path / "straight" / "metrics.jsonl"))
+  rows_b = read_jsonl(str(tmp_path / "resumed" / "metrics.jsonl"))
+  assert [r["step"] for r in rows_b] == [r["step"] for r in rows_a]  # no duplicated lines
+  for ra, rb in zip(rows_a, rows_b):
+    assert ra["d_loss"] == rb["d_loss"] and ra["g_loss"] == rb["g_loss"]
+
+
+def _losses(workdir):
+  return np.array([[r["d_loss"], r["g_loss"]] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))])
+
+
+FIVE_STEPS = ["--config.total_steps=5", "--config.log_every=1", "--config.batch_size=32",
+              "--config.sample_every=0", "--config.n_critic=2", "--config.ema.halflife_kimg=1.0"]
+
+
+def test_one_device_equals_eight(tmp_path):
+  runs = {}
+  for devices in (1, 8):
+    wd = str(tmp_path / f"dev{devices}")
+    r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", wd,
+                   *FIVE_STEPS, devices=devices)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{devices} devices" in r.stderr
+    runs[devices] = _losses(wd)
+  assert runs[1].shape == (5, 2)
+  np.testing.assert_allclose(runs[8], runs[1], atol=1e-5, rtol=0)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_equal_one(tmp_path):
+  single = str(tmp_path / "single")
+  r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", single,
+                 *FIVE_STEPS, devices=4)
+  assert r.returncode == 0, r.stderr[-3000:]
+  multi = str(tmp_path / "multi")
+  port = _free_port()
+  procs = []
+  for pid in range(2):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_NUM_CPU_DEVICES": "2",
+           "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+           "JAX_PROCESS_ID": str(pid), "WANDB_MODE": "disabled"}
+    procs.append(subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
+         experiment("dcgan_digits") + ":runlocal", "--workdir", multi, *FIVE_STEPS],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert "4 devices, 2 processes" in outs[0][1]
+  np.testing.assert_allclose(_losses(multi), _losses(single), atol=1e-5, rtol=0)
+
+
+def test_tfds_path_end_to_end(load_config, tmp_path):
+  import tensorflow_datasets as tfds
+  c = load_config("experiments/dcgan_mnist.py:runlocal")
+  c.update_from_flattened_dict({"total_steps": 4, "log_every": 2, "sample_every": 4, "ckpt_every": 4,
+                                "wandb.mode": "disabled"})
+  with tfds.testing.mock_data(num_examples=64):
+    loop.train(c, str(tmp_path))
+  rows = read_jsonl(str(tmp_path / "metrics.jsonl"))
+  assert [r["step"] for r in rows] == [2, 4]
+  assert Image.open(tmp_path / "samples" / "step_00000004.png").mode == "L"
+
+
+def test_image_folder_end_to_end(load_config, tmp_path):
+  images = tmp_path / "images"
+  images.mkdir()
+  rng = np.random.default_rng(0)
+  for i in range(12):
+    Image.fromarray(rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)).save(images / f"{i}.{'png' if i % 2 else 'jpeg'}")
+  c = _digits_config(load_config, **{"data.name": "folder", "data.path": str(images), "total_steps": 3,
+                                     "log_every": 1, "sample_every": 3, "ckpt_every": 3, "batch_size": 8})
+  loop.train(c, str(tmp_path / "run"))
+  assert len(read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))) == 3
+  assert Image.open(tmp_path / "run" / "samples" / "step_00000003.png").mode == "RGB"
+
+
+def test_sigterm_saves_and_exits_0(tmp_path):
+  wd = str(tmp_path / "run")
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "WANDB_MODE": "disabled"}
+  args = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
+          experiment("ring8") + ":runlocal", "--workdir", wd, "--config.log_every=10",
+          "--config.total_steps=100000", "--config.ckpt_every=100000"]
+  proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  metrics = os.path.join(wd, "metrics.jsonl")
+  deadline = time.time() + 120
+  while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 0, err[-3000:]
+  assert "stop requested" in err
+  saved = [int(s) for s in os.listdir(os.path.join(wd, "checkpoints")) if s.isdigit()]
+  assert len(saved) == 1 and 10 <= saved[0] < 100000
+  # Rerunning resumes from the saved step.
+  r = run_script("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", wd,
+                 "--config.log_every=10", f"--config.total_steps={saved[0] + 10}", "--config.ckpt_every=100000")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert f"resuming at step {saved[0]}" in r.stderr
+
+
+def test_ring8_learns_six_of_eight_modes(load_config, tmp_path):
+  """Non-saturating loss, seed 0, 3000 steps (ring8:runlocal): at least 6 of 8 modes."""
+  c = load_config("experiments/ring8.py:runlocal")
+  c.wandb.mode = "disabled"
+  c.sample_every = 0
+  loop.train(c, str(tmp_path))
+  final = [r for r in read_jsonl(str(tmp_path / "metrics.jsonl")) if "modes_covered" in r][-1]
+  assert final["step"] == 3000
+  assert final["modes_covered"] >= 6, final
+  assert final["high_quality_fraction"] > 0.5, final
