@@ -47,7 +47,7 @@ class MetricWriter:
       try:
         self.wandb_run.log({k: v for k, v in row.items() if k != "step"}, step=int(step))
       except Exception as e:  # noqa: BLE001 - wandb failing must not stop training
-        warnings.warn(f"wandb logging failed, continuing with local logs only: {e}")
+        warnings.warn(f"wandb logging failed, continuing with local logs only: {e}", stacklevel=2)
         self.wandb_run = None
 
 

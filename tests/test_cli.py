@@ -3,9 +3,8 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import experiment, run_script
+from PIL import Image
 
 
 def _snapshot(workdir):
@@ -78,7 +77,8 @@ def test_sample_script_outputs(trained_run, tmp_path):
   files = sorted(os.listdir(folder))
   assert len(files) == 70 and Image.open(folder / files[0]).size == (16, 16)
   npy = tmp_path / "s.npy"
-  assert run_script("sample.py", "--workdir", trained_run, "--num", "5", "--out", str(npy), "--step", "25").returncode == 0
+  result = run_script("sample.py", "--workdir", trained_run, "--num", "5", "--out", str(npy), "--step", "25")
+  assert result.returncode == 0, result.stderr[-2000:]
   x = np.load(npy)
   assert x.shape == (5, 16, 16, 1) and np.abs(x).max() <= 1
   bad = run_script("sample.py", "--workdir", trained_run, "--out", str(npy), "--step", "7")

@@ -9,10 +9,9 @@ import time
 
 import jax
 import numpy as np
-import pytest
+from conftest import ROOT, experiment, read_jsonl, run_script
 from PIL import Image
 
-from conftest import ROOT, experiment, read_jsonl, run_script
 from gan_jax.train import loop
 
 
@@ -124,7 +123,8 @@ def test_image_folder_end_to_end(load_config, tmp_path):
   images.mkdir()
   rng = np.random.default_rng(0)
   for i in range(12):
-    Image.fromarray(rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)).save(images / f"{i}.{'png' if i % 2 else 'jpeg'}")
+    suffix = "png" if i % 2 else "jpeg"
+    Image.fromarray(rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)).save(images / f"{i}.{suffix}")
   c = _digits_config(load_config, **{"data.name": "folder", "data.path": str(images), "total_steps": 3,
                                      "log_every": 1, "sample_every": 3, "ckpt_every": 3, "batch_size": 8})
   loop.train(c, str(tmp_path / "run"))

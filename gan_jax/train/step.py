@@ -104,12 +104,11 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   d_key, g_key = jax.random.split(key)
   reals = batch["x"]
 
-  def critic(st, inputs):
-    real, i = inputs
-    return d_update(gan, st, real, jax.random.fold_in(d_key, i))
-
-  state, d_metrics = jax.lax.scan(critic, state, (reals, jnp.arange(reals.shape[0])))
-  d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
+  # A Python loop, not lax.scan: n_critic is small and static, and XLA:CPU runs convolutions
+  # inside a while-loop body several times slower than unrolled (measured: 261 ms vs 67 ms per
+  # DCGAN step at 16x16, batch 64).
+  for i in range(reals.shape[0]):
+    state, d_metrics = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i))
   state, g_metrics = g_update(gan, state, reals[-1], g_key)
   step = state.step + 1
   if gan.use_ema:
