@@ -51,6 +51,23 @@ class MetricWriter:
         self.wandb_run = None
 
 
+  def image(self, step: int, key: str, path: str) -> None:
+    if self.wandb_run is not None:
+      try:
+        import wandb
+        self.wandb_run.log({key: wandb.Image(path)}, step=int(step))
+      except Exception as e:  # noqa: BLE001
+        warnings.warn(f"wandb image logging failed: {e}", stacklevel=2)
+
+  def close(self) -> None:
+    if self.wandb_run is not None:
+      try:
+        self.wandb_run.finish()
+      except Exception as e:  # noqa: BLE001
+        warnings.warn(f"wandb finish failed: {e}", stacklevel=2)
+      self.wandb_run = None
+
+
 def _py(v: Any) -> Any:
   v = np.asarray(v)
   return v.item() if v.ndim == 0 else v.tolist()

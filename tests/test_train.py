@@ -166,3 +166,14 @@ def test_ring8_learns_six_of_eight_modes(load_config, tmp_path):
   assert final["step"] == 3000
   assert final["modes_covered"] >= 6, final
   assert final["high_quality_fraction"] > 0.5, final
+
+
+def test_wandb_offline_needs_no_network(tmp_path):
+  wd = str(tmp_path / "run")
+  r = run_script("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", wd,
+                 "--config.total_steps=20", "--config.log_every=10", "--config.sample_every=20",
+                 "--config.wandb.mode=offline", env={"WANDB_MODE": "offline"})
+  assert r.returncode == 0, r.stderr[-3000:]
+  runs = [d for d in os.listdir(os.path.join(wd, "wandb")) if d.startswith("offline-run-")]
+  assert len(runs) == 1
+  assert [row["step"] for row in read_jsonl(os.path.join(wd, "metrics.jsonl"))] == [10, 20]

@@ -163,17 +163,18 @@ def train(config: ConfigDict, workdir: str) -> None:
 
   def write_samples(step: int) -> None:
     params = generator_params(state)
+    path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
     if ds.modes is not None:
       pts = sampler(params, state.g_vars, sample_key, config.eval.num_samples)
       if is_main:
-        logs.save_scatter(pts, ds.modes, os.path.join(workdir, "samples", f"step_{step:08d}.png"),
-                          title=f"{config.data.name}, step {step}")
+        logs.save_scatter(pts, ds.modes, path, title=f"{config.data.name}, step {step}")
     else:
       images = sampler(params, state.g_vars, sample_key, config.sample.num)
       if is_main:
-        logs.save_png(logs.image_grid(images), os.path.join(workdir, "samples", f"step_{step:08d}.png"))
+        logs.save_png(logs.image_grid(images), path)
     if is_main:
       logs.save_loss_curves(metrics_path, os.path.join(workdir, "loss_curves.png"))
+      writer.image(step, "samples", path)
 
   def evaluate(step: int) -> dict:
     if eval_sampler is None:
@@ -247,6 +248,8 @@ def train(config: ConfigDict, workdir: str) -> None:
     progress.close()
   if config.sample_every and step == start:  # nothing left to train: still leave a grid
     write_samples(step)
+  if writer is not None:
+    writer.close()
 
 
 def load_run(workdir: str, step: int | None = None):
