@@ -111,13 +111,16 @@ def test_folder_errors(tmp_path, setup, message):
     build_dataset(data_cfg(name="folder", path=str(path)))
 
 
-def test_tfds_mnist_through_data_source():
+@pytest.mark.parametrize("name,resolution,channels,num_classes", [
+    ("mnist", 32, 1, 10), ("cifar10", 32, 3, 10), ("celeba", 64, 3, 0)])
+def test_tfds_through_data_source(name, resolution, channels, num_classes):
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=20):
-    ds = build_dataset(data_cfg(name="mnist", resolution=32))
-    assert ds.spec.shape == (32, 32, 1) and ds.spec.num_classes == 10
+    ds = build_dataset(data_cfg(name=name, resolution=resolution))
+    assert ds.spec.shape == (resolution, resolution, channels) and ds.spec.num_classes == num_classes
     batch = next(iter(train_dataset(ds, 8, seed=0, process_index=0, process_count=1)))
-  assert batch["x"].shape == (8, 32, 32, 1) and batch["label"].shape == (8,)
+  assert batch["x"].shape == (8, resolution, resolution, channels)
+  assert batch["x"].dtype == np.float32 and -1 <= batch["x"].min() and batch["x"].max() <= 1
 
 
 def test_tfds_not_prepared_says_what_to_run(tmp_path):

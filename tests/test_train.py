@@ -9,6 +9,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 from conftest import ROOT, experiment, read_jsonl, run_script
 from PIL import Image
 
@@ -177,3 +178,14 @@ def test_wandb_offline_needs_no_network(tmp_path):
   runs = [d for d in os.listdir(os.path.join(wd, "wandb")) if d.startswith("offline-run-")]
   assert len(runs) == 1
   assert [row["step"] for row in read_jsonl(os.path.join(wd, "metrics.jsonl"))] == [10, 20]
+
+
+def test_divergence_stops_with_a_message_and_keeps_checkpoints(load_config, tmp_path):
+  c = load_config("experiments/ring8.py:runlocal")
+  c.update_from_flattened_dict({"wandb.mode": "disabled", "total_steps": 40, "log_every": 10,
+                                "ckpt_every": 10, "sample_every": 0, "eval.every": 0})
+  loop.train(c, str(tmp_path))                         # 40 good steps, checkpoints 10..40
+  c.update_from_flattened_dict({"total_steps": 200, "optim.d.lr": 1e30, "optim.g.lr": 1e30})
+  with pytest.raises(loop.TrainingDiverged, match=r"NaN or Inf within steps \(40, 50\]; last checkpoint: step 40"):
+    loop.train(c, str(tmp_path))
+  assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == [20, 30, 40]
