@@ -37,7 +37,8 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.ckpt_every = 500
   c.sample_every = 500
 
-  c.loss = ConfigDict({"name": "nonsaturating"})
+  # ls_a, ls_b, ls_c: the a-b-c coding of least_squares (Mao et al. 2017): fake, real, G's target.
+  c.loss = ConfigDict({"name": "nonsaturating", "ls_a": 0.0, "ls_b": 1.0, "ls_c": 1.0})
 
   c.model = model_config(model)
 

@@ -16,7 +16,7 @@ from gan_jax.train.step import GAN, train_step
 def _gan(**kw):
   args = dict(generator=MLPGenerator(out_dim=2, width=16, layers=2),
               discriminator=MaxoutDiscriminator(width=8, layers=2, pieces=2),
-              loss=LOSSES.get("nonsaturating"), g_tx=optax.adam(1e-3), d_tx=optax.adam(1e-3),
+              loss=LOSSES.get("nonsaturating")(), g_tx=optax.adam(1e-3), d_tx=optax.adam(1e-3),
               z_dim=2, z_dist="normal", batch_size=8)
   args.update(kw)
   return GAN(**args)

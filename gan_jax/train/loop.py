@@ -24,7 +24,7 @@ from gan_jax.checkpoint import Checkpointer, abstract_like
 from gan_jax.config import ConfigError
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
-from gan_jax.losses import LOSSES
+from gan_jax.losses import make_loss
 from gan_jax.metrics.modes import mode_statistics
 from gan_jax.models import DataSpec, build_models
 from gan_jax.optim import make_optimizer
@@ -63,7 +63,7 @@ class _StopFlag:
 
 def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
   generator, discriminator = build_models(config.model, spec)
-  return GAN(generator=generator, discriminator=discriminator, loss=LOSSES.get(config.loss.name),
+  return GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
              g_tx=make_optimizer(config.optim.g), d_tx=make_optimizer(config.optim.d),
              z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
              ema_decay=config.ema.decay, ema_halflife_kimg=config.ema.halflife_kimg,
