@@ -11,7 +11,7 @@ import ast
 from typing import Any
 
 import ml_collections
-from ml_collections import ConfigDict
+from ml_collections import ConfigDict, config_dict
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 Z_DISTS = ("normal", "uniform")
@@ -57,11 +57,20 @@ def base_config(model: str = "dcgan") -> ConfigDict:
 
   c.optim = ConfigDict()
   for who in ("g", "d"):
-    c.optim[who] = ConfigDict({"name": "adam", "lr": 2e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8})
+    c.optim[who] = ConfigDict({"name": "adam", "lr": 2e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8,
+                               "lr_final": _maybe_float(), "b2_final": _maybe_float()})
+
+  # Discriminator regularizers (gan_jax/regularizers.py); 0 disables a term.
+  c.reg = ConfigDict({"r1": 0.0, "r2": 0.0, "gamma_final": _maybe_float(), "wgan_gp": 0.0,
+                      "dragan": 0.0, "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1})
+  # Cosine ramps (R3GAN): each `*_final` set above moves from its base value to the final one
+  # over `schedule.kimg` thousand images, then holds; unset finals stay constant.
+  c.schedule = ConfigDict({"kimg": 0.0})
 
   # Generator EMA: set either `decay` (per step) or `halflife_kimg` (StyleGAN2-ADA's
   # ema_kimg: half-life in thousands of images); both 0 disables it. `rampup` as ADA's ema_rampup.
-  c.ema = ConfigDict({"decay": 0.0, "halflife_kimg": 0.0, "rampup": 0.0})
+  c.ema = ConfigDict({"decay": 0.0, "halflife_kimg": 0.0, "halflife_final_kimg": _maybe_float(),
+                      "rampup": 0.0})
 
   c.ckpt = ConfigDict({"keep": 3})
   c.sample = ConfigDict({"num": 64})    # fixed latents shown in every grid
@@ -69,6 +78,11 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.eval = ConfigDict({"every": 0, "num_samples": 2500})
   c.wandb = ConfigDict({"mode": "auto", "project": "gan_jax", "entity": "", "name": ""})
   return c
+
+
+def _maybe_float():
+  """A float key that may stay unset (None): overridable with --config.KEY=VALUE."""
+  return config_dict.placeholder(float)
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ConfigDict:
@@ -139,6 +153,11 @@ def validate(config: ConfigDict) -> None:
   _check(config.ema.halflife_kimg >= 0, f"ema.halflife_kimg must be >= 0, got {config.ema.halflife_kimg}")
   _check(not (config.ema.decay > 0 and config.ema.halflife_kimg > 0),
          "set ema.decay or ema.halflife_kimg, not both")
+  for key in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip"):
+    _check(config.reg[key] >= 0, f"reg.{key} must be >= 0 (0 disables it), got {config.reg[key]}")
+  _check(config.reg.lazy_every >= 1, f"reg.lazy_every must be >= 1, got {config.reg.lazy_every}")
+  _check(0 <= config.reg.lecam_decay < 1, f"reg.lecam_decay must be in [0, 1), got {config.reg.lecam_decay}")
+  _check(config.schedule.kimg >= 0, f"schedule.kimg must be >= 0, got {config.schedule.kimg}")
   _check(config.data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {config.data.channels}")
 
 

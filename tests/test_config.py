@@ -35,7 +35,7 @@ def test_parse_arg_types():
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("loss.name", "bogus", "unknown loss 'bogus'; valid choices: hinge, nonsaturating"),
+    ("loss.name", "bogus", "unknown loss 'bogus'; valid choices: hinge, least_squares, minimax"),
     ("data.name", "bogus", "unknown dataset 'bogus'; valid choices: "),
     ("wandb.mode", "sometimes", "valid choices: auto, online, offline, disabled"),
     ("total_steps", 0, "total_steps must be an integer >= 1"),

@@ -63,7 +63,7 @@ def test_gradients_match_finite_differences(name):
   r = rng.uniform(-0.8, 0.8, 6)          # away from the hinge kinks at +-1
   f = rng.uniform(-0.8, 0.8, 6)
   for fn in (loss.d, loss.g):
-    g_r, g_f = jax.grad(lambda a, b: fn(a, b), argnums=(0, 1))(jnp.asarray(r, jnp.float32), jnp.asarray(f, jnp.float32))
+    g_r, g_f = jax.grad(fn, argnums=(0, 1))(jnp.asarray(r, jnp.float32), jnp.asarray(f, jnp.float32))
     eps = 1e-3
     for which, grad in ((0, g_r), (1, g_f)):
       fd = np.zeros(6)

@@ -28,8 +28,8 @@ from gan_jax.losses import make_loss
 from gan_jax.metrics.modes import mode_statistics
 from gan_jax.models import DataSpec, build_models
 from gan_jax.optim import make_optimizer
+from gan_jax.regularizers import Regularization
 from gan_jax.sampling import generator_params, make_sampler
-from gan_jax.train.state import init_state
 from gan_jax.train.step import GAN, train_step
 
 
@@ -63,11 +63,17 @@ class _StopFlag:
 
 def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
   generator, discriminator = build_models(config.model, spec)
+  schedule_images = config.schedule.kimg * 1000.0
+  r = config.reg
   return GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
-             g_tx=make_optimizer(config.optim.g), d_tx=make_optimizer(config.optim.d),
+             g_tx=make_optimizer(config.optim.g, config.batch_size, schedule_images),
+             d_tx=make_optimizer(config.optim.d, config.batch_size / config.n_critic, schedule_images),
              z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
              ema_decay=config.ema.decay, ema_halflife_kimg=config.ema.halflife_kimg,
-             ema_rampup=config.ema.rampup)
+             ema_halflife_final_kimg=config.ema.halflife_final_kimg, ema_rampup=config.ema.rampup,
+             reg=Regularization(r1=r.r1, r2=r.r2, wgan_gp=r.wgan_gp, dragan=r.dragan, lecam=r.lecam,
+                                lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every),
+             gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images)
 
 
 def check_batch(config: ConfigDict) -> None:
@@ -86,9 +92,7 @@ def setup(config: ConfigDict, spec: DataSpec):
   rep = parallel.replicated(mesh)
   base_key = parallel.replicate(np.asarray(jax.random.PRNGKey(config.seed)), mesh)
   init_key, step_key, sample_key = jax.jit(lambda k: jax.random.split(k, 3), out_shardings=rep)(base_key)
-  init = jax.jit(functools.partial(init_state, generator=gan.generator, discriminator=gan.discriminator,
-                                   data_shape=spec.shape, z_dim=gan.z_dim, g_tx=gan.g_tx,
-                                   d_tx=gan.d_tx, use_ema=gan.use_ema), out_shardings=rep)
+  init = jax.jit(functools.partial(gan.init, data_shape=spec.shape), out_shardings=rep)
   return gan, mesh, init, init_key, step_key, sample_key
 
 

@@ -22,6 +22,7 @@ class TrainState:
   ema_params: Params      # EMA of g_params, or None when EMA is off
   g_opt: optax.OptState
   d_opt: optax.OptState
+  reg_state: dict         # regularizer state (LeCam's EMA anchors), {} when none
 
 
 def sample_latents(key: jax.Array, n: int, z_dim: int, dist: str) -> jax.Array:
@@ -33,7 +34,7 @@ def sample_latents(key: jax.Array, n: int, z_dim: int, dist: str) -> jax.Array:
 
 def init_state(key: jax.Array, generator: nn.Module, discriminator: nn.Module, data_shape: tuple,
                z_dim: int, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
-               use_ema: bool) -> TrainState:
+               use_ema: bool, reg_state: dict | None = None) -> TrainState:
   kg, kd = jax.random.split(key)
   z = jnp.zeros((2, z_dim))
   g_all = generator.init(kg, z, train=False)
@@ -43,4 +44,4 @@ def init_state(key: jax.Array, generator: nn.Module, discriminator: nn.Module, d
   return TrainState(
       step=jnp.zeros((), jnp.int32), g_params=g_params, g_vars=g_vars, d_params=d_params,
       d_vars=d_vars, ema_params=jax.tree.map(jnp.copy, g_params) if use_ema else None,
-      g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params))
+      g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params), reg_state=reg_state or {})

@@ -1,0 +1,135 @@
+"""Discriminator regularizers (`reg.*`), composable with any loss.
+
+Each penalty is a pure function of a discriminator `d_fn: x [B, ...] -> logits [B]` and
+arrays; the D step adds the weighted penalties to the adversarial loss:
+
+  reg.r1, reg.r2   gamma/2 · E ||∇ₓ D(x)||² on reals (R1) and fakes (R2); Mescheder et al. 2018,
+                   eq. 9; R3GAN (Huang et al. 2024) uses both with the same gamma.
+  reg.wgan_gp      λ · E (||∇ D(x̂)|| - 1)², x̂ on lines between reals and fakes; Gulrajani et al.
+                   2017, eq. 3 (λ = 10 in the paper).
+  reg.dragan       λ · E (||∇ D(x̂)|| - 1)², x̂ between reals and reals perturbed by
+                   0.5·std(x)·U(0, 1) noise; Kodali et al. 2017 (their code's perturbation).
+  reg.lecam        λ · R_LC, LeCam regularization (Tseng et al. 2021) with EMA anchors of the
+                   mean real and fake logits kept in the train state.
+  reg.clip         weight clipping of D to [-c, c] after each update (Arjovsky et al. 2017).
+  reg.lazy_every   apply the gradient penalties on every k-th D step only, multiplied by k
+                   (Karras et al. 2020, StyleGAN2, sec. 3.1); 1 (the default) = every step.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+DFn = Callable[[jax.Array], jax.Array]
+
+
+def per_example_grad_sq_norm(d_fn: DFn, x: jax.Array) -> jax.Array:
+  """||∇ₓ D(x_i)||² for each example: [B]. D's outputs are summed over the batch first, which
+  gives per-example input gradients for any D whose examples do not interact."""
+  g = jax.grad(lambda inp: jnp.sum(d_fn(inp).astype(jnp.float32)))(x)
+  return jnp.sum(jnp.square(g.reshape(g.shape[0], -1).astype(jnp.float32)), axis=1)
+
+
+def zero_centred_penalty(d_fn: DFn, x: jax.Array) -> jax.Array:
+  """E ||∇ₓ D(x)||²: R1 when x are reals, R2 when x are fakes (without the gamma/2)."""
+  return jnp.mean(per_example_grad_sq_norm(d_fn, x))
+
+
+def one_centred_penalty(d_fn: DFn, x: jax.Array) -> jax.Array:
+  """E (||∇ₓ D(x)|| - 1)²."""
+  norms = jnp.sqrt(per_example_grad_sq_norm(d_fn, x) + 1e-12)
+  return jnp.mean(jnp.square(norms - 1.0))
+
+
+def _per_example_uniform(key: jax.Array, x: jax.Array) -> jax.Array:
+  return jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
+
+
+def wgan_gp(d_fn: DFn, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+  """Gulrajani et al. 2017, eq. 3 without λ: x̂ = ε x_r + (1 - ε) x_f, ε ~ U[0, 1] per example."""
+  eps = _per_example_uniform(key, real)
+  return one_centred_penalty(d_fn, eps * real + (1.0 - eps) * fake)
+
+
+def dragan_points(real: jax.Array, key: jax.Array, scale: float = 0.5) -> jax.Array:
+  """x̂ = x + α (x_p - x), x_p = x + scale·std(x)·U(0, 1) noise, α ~ U[0, 1] per example."""
+  k_noise, k_alpha = jax.random.split(key)
+  perturbed = real + scale * jnp.std(real) * jax.random.uniform(k_noise, real.shape, real.dtype)
+  return real + _per_example_uniform(k_alpha, real) * (perturbed - real)
+
+
+def dragan(d_fn: DFn, real: jax.Array, key: jax.Array, scale: float = 0.5) -> jax.Array:
+  """Kodali et al. 2017 without λ: E (||∇ D(x̂)|| - 1)² at points perturbed around the reals."""
+  return one_centred_penalty(d_fn, dragan_points(real, key, scale))
+
+
+def lecam(real_logits: jax.Array, fake_logits: jax.Array, anchor_real: jax.Array,
+          anchor_fake: jax.Array) -> jax.Array:
+  """Tseng et al. 2021, R_LC as in their released code: E relu(D(x) - α_F)² + E relu(α_R - D(G(z)))²,
+  with α_R, α_F the EMAs of the mean real and fake logits (the paper's eq. 3 without the relu)."""
+  r = jnp.reshape(real_logits, (-1,)).astype(jnp.float32)
+  f = jnp.reshape(fake_logits, (-1,)).astype(jnp.float32)
+  return jnp.mean(jnp.square(jax.nn.relu(r - anchor_fake))) + jnp.mean(jnp.square(jax.nn.relu(anchor_real - f)))
+
+
+def lecam_anchors(state: dict, real_logits: jax.Array, fake_logits: jax.Array,
+                  decay: float) -> tuple[dict, jax.Array, jax.Array]:
+  """Updates the EMAs of the mean logits (zero-debiased, as the TF reference) and returns them."""
+  count = state["count"] + 1
+  ema_r = decay * state["ema_real"] + (1 - decay) * jax.lax.stop_gradient(jnp.mean(real_logits).astype(jnp.float32))
+  ema_f = decay * state["ema_fake"] + (1 - decay) * jax.lax.stop_gradient(jnp.mean(fake_logits).astype(jnp.float32))
+  debias = 1.0 - decay ** count.astype(jnp.float32)
+  return {"count": count, "ema_real": ema_r, "ema_fake": ema_f}, ema_r / debias, ema_f / debias
+
+
+def lecam_init() -> dict:
+  return {"count": jnp.zeros((), jnp.int32), "ema_real": jnp.zeros((), jnp.float32),
+          "ema_fake": jnp.zeros((), jnp.float32)}
+
+
+def clip_weights(params, c: float):
+  return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
+
+
+@dataclasses.dataclass(frozen=True)
+class Regularization:
+  """The static regularizer settings of a run (0 disables a term)."""
+  r1: float = 0.0
+  r2: float = 0.0
+  wgan_gp: float = 0.0
+  dragan: float = 0.0
+  lecam: float = 0.0
+  lecam_decay: float = 0.99
+  clip: float = 0.0
+  lazy_every: int = 1
+
+  @property
+  def has_gradient_penalty(self) -> bool:
+    return any(w > 0 for w in (self.r1, self.r2, self.wgan_gp, self.dragan))
+
+
+def gradient_penalties(reg: Regularization, d_fn: DFn, real: jax.Array, fake: jax.Array, key: jax.Array,
+                       gammas: dict | None = None) -> tuple[jax.Array, dict]:
+  """Weighted sum of the enabled gradient penalties and each raw value (for logging).
+
+  `gammas` may give the current R1/R2 weights ({"r1": ..., "r2": ...}) when gamma follows a
+  schedule; otherwise reg.r1 and reg.r2 are used."""
+  gammas = gammas or {"r1": reg.r1, "r2": reg.r2}
+  total, logs = jnp.zeros((), jnp.float32), {}
+  k_gp, k_dragan = jax.random.split(key)
+  if reg.r1 > 0:
+    logs["r1"] = zero_centred_penalty(d_fn, real)
+    total += 0.5 * gammas["r1"] * logs["r1"]
+  if reg.r2 > 0:
+    logs["r2"] = zero_centred_penalty(d_fn, fake)
+    total += 0.5 * gammas["r2"] * logs["r2"]
+  if reg.wgan_gp > 0:
+    logs["wgan_gp"] = wgan_gp(d_fn, real, fake, k_gp)
+    total += reg.wgan_gp * logs["wgan_gp"]
+  if reg.dragan > 0:
+    logs["dragan"] = dragan(d_fn, real, k_dragan)
+    total += reg.dragan * logs["dragan"]
+  return total, logs
