@@ -33,6 +33,9 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.total_steps = 1000          # generator steps; each does n_critic D steps first
   c.batch_size = 64             # global, per D step
   c.n_critic = 1
+  # Population mode: N members with seeds seed..seed+N-1 trained as one vmap-ed program on the
+  # same data; metrics.jsonl then holds per-member lists.
+  c.population = 1
   c.log_every = 50
   c.ckpt_every = 500
   c.sample_every = 500

@@ -19,6 +19,7 @@ flags.DEFINE_integer("num", 64, "number of samples")
 flags.DEFINE_string("out", None, "output: grid .png, .npy, or a folder for one PNG per sample")
 flags.DEFINE_integer("step", None, "checkpoint step (default: the newest)")
 flags.DEFINE_integer("seed", 0, "seed of the latents")
+flags.DEFINE_integer("member", 0, "population runs: which member (seed = config.seed + member)")
 
 
 def main(argv):
@@ -32,9 +33,12 @@ def main(argv):
   from gan_jax import logging as logs
   from gan_jax import parallel
   from gan_jax.sampling import generator_params, make_sampler
-  from gan_jax.train.loop import load_run
+  from gan_jax.train.loop import load_run, member
 
   config, spec, modes, gan, mesh, state, step = load_run(f.workdir, f.step)
+  if not 0 <= f.member < config.population:
+    raise cli.ConfigError(f"--member must be in [0, {config.population}), got {f.member}")
+  state = member(state, f.member, config.population)
   key = parallel.replicate(np.asarray(jax.random.PRNGKey(f.seed)), mesh)
   samples = make_sampler(gan, mesh, chunk=config.sample.num)(generator_params(state), state.g_vars, key, f.num)
   if jax.process_index() != 0:

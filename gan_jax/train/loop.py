@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import signal
 import sys
@@ -85,14 +84,32 @@ def check_batch(config: ConfigDict) -> None:
     raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {n_proc} processes")
 
 
+def members(fn, population: int):
+  """vmap over the population axis (leading axis of states and keys) when there is one."""
+  return jax.vmap(fn) if population > 1 else fn
+
+
+def member(tree, i: int, population: int):
+  """Member i of a population-stacked pytree (the tree itself for a single run)."""
+  return jax.tree.map(lambda x: x[i], tree) if population > 1 else tree
+
+
 def setup(config: ConfigDict, spec: DataSpec):
-  """The GAN, mesh, jitted initializer and the run's keys (init, step, samples)."""
+  """The GAN, mesh, jitted initializer and the run's keys (init, step, samples).
+
+  With `population` N > 1, member i is the run with seed `seed + i`: its keys are derived
+  exactly as a single run's, stacked along a leading axis."""
   gan = build_gan(config, spec)
   mesh = parallel.make_mesh()
   rep = parallel.replicated(mesh)
-  base_key = parallel.replicate(np.asarray(jax.random.PRNGKey(config.seed)), mesh)
-  init_key, step_key, sample_key = jax.jit(lambda k: jax.random.split(k, 3), out_shardings=rep)(base_key)
-  init = jax.jit(functools.partial(gan.init, data_shape=spec.shape), out_shardings=rep)
+  n = config.population
+  seeds = [config.seed + i for i in range(n)]
+  raw = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds]) if n > 1 else np.asarray(
+      jax.random.PRNGKey(config.seed))
+  base_key = parallel.replicate(raw, mesh)
+  split = members(lambda k: tuple(jax.random.split(k, 3)), n)
+  init_key, step_key, sample_key = jax.jit(split, out_shardings=rep)(base_key)
+  init = jax.jit(members(functools.partial(gan.init, data_shape=spec.shape), n), out_shardings=rep)
   return gan, mesh, init, init_key, step_key, sample_key
 
 
@@ -147,11 +164,14 @@ def train(config: ConfigDict, workdir: str) -> None:
   latest = ckpt.latest_step()
   if latest is not None:
     state = ckpt.restore(latest, abstract_like(state), data_iter)
-  start = int(state.step)
+  start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
 
   #### The compiled step.
-  step_fn = jax.jit(functools.partial(train_step, gan), in_shardings=(rep, batch_sh, rep),
-                    out_shardings=(rep, rep), donate_argnums=(0,))
+  population = config.population
+  step = functools.partial(train_step, gan)
+  if population > 1:   # one program for all members: the batch is shared, state and keys are not
+    step = jax.vmap(step, in_axes=(0, None, 0))
+  step_fn = jax.jit(step, in_shardings=(rep, batch_sh, rep), out_shardings=(rep, rep), donate_argnums=(0,))
   sampler = make_sampler(gan, mesh, chunk=config.sample.num)
   eval_sampler = make_sampler(gan, mesh, chunk=config.eval.num_samples) if ds.modes is not None else None
 
@@ -166,14 +186,16 @@ def train(config: ConfigDict, workdir: str) -> None:
           file=sys.stderr)
 
   def write_samples(step: int) -> None:
-    params = generator_params(state)
+    # Population runs show member 0 (the run with `seed`).
+    params = member(generator_params(state), 0, population)
+    g_vars, key = member(state.g_vars, 0, population), member(sample_key, 0, population)
     path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
     if ds.modes is not None:
-      pts = sampler(params, state.g_vars, sample_key, config.eval.num_samples)
+      pts = sampler(params, g_vars, key, config.eval.num_samples)
       if is_main:
         logs.save_scatter(pts, ds.modes, path, title=f"{config.data.name}, step {step}")
     else:
-      images = sampler(params, state.g_vars, sample_key, config.sample.num)
+      images = sampler(params, g_vars, key, config.sample.num)
       if is_main:
         logs.save_png(logs.image_grid(images), path)
     if is_main:
@@ -183,9 +205,16 @@ def train(config: ConfigDict, workdir: str) -> None:
   def evaluate(step: int) -> dict:
     if eval_sampler is None:
       return {}
-    pts = eval_sampler(generator_params(state), state.g_vars, jax.random.fold_in(sample_key, step),
-                       config.eval.num_samples)
-    return mode_statistics(pts, ds.modes, ds.mode_std)
+    stats = []
+    for i in range(population):
+      key = jax.random.fold_in(member(sample_key, i, population), step)
+      pts = eval_sampler(member(generator_params(state), i, population), member(state.g_vars, i, population),
+                         key, config.eval.num_samples)
+      stats.append(mode_statistics(pts, ds.modes, ds.mode_std))
+    if population == 1:
+      return stats[0]
+    # Per-member lists; a key missing for a member (reverse_kl with no good sample) is NaN there.
+    return {k: [st.get(k, float("nan")) for st in stats] for k in stats[0] | stats[-1]}
 
   #### Loop.
   stop = _StopFlag()
@@ -215,8 +244,8 @@ def train(config: ConfigDict, workdir: str) -> None:
 
     eval_metrics = evaluate(step) if config.eval.every and step % config.eval.every == 0 else {}
     if step % config.log_every == 0 or step == config.total_steps:
-      means = {k: float(v) / n_acc for k, v in jax.device_get(acc).items()}
-      bad = [k for k, v in means.items() if not math.isfinite(v)]
+      means = {k: np.asarray(v, np.float64) / n_acc for k, v in jax.device_get(acc).items()}
+      bad = [k for k, v in means.items() if not np.all(np.isfinite(v))]
       if bad:
         raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps "
                                f"({step - n_acc}, {step}]; last checkpoint: step {saved_at}")
@@ -229,7 +258,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       means.update(eval_metrics)
       if writer is not None:
         writer.write(step, means)
-        progress.set_postfix({"d_loss": f"{means['d_loss']:.3f}", "g_loss": f"{means['g_loss']:.3f}",
+        progress.set_postfix({"d_loss": f"{np.mean(means['d_loss']):.3f}", "g_loss": f"{np.mean(means['g_loss']):.3f}",
                               "img/s": f"{means.get('images_per_sec', 0):.0f}"}, refresh=False)
       acc, n_acc, interval_start, interval_steps = None, 0, time.perf_counter(), 0
     elif eval_metrics and writer is not None:
