@@ -9,7 +9,9 @@ from gan_jax.config import base_config, parse_arg
 
 def dcgan_config(dataset: str, resolution: int, width: int, total_steps: int, arg: str | None, *,
                  batch_size: int = 128, log_every: int = 100, every: int = 2000,
-                 ema_halflife_kimg: float = 0.0):
+                 ema_halflife_kimg: float = 0.0, settings: dict | None = None,
+                 local_settings: dict | None = None):
+  """`settings`: extra flattened keys; `local_settings`: further keys for the runlocal variant."""
   a = parse_arg(arg, loss="nonsaturating", runlocal=False)
   c = base_config("dcgan")
   c.data.name = dataset
@@ -24,10 +26,12 @@ def dcgan_config(dataset: str, resolution: int, width: int, total_steps: int, ar
   c.log_every = log_every
   c.sample_every = c.ckpt_every = every
   c.ema.halflife_kimg = ema_halflife_kimg
+  c.update_from_flattened_dict(settings or {})
   if a.runlocal:  # a smoke run of the same pipeline at toy width
     c.model.g_width = c.model.d_width = 16
     c.batch_size = 32
     c.total_steps = 50
     c.log_every = 10
     c.sample_every = c.ckpt_every = 25
+    c.update_from_flattened_dict(local_settings or {})
   return c

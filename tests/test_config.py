@@ -3,7 +3,7 @@ import pytest
 from gan_jax import cli
 from gan_jax.config import ConfigError, base_config, parse_arg, validate
 
-EXPERIMENTS = ["ring8", "grid25", "dcgan_digits", "dcgan_mnist", "dcgan_cifar10", "dcgan_celeba64"]
+EXPERIMENTS = ["ring8", "grid25", "dcgan_digits", "dcgan_mnist", "dcgan_cifar10", "dcgan_celeba64", "stacked_digits"]
 CONTRACT_KEYS = ["seed", "total_steps", "batch_size", "loss.name", "log_every", "ckpt_every",
                  "sample_every", "wandb.mode"]
 

@@ -131,3 +131,25 @@ def test_tfds_not_prepared_says_what_to_run(tmp_path):
 def test_unknown_tfds_name(tmp_path):
   with pytest.raises(ConfigError, match="TFDS has no dataset"):
     build_dataset(data_cfg(name="tfds", tfds_name="no_such_dataset_xyz", data_dir=str(tmp_path)))
+
+
+def test_stacked_digits_are_three_labelled_digits():
+  ds = build_dataset(data_cfg(name="stacked_digits", resolution=8, num_examples=500))
+  assert len(ds.source) == 500 and ds.spec.shape == (8, 8, 3) and ds.spec.num_classes == 1000
+  from gan_jax.data.digits import digit_images
+  images, labels = digit_images(8)
+  item = ds.source[7]
+  triple = [int(d) for d in f"{int(item['label']):03d}"]
+  for ch in range(3):   # each channel is one of the real digits with that label
+    matches = np.where(np.all(images[..., 0] == item["x"][..., ch], axis=(1, 2)))[0]
+    assert len(matches) and labels[matches[0]] == triple[ch]
+  modes = {int(ds.source[i]["label"]) for i in range(500)}
+  assert len(modes) > 350                       # 500 uniform draws of 1000 modes cover ~393
+
+
+def test_stacked_mnist_through_tfds():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=30):
+    ds = build_dataset(data_cfg(name="stacked_mnist", resolution=32, num_examples=100))
+    item = ds.source[3]
+  assert item["x"].shape == (32, 32, 3) and 0 <= int(item["label"]) < 1000

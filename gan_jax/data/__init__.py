@@ -25,9 +25,12 @@ class Dataset:
   source: Sequence[Any]
   transform: Callable[[Any], Example]
   spec: DataSpec
-  # 2-D mixtures only: mode centres [K, D] and the per-mode standard deviation.
+  # 2-D mixtures only: mode centres [K, D] and the per-mode standard deviation (for plots).
   modes: np.ndarray | None = None
   mode_std: float = 0.0
+  # In-training evaluation of generated samples [N, ...] -> metrics (eval.every, eval.num_samples):
+  # mode coverage for the 2-D mixtures and the stacked digits.
+  evaluate: Callable[[np.ndarray], dict] | None = None
 
 
 class ArraySource:
@@ -52,4 +55,4 @@ def build_dataset(data_cfg: ConfigDict) -> Dataset:
 
 
 # Registration happens on import.
-from gan_jax.data import digits, folder, tfds_source, toy2d  # noqa: E402,F401
+from gan_jax.data import digits, folder, stacked, tfds_source, toy2d  # noqa: E402,F401

@@ -11,14 +11,19 @@ from gan_jax.data.images import resize, set_channels, to_model_range
 from gan_jax.models import DataSpec
 
 
-@DATASETS.register("digits")
-def digits(c: ConfigDict) -> Dataset:
+def digit_images(resolution: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+  """All 1797 digits as float32 [N, resolution, resolution, channels] in [-1, 1], and labels."""
   from sklearn.datasets import load_digits
 
   d = load_digits()
   # Pixel values are counts 0..16 of a 4x4 block; map to 0..255.
   raw = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-  channels = c.channels or 1
-  x = np.stack([to_model_range(set_channels(resize(im, c.resolution), channels)) for im in raw])
-  return Dataset(ArraySource(x=x, label=d.target.astype(np.int32)), transform=dict,
+  x = np.stack([to_model_range(set_channels(resize(im, resolution), channels)) for im in raw])
+  return x, d.target.astype(np.int32)
+
+
+@DATASETS.register("digits")
+def digits(c: ConfigDict) -> Dataset:
+  x, labels = digit_images(c.resolution, c.channels or 1)
+  return Dataset(ArraySource(x=x, label=labels), transform=dict,
                  spec=DataSpec("image", x.shape[1:], num_classes=10))

@@ -20,7 +20,7 @@ from gan_jax.data.images import preprocess
 from gan_jax.models import DataSpec
 
 
-def _open(name: str, c: ConfigDict):
+def open_tfds(name: str, c: ConfigDict):
   import tensorflow_datasets as tfds
 
   data_dir = c.data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
@@ -51,7 +51,7 @@ def _transform(example: dict, *, resolution: int, channels: int, crop: int) -> d
 
 
 def _tfds_images(name: str, c: ConfigDict, crop: int = 0) -> Dataset:
-  source = _open(name, c)
+  source = open_tfds(name, c)
   features = source.dataset_info.features
   if "image" not in features:
     raise ConfigError(f"TFDS dataset {name!r} has no 'image' feature; features: {', '.join(features)}")

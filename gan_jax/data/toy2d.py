@@ -6,10 +6,13 @@ The training set is `data.num_examples` samples (100k in the paper) drawn with `
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from ml_collections import ConfigDict
 
 from gan_jax.data import DATASETS, ArraySource, Dataset
+from gan_jax.metrics.modes import mode_statistics
 from gan_jax.models import DataSpec
 
 
@@ -31,8 +34,8 @@ def sample_mixture(modes: np.ndarray, std: float, n: int, seed: int) -> np.ndarr
 
 def _mixture(modes: np.ndarray, std: float, c: ConfigDict) -> Dataset:
   x = sample_mixture(modes, std, c.num_examples, c.seed)
-  return Dataset(ArraySource(x=x), transform=dict, spec=DataSpec("vector", (2,)),
-                 modes=modes, mode_std=std)
+  return Dataset(ArraySource(x=x), transform=dict, spec=DataSpec("vector", (2,)), modes=modes,
+                 mode_std=std, evaluate=functools.partial(mode_statistics, modes=modes, std=std))
 
 
 @DATASETS.register("ring8")

@@ -24,7 +24,6 @@ from gan_jax.config import ConfigError
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.losses import make_loss
-from gan_jax.metrics.modes import mode_statistics
 from gan_jax.models import DataSpec, build_models
 from gan_jax.optim import make_optimizer
 from gan_jax.regularizers import Regularization
@@ -173,7 +172,9 @@ def train(config: ConfigDict, workdir: str) -> None:
     step = jax.vmap(step, in_axes=(0, None, 0))
   step_fn = jax.jit(step, in_shardings=(rep, batch_sh, rep), out_shardings=(rep, rep), donate_argnums=(0,))
   sampler = make_sampler(gan, mesh, chunk=config.sample.num)
-  eval_sampler = make_sampler(gan, mesh, chunk=config.eval.num_samples) if ds.modes is not None else None
+  # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
+  eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
+  eval_sampler = make_sampler(gan, mesh, chunk=eval_chunk) if ds.evaluate is not None else None
 
   #### Logging.
   metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -210,7 +211,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       key = jax.random.fold_in(member(sample_key, i, population), step)
       pts = eval_sampler(member(generator_params(state), i, population), member(state.g_vars, i, population),
                          key, config.eval.num_samples)
-      stats.append(mode_statistics(pts, ds.modes, ds.mode_std))
+      stats.append(ds.evaluate(pts))
     if population == 1:
       return stats[0]
     # Per-member lists; a key missing for a member (reverse_kl with no good sample) is NaN there.

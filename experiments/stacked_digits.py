@@ -1,0 +1,25 @@
+"""Stacked digits: three scikit-learn digits as RGB channels, 1000 modes (StackedMNIST protocol
+on data that needs no download; `--config.data.name=stacked_mnist --config.data.resolution=32`
+gives the real StackedMNIST from TFDS mnist).
+
+  python scripts/train.py --config experiments/stacked_digits.py --workdir runs/stacked_digits
+
+DCGAN at 16x16x3 (ngf = ndf = 32), batch 64, 25,600 training stacks; every eval.every steps
+10,000 samples are classified channel by channel by a CNN the project trains on the digits
+themselves (cached), logging `modes_covered` (of 1000) and `reverse_kl` to uniform. At 10k
+samples a perfect generator scores about 0.05 KL and misses ~0.03 modes. Reference numbers
+(StackedMNIST, 26k samples; VEEGAN Table 2 / PacGAN Table 2): DCGAN 99 modes / KL 3.40;
+PacDCGAN2 1000 / 0.06. Args: loss=NAME, runlocal.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _dcgan import dcgan_config  # noqa: E402
+
+
+def get_config(arg=None):
+  return dcgan_config("stacked_digits", resolution=16, width=32, total_steps=4000, arg=arg, batch_size=64,
+                      log_every=100, every=1000, ema_halflife_kimg=5.0,
+                      settings={"data.num_examples": 25_600, "eval.every": 1000, "eval.num_samples": 10_000},
+                      local_settings={"eval.every": 25, "eval.num_samples": 1000})
