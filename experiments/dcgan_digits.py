@@ -6,6 +6,10 @@
 batch 64, 1500 steps (~53 epochs), EMA generator (half-life 5k images).
 Target: recognisable digits of every class in the grid within 5 minutes on 2 CPU cores
 (see the README's results for the measured time). Args: loss=NAME, runlocal.
+
+Sweep `losses` (5 losses x seeds 0-2):
+
+  python scripts/sweep.py --config experiments/dcgan_digits.py --sweep losses --root runs/digits_losses
 """
 import os
 import sys
@@ -17,3 +21,8 @@ from _dcgan import dcgan_config  # noqa: E402
 def get_config(arg=None):
   return dcgan_config("digits", resolution=16, width=32, total_steps=1500, arg=arg, batch_size=64,
                       log_every=50, every=500, ema_halflife_kimg=5.0)
+
+
+def get_sweeps():
+  return {"losses": {"loss.name": ["nonsaturating", "hinge", "least_squares", "rsgan", "rpgan"],
+                     "seed": [0, 1, 2]}}

@@ -6,14 +6,18 @@
 Protocol: 25 modes at {-4, -2, 0, 2, 4}^2, std 0.05, 100k training points; same networks,
 optimizer and schedule as ring8 (see experiments/ring8.py).
 Target (PacGAN Table 1, GAN baseline, 10 runs): 17.3 ± 0.8 modes, 94.8 ± 0.7 % high quality.
-Args: loss=NAME, runlocal.
+Args: loss=NAME, runlocal. Sweeps: those of ring8 (`losses`, `smoke`).
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ring8 import mixture_config  # noqa: E402
+from ring8 import mixture_config, mixture_sweeps  # noqa: E402
 
 
 def get_config(arg=None):
   return mixture_config("grid25", arg)
+
+
+def get_sweeps():
+  return mixture_sweeps()

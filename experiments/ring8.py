@@ -8,6 +8,12 @@ z ~ N(0, I_2); D 3 maxout layers (200 units, 5 pieces); Adam lr 1e-4, b1 0.8; ba
 400 epochs (400k steps). Metrics every eval.every steps on 2500 samples (3-std rule).
 Target (PacGAN Table 1, GAN baseline, 10 runs): 6.3 ± 0.5 modes, 98.2 ± 0.2 % high quality.
 Args: loss=NAME, runlocal (3000 steps, Adam lr 1e-3, b1 0.5: under a minute on 2 CPU cores).
+
+Sweeps: `losses` (every registered loss x seeds 0-4), `losses_population` (the same, each
+loss's 5 seeds as one population run), `smoke` (2 losses x 2 seeds):
+
+  python scripts/sweep.py --config experiments/ring8.py:runlocal --sweep losses_population --root runs/ring8_losses
+  python scripts/compare.py runs/ring8_losses --out runs/ring8_losses/report
 """
 from gan_jax.config import base_config, parse_arg
 
@@ -38,3 +44,17 @@ def mixture_config(dataset: str, arg: str | None):
 
 def get_config(arg=None):
   return mixture_config("ring8", arg)
+
+
+def mixture_sweeps():
+  from gan_jax.losses import LOSSES
+  return {
+      "losses": {"loss.name": LOSSES.names(), "seed": [0, 1, 2, 3, 4]},
+      # The same study with the 5 seeds of each loss trained as one vmap-ed program.
+      "losses_population": {"loss.name": LOSSES.names(), "population": [5]},
+      "smoke": {"loss.name": ["nonsaturating", "rpgan"], "seed": [0, 1]},
+  }
+
+
+def get_sweeps():
+  return mixture_sweeps()

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 import sys
+import types
 from typing import Callable, Sequence
 
 from absl import flags
@@ -26,15 +27,21 @@ def experiment_names() -> list[str]:
                 if not os.path.basename(p).startswith("_"))
 
 
-def load_experiment(spec: str) -> ConfigDict:
-  """`path/to/NAME.py[:args]` -> get_config(args)."""
-  path, _, arg = spec.partition(":")
+def load_experiment_module(path: str) -> types.ModuleType:
+  """Imports the experiment file at `path` (get_config, and get_sweeps where it has one)."""
   if not os.path.isfile(path):
     raise ConfigError(f"config file {path!r} not found; experiments: "
                       + ", ".join(f"experiments/{n}.py" for n in experiment_names()))
   module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
+  return module
+
+
+def load_experiment(spec: str) -> ConfigDict:
+  """`path/to/NAME.py[:args]` -> get_config(args)."""
+  path, _, arg = spec.partition(":")
+  module = load_experiment_module(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {path!r} has no get_config(arg) function")
   return module.get_config(arg or None)
@@ -69,7 +76,8 @@ def parse_flags(argv: Sequence[str], config_flag: str = "config", required: Sequ
     flags.FLAGS(list(argv))
   except flags.UnrecognizedFlagError as e:
     raise ConfigError(f"unknown flag --{e.flagname}; valid flags: "
-                      + ", ".join(f"--{n}" for n in sorted(_own_flags())) + f", --{config_flag}.KEY=VALUE") from None
+                      + ", ".join(f"--{n}" for n in sorted(_own_flags()))
+                      + (f", --{config_flag}.KEY=VALUE" if config_flag in flags.FLAGS else "")) from None
   except flags.IllegalFlagValueError as e:
     raise ConfigError(f"bad value: {str(e).splitlines()[0]}") from None
   except AttributeError:
@@ -88,9 +96,9 @@ def parse_flags(argv: Sequence[str], config_flag: str = "config", required: Sequ
 
 
 def _own_flags() -> list[str]:
-  """Flags defined by the running script (its module is __main__ or a scripts/ file)."""
+  """Flags defined by the running script (absl files them under sys.argv[0], as given)."""
   return [f.name for module, fs in flags.FLAGS.flags_by_module_dict().items()
-          if module == "__main__" or os.sep + "scripts" + os.sep in module for f in fs]
+          if module in ("__main__", sys.argv[0]) or os.sep + "scripts" + os.sep in module for f in fs]
 
 
 def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:

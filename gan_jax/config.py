@@ -153,6 +153,10 @@ def validate(config: ConfigDict) -> None:
   _check(config.wandb.mode in WANDB_MODES,
          f"unknown wandb.mode {config.wandb.mode!r}; valid choices: {', '.join(WANDB_MODES)}")
   _check(0.0 <= config.ema.decay < 1.0, f"ema.decay must be in [0, 1), got {config.ema.decay}")
+  _check(config.ema.rampup >= 0, f"ema.rampup must be >= 0, got {config.ema.rampup}")
+  for who in ("g", "d"):
+    o = config.optim[who]
+    _check(0 <= o.b1 < 1 and 0 <= o.b2 < 1, f"optim.{who}.b1 and b2 must be in [0, 1), got {o.b1}, {o.b2}")
   _check(config.ema.halflife_kimg >= 0, f"ema.halflife_kimg must be >= 0, got {config.ema.halflife_kimg}")
   _check(not (config.ema.decay > 0 and config.ema.halflife_kimg > 0),
          "set ema.decay or ema.halflife_kimg, not both")

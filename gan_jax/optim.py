@@ -39,11 +39,13 @@ def _sgd(c: ConfigDict, lr, b2) -> optax.GradientTransformation:
 def make_optimizer(c: ConfigDict, images_per_update: float = 0.0,
                    schedule_images: float = 0.0) -> optax.GradientTransformation:
   """`images_per_update`: training images per update of this optimizer (to express its
-  update count as progress in images); `schedule_images`: duration of the cosine ramps."""
+  update count as progress in images); `schedule_images`: duration of the cosine ramps.
+
+  The hyperparameters are always functions of the update count, so the values in the config
+  win over those stored in a restored optimizer state (a constant injected value would be
+  read back from the checkpoint, silently ignoring a changed `lr` on resume)."""
   lr_sched = cosine_ramp(c.lr, c.get("lr_final"), schedule_images)
   b2_sched = cosine_ramp(c.b2, c.get("b2_final"), schedule_images)
-  if c.get("lr_final") is None and c.get("b2_final") is None:
-    return OPTIMIZERS.get(c.name)(c, c.lr, c.b2)
   progress = lambda count: jnp.asarray(count, jnp.float32) * images_per_update  # noqa: E731
   return OPTIMIZERS.get(c.name)(c, lambda n: lr_sched(progress(n)), lambda n: b2_sched(progress(n)))
 

@@ -39,6 +39,7 @@ CASES = {
     "unreadable_folder": (["--config.data.name=folder", "--config.data.path={corrupt}"], "can be decoded"),
     "missing_experiment": (None, "config file"),
     "unknown_flag": (["--bogus_flag=1"], "unknown flag --bogus_flag"),
+    "changed_model_on_resume": (["--config.model.g_width=8"], "changed keys: model.g_width (16 -> 8)"),
 }
 
 

@@ -34,10 +34,10 @@ def test_dcgan_64_is_the_papers_layer_spec():
       (5, 5, 3, 128), (5, 5, 128, 256), (5, 5, 256, 512), (5, 5, 512, 1024)]
   assert dshapes["Dense_0/kernel"] == (4 * 4 * 1024, 1)
   assert len(dv["batch_stats"]) == 3            # no BN on D's first layer
-  # Parameter count by hand: G = dense + 4 transposed convs (+ output bias) + BN scale/bias.
-  g_count = 100 * 16 * 1024 + 25 * (1024 * 512 + 512 * 256 + 256 * 128 + 128 * 3) + 3 + 2 * (1024 + 512 + 256 + 128)
+  # Parameter count by hand (no biases, as in the reference code): G = dense + 4 transposed convs + BN.
+  g_count = 100 * 16 * 1024 + 25 * (1024 * 512 + 512 * 256 + 256 * 128 + 128 * 3) + 2 * (1024 + 512 + 256 + 128)
   assert sum(x.size for x in jax.tree.leaves(gv["params"])) == g_count
-  d_count = 25 * (3 * 128 + 128 * 256 + 256 * 512 + 512 * 1024) + 128 + 2 * (256 + 512 + 1024) + 16 * 1024 + 1
+  d_count = 25 * (3 * 128 + 128 * 256 + 256 * 512 + 512 * 1024) + 2 * (256 + 512 + 1024) + 16 * 1024
   assert sum(x.size for x in jax.tree.leaves(dv["params"])) == d_count
 
 

@@ -6,7 +6,8 @@ G: z (100-d, uniform in [-1, 1]) -> linear projection to 4x4 x (8·ngf at 64x64)
    each), the last one to the image channels with tanh and no BN (paper sec. 3 and fig. 1).
 D: stride-2 5x5 convolutions doubling the channels from ndf, LeakyReLU(0.2), BN on every layer
    but the first, down to 4x4, then flatten and one linear logit (no pooling, no hidden FC).
-Weights ~ N(0, 0.02); BN scale ~ N(1, 0.02) (paper sec. 4). The number of stride-2 layers
+Weights ~ N(0, 0.02); BN scale ~ N(1, 0.02) (paper sec. 4). No layer has a bias, as in the
+reference code: BN's shift takes its place, and the output layers have none. The number of stride-2 layers
 follows the resolution: 4 at 64x64 (ngf = ndf = 128 in the paper's LSUN model), 3 at 32x32,
 2 at 16x16. `g_width` = ngf, `d_width` = ndf.
 """
@@ -54,14 +55,13 @@ class DCGANGenerator(nn.Module):
     n = num_stages(self.resolution)
     c = self.width * 2 ** (n - 1)
     k = (self.kernel_size, self.kernel_size)
-    # No bias before BN: BN's shift makes it redundant.
     x = nn.Dense(4 * 4 * c, use_bias=False, kernel_init=_W_INIT)(z).reshape(-1, 4, 4, c)
     x = nn.relu(_batch_norm(train)(x))
     for _ in range(n - 1):
       c //= 2
       x = nn.ConvTranspose(c, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT)(x)
       x = nn.relu(_batch_norm(train)(x))
-    x = nn.ConvTranspose(self.channels, k, strides=(2, 2), padding="SAME", kernel_init=_W_INIT)(x)
+    x = nn.ConvTranspose(self.channels, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT)(x)
     return jnp.tanh(x)
 
 
@@ -74,14 +74,14 @@ class DCGANDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     n = num_stages(self.resolution)
     k = (self.kernel_size, self.kernel_size)
-    x = nn.Conv(self.width, k, strides=(2, 2), padding="SAME", kernel_init=_W_INIT)(x)
+    x = nn.Conv(self.width, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT)(x)
     x = nn.leaky_relu(x, 0.2)
     for i in range(1, n):
       x = nn.Conv(self.width * 2**i, k, strides=(2, 2), padding="SAME", use_bias=False,
                   kernel_init=_W_INIT)(x)
       x = nn.leaky_relu(_batch_norm(train)(x), 0.2)
     x = x.reshape(x.shape[0], -1)
-    return nn.Dense(1, kernel_init=_W_INIT)(x)[..., 0]
+    return nn.Dense(1, use_bias=False, kernel_init=_W_INIT)(x)[..., 0]
 
 
 def _defaults() -> dict:

@@ -131,6 +131,7 @@ def read_data_spec(path: str) -> tuple[DataSpec, np.ndarray | None]:
 def train(config: ConfigDict, workdir: str) -> None:
   """Trains (or resumes) the run in `workdir`; returns when done or after a SIGTERM save."""
   #### Validation and building: nothing is written before this succeeds.
+  stop = _StopFlag()   # first, so a SIGTERM during set-up or compilation is not lost
   config_lib.validate(config)
   ds = build_dataset(config.data)
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
@@ -138,13 +139,6 @@ def train(config: ConfigDict, workdir: str) -> None:
   is_main = jax.process_index() == 0
   rep = parallel.replicated(mesh)
   batch_sh = parallel.batch_sharding(mesh, batch_axis=1)   # [n_critic, B, ...]
-
-  #### Workdir.
-  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-  if is_main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-    write_data_spec(ds, os.path.join(workdir, "data_spec.json"))
 
   #### Input: this process's slice of every global batch, n_critic batches per step.
   data_iter = iter(train_dataset(ds, config.batch_size, config.data.seed, jax.process_index(),
@@ -160,130 +154,174 @@ def train(config: ConfigDict, workdir: str) -> None:
   #### State: initialized replicated, or restored from the newest checkpoint.
   state = init(init_key)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state = ckpt.restore(latest, abstract_like(state), data_iter)
-  start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
+  try:
+    latest = ckpt.latest_step()
+    if latest is not None:
+      try:
+        state = ckpt.restore(latest, abstract_like(state), data_iter)
+      except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
+    start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
 
-  #### The compiled step.
-  population = config.population
-  step = functools.partial(train_step, gan)
-  if population > 1:   # one program for all members: the batch is shared, state and keys are not
-    step = jax.vmap(step, in_axes=(0, None, 0))
-  step_fn = jax.jit(step, in_shardings=(rep, batch_sh, rep), out_shardings=(rep, rep), donate_argnums=(0,))
-  sampler = make_sampler(gan, mesh, chunk=config.sample.num)
-  # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
-  eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
-  eval_sampler = make_sampler(gan, mesh, chunk=eval_chunk) if ds.evaluate is not None else None
+    #### Workdir files, written once the run is known to be valid.
+    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    if is_main:
+      with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+      write_data_spec(ds, os.path.join(workdir, "data_spec.json"))
+    #### The compiled step.
+    population = config.population
+    step = functools.partial(train_step, gan)
+    if population > 1:   # one program for all members: the batch is shared, state and keys are not
+      step = jax.vmap(step, in_axes=(0, None, 0))
+    step_fn = jax.jit(step, in_shardings=(rep, batch_sh, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+    sampler = make_sampler(gan, mesh, chunk=config.sample.num)
+    # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
+    eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
+    eval_sampler = make_sampler(gan, mesh, chunk=eval_chunk) if ds.evaluate is not None else None
 
-  #### Logging.
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  writer = None
-  if is_main:
-    writer = logs.MetricWriter(metrics_path, logs.init_wandb(config, workdir))
-    writer.truncate_after(start)
-    print(f"gan_jax: {'resuming at step ' + str(start) if start else 'starting'}; "
-          f"{jax.device_count()} devices, {jax.process_count()} processes; workdir {workdir}",
-          file=sys.stderr)
+    #### Logging.
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    writer = None
+    if is_main:
+      writer = logs.MetricWriter(metrics_path, logs.init_wandb(config, workdir))
+      writer.truncate_after(start)
+      print(f"gan_jax: {'resuming at step ' + str(start) if start else 'starting'}; "
+            f"{jax.device_count()} devices, {jax.process_count()} processes; workdir {workdir}",
+            file=sys.stderr)
 
-  def write_samples(step: int) -> None:
-    # Population runs show member 0 (the run with `seed`).
-    params = member(generator_params(state), 0, population)
-    g_vars, key = member(state.g_vars, 0, population), member(sample_key, 0, population)
-    path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
-    if ds.modes is not None:
-      pts = sampler(params, g_vars, key, config.eval.num_samples)
+    def write_samples(step: int) -> None:
+      # Population runs show member 0 (the run with `seed`).
+      params = member(generator_params(state), 0, population)
+      g_vars, key = member(state.g_vars, 0, population), member(sample_key, 0, population)
+      path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
+      if ds.modes is not None:
+        pts = sampler(params, g_vars, key, config.eval.num_samples)
+        if is_main:
+          logs.save_scatter(pts, ds.modes, path, title=f"{config.data.name}, step {step}")
+      else:
+        images = sampler(params, g_vars, key, config.sample.num)
+        if is_main:
+          logs.save_png(logs.image_grid(images), path)
       if is_main:
-        logs.save_scatter(pts, ds.modes, path, title=f"{config.data.name}, step {step}")
-    else:
-      images = sampler(params, g_vars, key, config.sample.num)
-      if is_main:
-        logs.save_png(logs.image_grid(images), path)
+        logs.save_loss_curves(metrics_path, os.path.join(workdir, "loss_curves.png"))
+        writer.image(step, "samples", path)
+
+    def evaluate(step: int) -> dict:
+      if eval_sampler is None:
+        return {}
+      stats = []
+      for i in range(population):
+        key = jax.random.fold_in(member(sample_key, i, population), step)
+        pts = eval_sampler(member(generator_params(state), i, population), member(state.g_vars, i, population),
+                           key, config.eval.num_samples)
+        stats.append(ds.evaluate(pts))
+      if population == 1:
+        return stats[0]
+      # Per-member lists; a key missing for a member (reverse_kl with no good sample) is NaN there.
+      return {k: [st.get(k, float("nan")) for st in stats] for k in stats[0] | stats[-1]}
+
+    #### Loop.
+    progress = None
+    if is_main:
+      from tqdm import tqdm
+      progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
+                      mininterval=1.0, file=sys.stderr)
+    images_per_step = config.batch_size * config.n_critic
+    acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
+    overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
+    saved_at = latest
+    step = start
+    for step in range(start + 1, config.total_steps + 1):
+      batch = next_batch()
+      t0 = time.perf_counter()
+      state, metrics = step_fn(state, batch, step_key)
+      acc = metrics if acc is None else jax.tree.map(lambda a, m: a + m, acc, metrics)
+      n_acc += 1
+      if compile_s is None:
+        jax.block_until_ready(metrics)
+        compile_s = time.perf_counter() - t0
+        interval_start, interval_steps = time.perf_counter(), 0
+      else:
+        interval_steps += 1
+      if progress is not None:
+        progress.update(1)
+
+      t_eval = time.perf_counter()
+      eval_now = config.eval.every and (step % config.eval.every == 0 or step == config.total_steps)
+      eval_metrics = evaluate(step) if eval_now else {}
+      overhead += time.perf_counter() - t_eval
+      if step % config.log_every == 0 or step == config.total_steps:
+        means = {k: np.asarray(v, np.float64) / n_acc for k, v in jax.device_get(acc).items()}
+        bad = [k for k, v in means.items() if not np.all(np.isfinite(v))]
+        if bad:
+          raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps "
+                                 f"({step - n_acc}, {step}]; last checkpoint: step {saved_at}")
+        elapsed = time.perf_counter() - interval_start - overhead
+        if interval_steps and elapsed > 0:
+          means["steps_per_sec"] = interval_steps / elapsed
+          means["images_per_sec"] = interval_steps * images_per_step / elapsed
+        if compile_s is not None and n_acc and step - n_acc == start:
+          means["compile_s"] = compile_s
+        means.update(eval_metrics)
+        if writer is not None:
+          writer.write(step, means)
+          progress.set_postfix({"d_loss": f"{np.mean(means['d_loss']):.3f}",
+                                "g_loss": f"{np.mean(means['g_loss']):.3f}",
+                                "img/s": f"{means.get('images_per_sec', 0):.0f}"}, refresh=False)
+        acc, n_acc, interval_start, interval_steps, overhead = None, 0, time.perf_counter(), 0, 0.0
+      elif eval_metrics and writer is not None:
+        writer.write(step, eval_metrics)
+
+      t_side = time.perf_counter()
+      if config.sample_every and (step % config.sample_every == 0 or step == config.total_steps):
+        write_samples(step)
+      stopping = stop(step)
+      if step % config.ckpt_every == 0 or step == config.total_steps or stopping:
+        ckpt.save(step, state, data_iter)
+        saved_at = step
+      overhead += time.perf_counter() - t_side
+      if stopping:
+        if is_main:
+          print(f"gan_jax: stop requested; saved step {step}, rerun the same command to resume",
+                file=sys.stderr)
+        break
+
+    if progress is not None:
+      progress.close()
+    if config.sample_every and step == start:  # nothing left to train: still leave a grid
+      write_samples(step)
     if is_main:
       logs.save_loss_curves(metrics_path, os.path.join(workdir, "loss_curves.png"))
-      writer.image(step, "samples", path)
+    if writer is not None:
+      writer.close()
+  finally:
+    ckpt.close()
 
-  def evaluate(step: int) -> dict:
-    if eval_sampler is None:
-      return {}
-    stats = []
-    for i in range(population):
-      key = jax.random.fold_in(member(sample_key, i, population), step)
-      pts = eval_sampler(member(generator_params(state), i, population), member(state.g_vars, i, population),
-                         key, config.eval.num_samples)
-      stats.append(ds.evaluate(pts))
-    if population == 1:
-      return stats[0]
-    # Per-member lists; a key missing for a member (reverse_kl with no good sample) is NaN there.
-    return {k: [st.get(k, float("nan")) for st in stats] for k in stats[0] | stats[-1]}
 
-  #### Loop.
-  stop = _StopFlag()
-  progress = None
-  if is_main:
-    from tqdm import tqdm
-    progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
-                    mininterval=1.0, file=sys.stderr)
-  images_per_step = config.batch_size * config.n_critic
-  acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
-  saved_at = latest
-  step = start
-  for step in range(start + 1, config.total_steps + 1):
-    batch = next_batch()
-    t0 = time.perf_counter()
-    state, metrics = step_fn(state, batch, step_key)
-    acc = metrics if acc is None else jax.tree.map(lambda a, m: a + m, acc, metrics)
-    n_acc += 1
-    if compile_s is None:
-      jax.block_until_ready(metrics)
-      compile_s = time.perf_counter() - t0
-      interval_start, interval_steps = time.perf_counter(), 0
+def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, error: Exception) -> str:
+  """One line for a checkpoint that does not fit the new config, naming the keys that changed."""
+  old_path = os.path.join(workdir, "config.json")
+  changed = []
+  if os.path.exists(old_path):
+    with open(old_path) as f:
+      old = _flatten(json.load(f))
+    new = _flatten(config.to_dict())
+    changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k) and not isinstance(new.get(k), (list, tuple))]
+  detail = f"changed keys: {', '.join(changed)}" if changed else f"{type(error).__name__}"
+  return (f"the checkpoint at step {step} in {workdir} does not fit this config ({detail}); "
+          "rerun with the original config or use a new --workdir")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
     else:
-      interval_steps += 1
-    if progress is not None:
-      progress.update(1)
-
-    eval_metrics = evaluate(step) if config.eval.every and step % config.eval.every == 0 else {}
-    if step % config.log_every == 0 or step == config.total_steps:
-      means = {k: np.asarray(v, np.float64) / n_acc for k, v in jax.device_get(acc).items()}
-      bad = [k for k, v in means.items() if not np.all(np.isfinite(v))]
-      if bad:
-        raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps "
-                               f"({step - n_acc}, {step}]; last checkpoint: step {saved_at}")
-      elapsed = time.perf_counter() - interval_start
-      if interval_steps and elapsed > 0:
-        means["steps_per_sec"] = interval_steps / elapsed
-        means["images_per_sec"] = interval_steps * images_per_step / elapsed
-      if compile_s is not None and n_acc and step - n_acc == start:
-        means["compile_s"] = compile_s
-      means.update(eval_metrics)
-      if writer is not None:
-        writer.write(step, means)
-        progress.set_postfix({"d_loss": f"{np.mean(means['d_loss']):.3f}", "g_loss": f"{np.mean(means['g_loss']):.3f}",
-                              "img/s": f"{means.get('images_per_sec', 0):.0f}"}, refresh=False)
-      acc, n_acc, interval_start, interval_steps = None, 0, time.perf_counter(), 0
-    elif eval_metrics and writer is not None:
-      writer.write(step, eval_metrics)
-
-    if config.sample_every and (step % config.sample_every == 0 or step == config.total_steps):
-      write_samples(step)
-    stopping = stop(step)
-    if step % config.ckpt_every == 0 or step == config.total_steps or stopping:
-      ckpt.save(step, state, data_iter)
-      saved_at = step
-    if stopping:
-      if is_main:
-        print(f"gan_jax: stop requested; saved step {step}, rerun the same command to resume",
-              file=sys.stderr)
-      break
-
-  ckpt.close()
-  if progress is not None:
-    progress.close()
-  if config.sample_every and step == start:  # nothing left to train: still leave a grid
-    write_samples(step)
-  if writer is not None:
-    writer.close()
+      out[f"{prefix}{k}"] = v
+  return out
 
 
 def load_run(workdir: str, step: int | None = None):
@@ -297,15 +335,17 @@ def load_run(workdir: str, step: int | None = None):
   gan, mesh, init, init_key, _, _ = setup(config, spec)
   ckpt_dir = os.path.join(workdir, "checkpoints")
   ckpt = Checkpointer(ckpt_dir, keep=config.ckpt.keep)
-  steps = ckpt.all_steps()
-  if not steps:
-    raise ConfigError(f"no checkpoint in {ckpt_dir}; train first")
-  step = steps[-1] if step is None else step
-  if step not in steps:
-    raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
-  rep = parallel.replicated(mesh)
-  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep),
-                          jax.eval_shape(init, init_key))
-  state = ckpt.restore(step, abstract)
-  ckpt.close()
+  try:
+    steps = ckpt.all_steps()
+    if not steps:
+      raise ConfigError(f"no checkpoint in {ckpt_dir}; train first")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+      raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
+    rep = parallel.replicated(mesh)
+    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep),
+                            jax.eval_shape(init, init_key))
+    state = ckpt.restore(step, abstract)
+  finally:
+    ckpt.close()
   return config, spec, modes, gan, mesh, state, step

@@ -1,0 +1,48 @@
+"""Run a sweep defined by an experiment's get_sweeps(): one train.py run per trial.
+
+  python scripts/sweep.py --config experiments/NAME.py[:ARGS] --sweep NAME --root DIR \
+      [--parallel K] [--dry_run] [--set KEY=VALUE ...]
+
+Trials run as local subprocesses, K at a time, each in DIR/<trial> with its output in
+DIR/<trial>/train.log; finished trials are skipped, so rerunning resumes a crashed sweep.
+`--set KEY=VALUE` (repeatable) overrides a config key in every trial. `--dry_run` prints the
+train command of every unfinished trial, one per line, for a cluster launcher, and runs none.
+Exit 1 if any trial failed.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+from gan_jax import cli  # noqa: E402
+
+flags.DEFINE_string("config", None, "experiment file[:args] whose get_sweeps() defines the sweep")
+flags.DEFINE_string("sweep", None, "sweep name (a key of get_sweeps())")
+flags.DEFINE_string("root", None, "sweep directory: DIR/sweep.json and one workdir per trial")
+flags.DEFINE_integer("parallel", 1, "trials run at the same time", lower_bound=1)
+flags.DEFINE_boolean("dry_run", False, "print the commands of the unfinished trials; run nothing")
+flags.DEFINE_multi_string("set", [], "KEY=VALUE override for every trial (repeatable)")
+
+
+def main(argv):
+  cli.parse_flags(argv, config_flag="_none", required=("config", "sweep", "root"))
+  f = flags.FLAGS
+  from gan_jax import sweep as sweep_lib
+
+  sweep = sweep_lib.load_sweep(f.config, f.sweep, f.root, sweep_lib.parse_sets(f.set))
+  sweep.write()  # also for --dry_run: compare.py reads it once a launcher has run the trials
+  if f.dry_run:
+    for trial in sweep.trials:
+      if not trial.finished():
+        print(sweep_lib.shell_command(trial))
+    return
+  failed = sweep_lib.run(sweep, f.parallel, report=lambda line: print(line, flush=True))
+  if failed:
+    print(f"error: {failed} of {len(sweep.trials)} trials failed", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  sys.exit(cli.main(main))
