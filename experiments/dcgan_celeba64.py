@@ -1,6 +1,6 @@
 """DCGAN on CelebA at 64x64 (TFDS `celeb_a`, centre crop 108 then resize).
 
-  tfds build celeb_a --file_format array_record    # once, on a machine with network
+  tfds build celeb_a --file_format array_record    # once, with network and TensorFlow (for preparing only)
   python scripts/train.py --config experiments/dcgan_celeba64.py --workdir runs/dcgan_celeba64
 
 The paper's 64x64 model (Radford et al. 2015, fig. 1): z 100 -> 4x4x1024 -> 8x8x512 ->

@@ -1,6 +1,6 @@
 """DCGAN on CIFAR-10 (TFDS `cifar10`), 32x32 RGB.
 
-  tfds build cifar10 --file_format array_record    # once, on a machine with network
+  tfds build cifar10 --file_format array_record    # once, with network and TensorFlow (for preparing only)
   python scripts/train.py --config experiments/dcgan_cifar10.py --workdir runs/dcgan_cifar10
 
 Radford et al. 2015 layer spec at 32x32: G 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x3 (5x5,

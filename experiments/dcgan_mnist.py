@@ -1,6 +1,6 @@
 """DCGAN on MNIST (TFDS `mnist`), 32x32 greyscale.
 
-  tfds build mnist --file_format array_record      # once, on a machine with network
+  tfds build mnist --file_format array_record    # once, with network and TensorFlow (for preparing only)
   python scripts/train.py --config experiments/dcgan_mnist.py --workdir runs/dcgan_mnist
 
 Radford et al. 2015 settings (batch 128, Adam 2e-4/0.5, z 100-d uniform, 5x5 kernels), three

@@ -34,12 +34,18 @@ class Checkpointer:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
     self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
 
-  def restore(self, step: int, abstract_state: Any, data_iter: grain.DatasetIterator | None = None) -> Any:
-    """Restores the state into the shardings of `abstract_state` (and the iterator in place)."""
-    items = {"state": ocp.args.StandardRestore(abstract_state)}
-    if data_iter is not None:
-      items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
-    return self._mngr.restore(step, args=ocp.args.Composite(**items)).state
+  def restore(self, step: int, abstract_state: Any) -> Any:
+    """Restores the state into the shardings of `abstract_state`."""
+    return self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))).state
+
+  def restore_data(self, step: int, data_iter: grain.DatasetIterator) -> bool:
+    """Restores this process's iterator position in place; False when the checkpoint was written
+    by another number of processes (grain keeps one file per process) or has no data item."""
+    try:
+      self._mngr.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data_iter)))
+      return True
+    except (FileNotFoundError, ValueError, KeyError):
+      return False
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()

@@ -174,7 +174,7 @@ def test_failed_trial_exits_1(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--sweep", "smoke"], "error: missing --root"),
-    (["--sweep", "nope", "--root", "{tmp}"], "error: unknown sweep 'nope'; valid sweeps: losses, losses_population, smoke"),
+    (["--sweep", "nope", "--root", "{tmp}"], "error: unknown sweep 'nope'; valid sweeps: losses, losses_population"),
     (["--sweep", "smoke", "--root", "{tmp}", "--set", "bogus=1"], "error: unknown config key 'config.bogus'"),
 ])
 def test_sweep_cli_bad_input_exits_2(tmp_path, args, message):

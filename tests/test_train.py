@@ -221,3 +221,17 @@ def test_population_on_the_2d_mixture_logs_member_metrics(load_config, tmp_path)
                  "--member", "3")
   assert r.returncode == 0, r.stderr[-2000:]
   assert np.load(tmp_path / "m3.npy").shape == (10, 2)
+
+
+def test_resume_with_another_process_count_derives_the_data_position(load_config, tmp_path):
+  """A checkpoint whose data item was written by 2 processes still resumes exactly on 1."""
+  common = {"ckpt_every": 10, "sample_every": 0, "n_critic": 2}
+  loop.train(_digits_config(load_config, total_steps=20, **common), str(tmp_path / "straight"))
+  loop.train(_digits_config(load_config, total_steps=10, **common), str(tmp_path / "moved"))
+  data = tmp_path / "moved" / "checkpoints" / "10" / "data"
+  os.rename(data / "process_0-of-1.json", data / "process_0-of-2.json")
+  loop.train(_digits_config(load_config, total_steps=20, **common), str(tmp_path / "moved"))
+  *_, a, _ = loop.load_run(str(tmp_path / "straight"))
+  *_, b, _ = loop.load_run(str(tmp_path / "moved"))
+  for x, y in zip(_flat(a), _flat(b), strict=True):
+    np.testing.assert_array_equal(x, y)

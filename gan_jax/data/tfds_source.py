@@ -31,11 +31,16 @@ def open_tfds(name: str, c: ConfigDict):
   except tfds.core.registered.DatasetNotFoundError:
     raise ConfigError(f"TFDS has no dataset {name!r}; see https://www.tensorflow.org/datasets/catalog "
                       "for valid names") from None
-  except Exception:  # noqa: BLE001 - TFDS raises many types for "not prepared"
-    raise ConfigError(
-        f"TFDS dataset {name!r} (split {c.split!r}) is not prepared as ArrayRecord in {data_dir}; on a "
-        f"machine with network run `tfds build {name} --data_dir {data_dir} --file_format array_record`, "
-        "or rerun with --config.data.download=True") from None
+  except Exception as e:  # noqa: BLE001 - TFDS raises many types for "not prepared"
+    prepare = (f"prepare it once on a machine with network: `pip install tensorflow tensorflow-datasets && "
+               f"tfds build {name} --data_dir {data_dir} --file_format array_record` (TensorFlow is needed "
+               "only to prepare, not to train)")
+    if c.download:
+      cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise ConfigError(f"TFDS could not download and prepare {name!r} into {data_dir} ({type(e).__name__}: "
+                        f"{cause[:200]}); {prepare}") from None
+    raise ConfigError(f"TFDS dataset {name!r} (split {c.split!r}) is not prepared as ArrayRecord in {data_dir}; "
+                      f"{prepare}, or rerun with --config.data.download=True") from None
   finally:
     absl_logging.set_verbosity(verbosity)
   if len(source) == 0:

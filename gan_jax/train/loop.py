@@ -158,10 +158,14 @@ def train(config: ConfigDict, workdir: str) -> None:
     latest = ckpt.latest_step()
     if latest is not None:
       try:
-        state = ckpt.restore(latest, abstract_like(state), data_iter)
+        state = ckpt.restore(latest, abstract_like(state))
       except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
+    if latest is not None and not ckpt.restore_data(latest, data_iter):
+      # Saved by another number of processes: every process has read n_critic local batches per
+      # step of the same global order (data/pipeline.py), so the position follows from the step.
+      data_iter.set_state({"next_index": start * config.n_critic})
 
     #### Workdir files, written once the run is known to be valid.
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
