@@ -57,8 +57,10 @@ class Run:
     return out
 
   def final(self, metric: str, member: int) -> float | None:
+    """The value at the last step that logged `metric`; None when it is NaN there (a population
+    member without the metric at that step, e.g. reverse_kl with no high-quality sample)."""
     s = self.series(metric, member)
-    return s[max(s)] if s else None
+    return s[max(s)] if s and math.isfinite(s[max(s)]) else None
 
   def metric_names(self) -> set[str]:
     return {k for row in self.rows for k, v in row.items()
@@ -81,7 +83,9 @@ class Group:
     """(steps, mean, standard error) over the seeds that logged `metric` at each step."""
     series = [r.series(metric, m) for r in self.runs for m in range(r.members)]
     steps = sorted(set().union(*series))
-    at = [np.asarray([s[t] for s in series if t in s]) for t in steps]
+    at = [np.asarray([s[t] for s in series if t in s and math.isfinite(s[t])]) for t in steps]
+    keep = [i for i, v in enumerate(at) if len(v)]
+    steps, at = [steps[i] for i in keep], [at[i] for i in keep]
     mean = np.asarray([v.mean() for v in at])
     se = np.asarray([v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0 for v in at])
     return np.asarray(steps), mean, se

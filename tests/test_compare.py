@@ -138,3 +138,18 @@ def test_compare_cli_bad_input_exits_2(runs, tmp_path, args, message):
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr[-2000:]
   assert not os.path.exists(tmp_path / "out")
+
+
+def test_nan_member_values_are_left_out_of_the_final_statistics(tmp_path):
+  import json
+
+  from gan_jax import compare
+  wd = tmp_path / "pop"
+  wd.mkdir()
+  (wd / "config.json").write_text(json.dumps({"seed": 0, "population": 3, "loss": {"name": "x"}}))
+  rows = [{"step": 10, "reverse_kl": [0.5, float("nan"), 0.7]}, {"step": 20, "reverse_kl": [0.1, float("nan"), 0.3]}]
+  (wd / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  run = compare.load_run(str(wd))
+  finals = [run.final("reverse_kl", m) for m in range(3)]
+  assert finals == [0.1, None, 0.3]
+  assert compare.format_cell([0.1, 0.3], n=3).endswith("(n=2)")
