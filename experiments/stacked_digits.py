@@ -10,6 +10,11 @@ themselves (cached), logging `modes_covered` (of 1000) and `reverse_kl` to unifo
 samples a perfect generator scores about 0.05 KL and misses ~0.03 modes. Reference numbers
 (StackedMNIST, 26k samples; VEEGAN Table 2 / PacGAN Table 2): DCGAN 99 modes / KL 3.40;
 PacDCGAN2 1000 / 0.06. Args: loss=NAME, runlocal.
+
+Loss study (every loss, 3 seeds as one population run each):
+
+  python scripts/sweep.py --config experiments/stacked_digits.py --sweep losses_population --root runs/stacked_losses
+  python scripts/compare.py runs/stacked_losses --out runs/stacked_losses/report
 """
 import os
 import sys
@@ -23,3 +28,11 @@ def get_config(arg=None):
                       log_every=100, every=1000, ema_halflife_kimg=5.0,
                       settings={"data.num_examples": 25_600, "eval.every": 1000, "eval.num_samples": 10_000},
                       local_settings={"eval.every": 25, "eval.num_samples": 1000})
+
+
+def get_sweeps():
+  from gan_jax.losses import LOSSES
+  return {
+      "losses": {"loss.name": LOSSES.names(), "seed": [0, 1, 2]},
+      "losses_population": {"loss.name": LOSSES.names(), "population": [3]},
+  }
