@@ -14,6 +14,10 @@ arrays; the D step adds the weighted penalties to the adversarial loss:
   reg.clip         weight clipping of D to [-c, c] after each update (Arjovsky et al. 2017).
   reg.lazy_every   apply the gradient penalties on every k-th D step only, multiplied by k
                    (Karras et al. 2020, StyleGAN2, sec. 3.1); 1 (the default) = every step.
+                   A combined-step variant: StyleGAN2 takes a separate optimizer step on the
+                   penalty alone (with Adam's lr and betas scaled by k/(k+1)) and makes only R1
+                   lazy; here the k-scaled penalty joins the ordinary D gradient of that step,
+                   for every enabled gradient penalty, so no optimizer rescaling is needed.
 """
 from __future__ import annotations
 

@@ -150,7 +150,7 @@ def test_lecam_state_is_carried_in_the_train_state():
   step = jax.jit(functools.partial(train_step, gan))
   s = gan.init(jax.random.PRNGKey(0), (2,))
   for _ in range(3):
-    s, m = step(s, {"x": REAL[None]}, jax.random.PRNGKey(1))
+    s, m = step(s, {"x": jnp.stack([REAL, REAL])}, jax.random.PRNGKey(1))   # rpgan: D batch, G batch
   assert int(s.reg_state["count"]) == 3 and "lecam" in m
 
 

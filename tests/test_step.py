@@ -37,7 +37,7 @@ def _adam_count(opt_state):
 
 @pytest.mark.parametrize("n_critic", [1, 3])
 def test_n_critic_discriminator_updates_per_generator_update(n_critic):
-  gan = _gan()
+  gan = _gan(n_critic=n_critic)
   step = jax.jit(functools.partial(train_step, gan))
   state = _state(gan)
   for _ in range(2):
@@ -119,3 +119,28 @@ def test_output_bias_gradient_closed_form():
   grads, (r, f) = jax.grad(loss, has_aux=True)(s0.d_params)
   expected = np.mean(-jax.nn.sigmoid(-r)) + np.mean(jax.nn.sigmoid(f))
   np.testing.assert_allclose(grads["Dense_0"]["bias"][0], expected, rtol=1e-5)
+
+
+def test_relativistic_generator_step_reads_a_fresh_real_batch():
+  """With a loss whose G term uses reals, the step reads n_critic + 1 batches: the last for G."""
+  gan = _gan(loss=LOSSES.get("rsgan")(None), n_critic=2)
+  assert gan.batches_per_step == 3 and _gan().batches_per_step == 1
+  step = jax.jit(functools.partial(train_step, gan))
+  s0 = _state(gan)
+  a, b = _batch(3, seed=1)["x"], _batch(3, seed=2)["x"]
+  other_g_batch = a.at[2].set(b[2])
+  s_a, _ = step(s0, {"x": a}, jax.random.PRNGKey(1))
+  s_b, _ = step(s0, {"x": other_g_batch}, jax.random.PRNGKey(1))
+  for x, y in zip(jax.tree.leaves(s_a.d_params), jax.tree.leaves(s_b.d_params)):
+    np.testing.assert_array_equal(x, y)                      # D saw rows 0 and 1 only
+  assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(s_a.g_params), jax.tree.leaves(s_b.g_params)))
+  with pytest.raises(ValueError, match="reads 3"):
+    step(s0, {"x": a[:2]}, jax.random.PRNGKey(1))
+
+
+def test_ema_turns_on_with_a_half_life_ramp_from_zero():
+  """R3GAN ramps the EMA half-life from 0; at step 0 the EMA equals the weights (beta = 0)."""
+  gan = _gan(ema_halflife_final_kimg=500.0, schedule_images=1e6)
+  assert gan.use_ema
+  assert float(gan.ema_beta(jnp.int32(0))) == 0.0
+  assert 0.0 < float(gan.ema_beta(jnp.int32(1000))) < 1.0

@@ -138,15 +138,15 @@ def train(config: ConfigDict, workdir: str) -> None:
   check_batch(config)
   is_main = jax.process_index() == 0
   rep = parallel.replicated(mesh)
-  batch_sh = parallel.batch_sharding(mesh, batch_axis=1)   # [n_critic, B, ...]
+  batch_sh = parallel.batch_sharding(mesh, batch_axis=1)   # [batches_per_step, B, ...]
 
-  #### Input: this process's slice of every global batch, n_critic batches per step.
+  #### Input: this process's slice of every global batch, gan.batches_per_step batches per step.
   data_iter = iter(train_dataset(ds, config.batch_size, config.data.seed, jax.process_index(),
                                  jax.process_count(), config.data.num_threads))
-  global_shape = lambda v: (config.n_critic, config.batch_size, *v.shape[1:])  # noqa: E731
+  global_shape = lambda v: (gan.batches_per_step, config.batch_size, *v.shape[1:])  # noqa: E731
 
   def next_batch():
-    local = [next(data_iter) for _ in range(config.n_critic)]
+    local = [next(data_iter) for _ in range(gan.batches_per_step)]
     return {k: jax.make_array_from_process_local_data(batch_sh, np.stack([b[k] for b in local]),
                                                       global_shape(local[0][k]))
             for k in local[0]}
@@ -163,9 +163,9 @@ def train(config: ConfigDict, workdir: str) -> None:
         raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
     if latest is not None and not ckpt.restore_data(latest, data_iter):
-      # Saved by another number of processes: every process has read n_critic local batches per
-      # step of the same global order (data/pipeline.py), so the position follows from the step.
-      data_iter.set_state({"next_index": start * config.n_critic})
+      # Saved by another number of processes: every process has read batches_per_step local
+      # batches per step of the same global order (data/pipeline.py): the position follows.
+      data_iter.set_state({"next_index": start * gan.batches_per_step})
 
     #### Workdir files, written once the run is known to be valid.
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -231,7 +231,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       from tqdm import tqdm
       progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
                       mininterval=1.0, file=sys.stderr)
-    images_per_step = config.batch_size * config.n_critic
+    images_per_step = config.batch_size * gan.batches_per_step
     acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest

@@ -52,7 +52,14 @@ class GAN:
 
   @property
   def use_ema(self) -> bool:
-    return self.ema_decay > 0 or self.ema_halflife_kimg > 0
+    # R3GAN ramps the half-life up from 0: a final value alone turns the EMA on.
+    return self.ema_decay > 0 or self.ema_halflife_kimg > 0 or (self.ema_halflife_final_kimg or 0) > 0
+
+  @property
+  def batches_per_step(self) -> int:
+    """Real batches one step reads: n_critic for D, plus a fresh one for G when G's loss uses
+    real logits (relativistic losses; as the R3GAN and RelativisticGAN training loops do)."""
+    return self.n_critic + (1 if self.loss.g_uses_real else 0)
 
   def latents(self, key: jax.Array, n: int) -> jax.Array:
     return sample_latents(key, n, self.z_dim, self.z_dist)
@@ -155,7 +162,8 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array) -> tu
 
 
 def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
-  """batch["x"]: [n_critic, B, ...] real data; key: the run's base key (folded with the step)."""
+  """batch["x"]: [batches_per_step, B, ...] real data (the first n_critic rows for D, the last
+  for G when its loss needs reals); key: the run's base key (folded with the step)."""
   key = jax.random.fold_in(key, state.step)
   d_key, g_key = jax.random.split(key)
   reals = batch["x"]
@@ -163,14 +171,17 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   # A Python loop, not lax.scan: n_critic is small and static, and XLA:CPU runs convolutions
   # inside a while-loop body several times slower than unrolled (measured: 261 ms vs 67 ms per
   # DCGAN step at 16x16, batch 64).
-  n_critic = reals.shape[0]
+  n_critic = gan.n_critic
+  if reals.shape[0] != gan.batches_per_step:
+    raise ValueError(f"batch has {reals.shape[0]} real batches, the step reads {gan.batches_per_step}")
   for i in range(n_critic):
     state, d_metrics = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i),
                                 d_step=state.step * n_critic + i)
   state, g_metrics = g_update(gan, state, reals[-1], g_key)
   step = state.step + 1
   if gan.use_ema:
-    beta = gan.ema_beta(step)
+    # Images seen before this step, as StyleGAN2-ADA and R3GAN evaluate cur_nimg.
+    beta = gan.ema_beta(state.step)
     state = state.replace(ema_params=jax.tree.map(lambda e, p: beta * e + (1 - beta) * p,
                                                   state.ema_params, state.g_params))
   metrics = {**d_metrics, **g_metrics}
