@@ -12,6 +12,7 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 
 class Checkpointer:
@@ -19,6 +20,8 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     self._mngr = ocp.CheckpointManager(
         self.directory, item_names=("state", "data"),
+        # Registered up front so the state's metadata (shapes) can be read before a restore.
+        item_handlers={"state": ocp.StandardCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                              enable_async_checkpointing=async_save))
 
@@ -33,6 +36,22 @@ class Checkpointer:
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
     self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def fits(self, step: int, abstract_state: Any) -> bool:
+    """Whether the saved state has the leaves (shapes and dtypes) of `abstract_state`: checked
+    from metadata, since a failed restore leaves Orbax's async machinery in a noisy state."""
+    def signature(tree):
+      leaves = jax.tree.leaves(tree, is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
+      return sorted((tuple(x.shape), str(x.dtype)) for x in leaves)
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)   # Orbax warns that it cannot read the data item's
+    try:
+      saved = self._mngr.item_metadata(step)["state"]
+    except (KeyError, ValueError, FileNotFoundError):
+      return True   # no metadata to check against: let restore decide
+    finally:
+      absl_logging.set_verbosity(verbosity)
+    return saved is None or signature(saved) == signature(abstract_state)
 
   def restore(self, step: int, abstract_state: Any) -> Any:
     """Restores the state into the shardings of `abstract_state`."""

@@ -157,8 +157,11 @@ def train(config: ConfigDict, workdir: str) -> None:
   try:
     latest = ckpt.latest_step()
     if latest is not None:
+      abstract = abstract_like(state)
+      if not ckpt.fits(latest, abstract):
+        raise ConfigError(incompatible_resume_message(workdir, config, latest, None))
       try:
-        state = ckpt.restore(latest, abstract_like(state))
+        state = ckpt.restore(latest, abstract)
       except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
@@ -303,7 +306,7 @@ def train(config: ConfigDict, workdir: str) -> None:
     ckpt.close()
 
 
-def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, error: Exception) -> str:
+def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, error: Exception | None) -> str:
   """One line for a checkpoint that does not fit the new config, naming the keys that changed."""
   old_path = os.path.join(workdir, "config.json")
   changed = []
@@ -313,7 +316,7 @@ def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, err
     new = _flatten(config.to_dict())
     changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
                if old.get(k) != new.get(k) and not isinstance(new.get(k), (list, tuple))]
-  detail = f"changed keys: {', '.join(changed)}" if changed else f"{type(error).__name__}"
+  detail = f"changed keys: {', '.join(changed)}" if changed else (type(error).__name__ if error else "other shapes")
   return (f"the checkpoint at step {step} in {workdir} does not fit this config ({detail}); "
           "rerun with the original config or use a new --workdir")
 
