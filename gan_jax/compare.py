@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gan_jax.config import ConfigError
+from gan_jax.config import ConfigError, flatten
 from gan_jax.logging import read_metrics
 from gan_jax.sweep import SWEEP_FILE
 
@@ -93,16 +93,6 @@ class Group:
   def finals(self, metric: str) -> list[float]:
     vals = (r.final(metric, m) for r in self.runs for m in range(r.members))
     return [v for v in vals if v is not None]
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
-  return out
 
 
 def _is_workdir(d: str) -> bool:

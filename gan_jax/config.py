@@ -122,6 +122,13 @@ def parse_arg(arg: str | None, **defaults: Any) -> ConfigDict:
   return out
 
 
+def _get(config: ConfigDict, key: str):
+  """config["a.b"] for a dotted key."""
+  for part in key.split("."):
+    config = config[part]
+  return config
+
+
 def _check(ok: bool, message: str) -> None:
   if not ok:
     raise ConfigError(message)
@@ -142,10 +149,10 @@ def validate(config: ConfigDict) -> None:
     _check(config.optim[who].lr > 0, f"optim.{who}.lr must be > 0, got {config.optim[who].lr}")
   for key in ("total_steps", "batch_size", "n_critic", "log_every", "ckpt_every", "ckpt.keep",
               "sample.num", "eval.num_samples"):
-    value = config[key] if "." not in key else config[key.split(".")[0]][key.split(".")[1]]
+    value = _get(config, key)
     _check(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
   for key in ("sample_every", "eval.every"):
-    value = config[key] if "." not in key else config.eval.every
+    value = _get(config, key)
     _check(value >= 0, f"{key} must be >= 0 (0 = never), got {value}")
   _check(config.model.z_dist in Z_DISTS,
          f"unknown model.z_dist {config.model.z_dist!r}; valid choices: {', '.join(Z_DISTS)}")
@@ -168,8 +175,15 @@ def validate(config: ConfigDict) -> None:
   _check(config.data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {config.data.channels}")
 
 
-def to_dict(config: ConfigDict) -> dict:
-  return config.to_dict()
+def flatten(d: dict, prefix: str = "") -> dict:
+  """{"a": {"b": 1}} -> {"a.b": 1}; lists become tuples (hashable, comparable)."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+  return out
 
 
 def from_dict(d: dict) -> ConfigDict:

@@ -312,23 +312,13 @@ def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, err
   changed = []
   if os.path.exists(old_path):
     with open(old_path) as f:
-      old = _flatten(json.load(f))
-    new = _flatten(config.to_dict())
+      old = config_lib.flatten(json.load(f))
+    new = config_lib.flatten(config.to_dict())
     changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k) and not isinstance(new.get(k), (list, tuple))]
+               if old.get(k) != new.get(k)]
   detail = f"changed keys: {', '.join(changed)}" if changed else (type(error).__name__ if error else "other shapes")
   return (f"the checkpoint at step {step} in {workdir} does not fit this config ({detail}); "
           "rerun with the original config or use a new --workdir")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
 
 
 def load_run(workdir: str, step: int | None = None):
