@@ -11,7 +11,7 @@ samples a perfect generator scores about 0.05 KL and misses ~0.03 modes. Referen
 (StackedMNIST, 26k samples; VEEGAN Table 2 / PacGAN Table 2): DCGAN 99 modes / KL 3.40;
 PacDCGAN2 1000 / 0.06. Args: loss=NAME, runlocal.
 
-Loss study (every loss, 3 seeds as one population run each):
+Loss study (every loss, 5 seeds as one population run each):
 
   python scripts/sweep.py --config experiments/stacked_digits.py --sweep losses_population --root runs/stacked_losses
   python scripts/compare.py runs/stacked_losses --out runs/stacked_losses/report
@@ -34,5 +34,5 @@ def get_sweeps():
   from gan_jax.losses import LOSSES
   return {
       "losses": {"loss.name": LOSSES.names(), "seed": [0, 1, 2]},
-      "losses_population": {"loss.name": LOSSES.names(), "population": [3]},
+      "losses_population": {"loss.name": LOSSES.names(), "population": [5]},
   }
