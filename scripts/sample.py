@@ -35,6 +35,8 @@ def main(argv):
   from gan_jax.sampling import generator_params, make_sampler
   from gan_jax.train.loop import load_run, member
 
+  parallel.enable_compilation_cache()
+
   config, spec, modes, gan, mesh, state, step = load_run(f.workdir, f.step)
   if not 0 <= f.member < config.population:
     raise cli.ConfigError(f"--member must be in [0, {config.population}), got {f.member}")

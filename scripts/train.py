@@ -21,6 +21,7 @@ flags.DEFINE_string("workdir", None, "run directory (created; reused to resume)"
 def main(argv):
   config = cli.parse_flags(argv, required=("config", "workdir"))
   parallel.initialize()
+  parallel.enable_compilation_cache()
   from gan_jax.train import loop
   loop.train(config, flags.FLAGS.workdir)
 

@@ -6,6 +6,8 @@ G: z (100-d, uniform in [-1, 1]) -> linear projection to 4x4 x (8·ngf at 64x64)
    each), the last one to the image channels with tanh and no BN (paper sec. 3 and fig. 1).
 D: stride-2 5x5 convolutions doubling the channels from ndf, LeakyReLU(0.2), BN on every layer
    but the first, down to 4x4, then flatten and one linear logit (no pooling, no hidden FC).
+`conv_impl` picks how the strided convolutions are computed (same math and parameters, see
+gan_jax/models/layers.py): "subpixel", "xla", or "auto" (subpixel on CPU, xla elsewhere).
 Weights ~ N(0, 0.02); BN scale ~ N(1, 0.02) (paper sec. 4). No layer has a bias, as in the
 reference code: BN's shift takes its place, and the output layers have none. The number of stride-2 layers
 follows the resolution: 4 at 64x64 (ngf = ndf = 128 in the paper's LSUN model), 3 at 32x32,
@@ -21,7 +23,7 @@ import jax.numpy as jnp
 from ml_collections import ConfigDict
 
 from gan_jax.config import ConfigError
-from gan_jax.models import MODELS, DataSpec, ModelEntry
+from gan_jax.models import MODELS, DataSpec, ModelEntry, layers
 
 _W_INIT = nn.initializers.normal(0.02)
 
@@ -49,6 +51,7 @@ class DCGANGenerator(nn.Module):
   channels: int
   width: int = 128
   kernel_size: int = 5
+  conv_impl: str = "subpixel"
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -57,11 +60,12 @@ class DCGANGenerator(nn.Module):
     k = (self.kernel_size, self.kernel_size)
     x = nn.Dense(4 * 4 * c, use_bias=False, kernel_init=_W_INIT)(z).reshape(-1, 4, 4, c)
     x = nn.relu(_batch_norm(train)(x))
-    for _ in range(n - 1):
-      c //= 2
-      x = nn.ConvTranspose(c, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT)(x)
-      x = nn.relu(_batch_norm(train)(x))
-    x = nn.ConvTranspose(self.channels, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT)(x)
+    for i in range(n):
+      c = c // 2 if i < n - 1 else self.channels
+      x = layers.ConvTranspose(c, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT,
+                               impl=self.conv_impl, name=f"ConvTranspose_{i}")(x)
+      if i < n - 1:
+        x = nn.relu(_batch_norm(train)(x))
     return jnp.tanh(x)
 
 
@@ -69,23 +73,22 @@ class DCGANDiscriminator(nn.Module):
   resolution: int
   width: int = 128
   kernel_size: int = 5
+  conv_impl: str = "subpixel"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     n = num_stages(self.resolution)
     k = (self.kernel_size, self.kernel_size)
-    x = nn.Conv(self.width, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT)(x)
-    x = nn.leaky_relu(x, 0.2)
-    for i in range(1, n):
-      x = nn.Conv(self.width * 2**i, k, strides=(2, 2), padding="SAME", use_bias=False,
-                  kernel_init=_W_INIT)(x)
-      x = nn.leaky_relu(_batch_norm(train)(x), 0.2)
+    for i in range(n):
+      x = layers.Conv(self.width * 2**i, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT,
+                      impl=self.conv_impl, name=f"Conv_{i}")(x)
+      x = nn.leaky_relu(_batch_norm(train)(x) if i else x, 0.2)
     x = x.reshape(x.shape[0], -1)
     return nn.Dense(1, use_bias=False, kernel_init=_W_INIT)(x)[..., 0]
 
 
 def _defaults() -> dict:
-  return {"z_dim": 100, "z_dist": "uniform", "g_width": 128, "d_width": 128, "kernel_size": 5}
+  return {"z_dim": 100, "z_dist": "uniform", "g_width": 128, "d_width": 128, "kernel_size": 5, "conv_impl": "auto"}
 
 
 def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
@@ -95,8 +98,9 @@ def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
   if h != w:
     raise ConfigError(f"model 'dcgan' needs square images, got {h}x{w}")
   num_stages(h)
-  return (DCGANGenerator(h, ch, c.g_width, c.kernel_size),
-          DCGANDiscriminator(h, c.d_width, c.kernel_size))
+  impl = layers.resolve_impl(c.conv_impl)
+  return (DCGANGenerator(h, ch, c.g_width, c.kernel_size, impl),
+          DCGANDiscriminator(h, c.d_width, c.kernel_size, impl))
 
 
 MODELS.register("dcgan")(ModelEntry(_defaults, _build))

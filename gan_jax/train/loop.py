@@ -112,6 +112,17 @@ def setup(config: ConfigDict, spec: DataSpec):
   return gan, mesh, init, init_key, step_key, sample_key
 
 
+def jit_step(gan: GAN, mesh, population: int):
+  """The jitted train step `(state, batch, key) -> (state, metrics)`: state and keys replicated,
+  the batch split over the mesh's data axis, the old state's buffers donated."""
+  rep = parallel.replicated(mesh)
+  step = functools.partial(train_step, gan)
+  if population > 1:   # one program for all members: the batch is shared, state and keys are not
+    step = jax.vmap(step, in_axes=(0, None, 0))
+  return jax.jit(step, in_shardings=(rep, parallel.batch_sharding(mesh, batch_axis=1), rep),
+                 out_shardings=(rep, rep), donate_argnums=(0,))
+
+
 def write_data_spec(ds: Dataset, path: str) -> None:
   """What sample.py needs to rebuild the models without opening the dataset."""
   spec = {"kind": ds.spec.kind, "shape": list(ds.spec.shape), "num_classes": ds.spec.num_classes}
@@ -137,7 +148,6 @@ def train(config: ConfigDict, workdir: str) -> None:
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
   check_batch(config)
   is_main = jax.process_index() == 0
-  rep = parallel.replicated(mesh)
   batch_sh = parallel.batch_sharding(mesh, batch_axis=1)   # [batches_per_step, B, ...]
 
   #### Input: this process's slice of every global batch, gan.batches_per_step batches per step.
@@ -178,10 +188,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       write_data_spec(ds, os.path.join(workdir, "data_spec.json"))
     #### The compiled step.
     population = config.population
-    step = functools.partial(train_step, gan)
-    if population > 1:   # one program for all members: the batch is shared, state and keys are not
-      step = jax.vmap(step, in_axes=(0, None, 0))
-    step_fn = jax.jit(step, in_shardings=(rep, batch_sh, rep), out_shardings=(rep, rep), donate_argnums=(0,))
+    step_fn = jit_step(gan, mesh, population)
     sampler = make_sampler(gan, mesh, chunk=config.sample.num)
     # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
     eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num

@@ -1,0 +1,153 @@
+"""Measurements behind scripts/benchmark.py: the compiled train step, the machine's matmul peak,
+compilation time of the shipped experiments, and the PyTorch twin (benchmarks/torch_dcgan.py).
+
+Every figure comes from the real train step (`gan_jax.train.loop.jit_step`) on synthetic
+batches of the data's shape: step times are medians over timed steps after warm-up, FLOPs are
+XLA's cost analysis of the compiled step, MFU is FLOPs / step time / the float32 matmul rate
+measured in the same process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import ConfigDict
+
+from gan_jax import cli, parallel
+from gan_jax.config import ConfigError
+from gan_jax.data import build_dataset
+from gan_jax.models import DataSpec
+from gan_jax.train.loop import jit_step, setup
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCH_TWIN = os.path.join(ROOT, "benchmarks", "torch_dcgan.py")
+# Image channels of the TFDS datasets, for timing their experiments where they are not prepared.
+_CHANNELS = {"mnist": 1}
+
+
+def peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
+  """The float32 matmul rate of this machine under XLA (median of `repeats`), GFLOP/s."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(f(a))
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(f(a))
+    times.append(time.perf_counter() - t)
+  return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def data_spec(config: ConfigDict) -> tuple[DataSpec, bool]:
+  """The data's shape; (spec, True) when read off the config because the data is not prepared."""
+  try:
+    return build_dataset(config.data).spec, False
+  except ConfigError:
+    if config.data.name in ("ring8", "grid25"):
+      raise
+    c = config.data
+    return DataSpec("image", (c.resolution, c.resolution, c.channels or _CHANNELS.get(c.name, 3))), True
+
+
+def _cost_flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  return float((cost or {}).get("flops", float("nan")))
+
+
+def _memory_mb(compiled) -> float:
+  m = compiled.memory_analysis()
+  if m is None:
+    return float("nan")
+  return (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes) / 2**20
+
+
+def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: int = 3) -> dict:
+  """Compiles the train step of `config` and times it on a fixed synthetic batch."""
+  gan, mesh, init, init_key, step_key, _ = setup(config, spec)
+  state = init(init_key)
+  shape = (gan.batches_per_step, config.batch_size, *spec.shape)
+  x = jax.random.uniform(jax.random.PRNGKey(1), shape, jnp.float32, -1.0, 1.0)
+  batch = {"x": jax.device_put(x, parallel.batch_sharding(mesh, batch_axis=1))}
+  t0 = time.perf_counter()
+  compiled = jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
+  compile_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  state, metrics = compiled(state, batch, step_key)
+  jax.block_until_ready(metrics)
+  first_step_s = compile_s + time.perf_counter() - t0
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch, step_key)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, metrics = compiled(state, batch, step_key)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t)
+  losses = {k: float(np.mean(np.asarray(metrics[k]))) for k in ("d_loss", "g_loss") if k in metrics}
+  median = statistics.median(times)
+  images = config.batch_size * config.population   # real images consumed per D+G iteration
+  return {"framework": "jax", "jax_version": jax.__version__, "devices": jax.device_count(),
+          "step_times_s": times, "median_step_s": median, "min_step_s": min(times), "max_step_s": max(times),
+          "images_per_s": images / median, "compile_s": compile_s, "first_step_s": first_step_s,
+          "flops_per_step": _cost_flops(compiled), "compiled_memory_mb": _memory_mb(compiled),
+          "peak_rss_mb": peak_rss_mb(), **losses}
+
+
+def run_torch_twin(*, resolution: int, batch: int, width: int, kernel_size: int, z_dim: int, channels: int,
+                   steps: int, warmup: int, channels_last: bool = False) -> dict:
+  """Runs benchmarks/torch_dcgan.py in a subprocess (torch is no dependency of the package)."""
+  command = [sys.executable, TORCH_TWIN, "--resolution", str(resolution), "--batch", str(batch),
+             "--width", str(width), "--kernel-size", str(kernel_size), "--z-dim", str(z_dim),
+             "--channels", str(channels), "--steps", str(steps), "--warmup", str(warmup)]
+  if channels_last:
+    command.append("--channels-last")
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    raise ConfigError("--compare-torch needs PyTorch in this environment: pip install torch "
+                      "(the CPU build; it is used by benchmarks/ only)") from None
+  out = subprocess.run(command, capture_output=True, text=True)
+  if out.returncode != 0:
+    raise RuntimeError(f"benchmarks/torch_dcgan.py failed:\n{out.stderr[-2000:]}")
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
+  """Compile time of each shipped experiment's train step at `runlocal` size, cold (empty
+  persistent cache) and warm (a fresh jit of the same program reading the cache)."""
+  import tempfile
+  rows = []
+  with tempfile.TemporaryDirectory() as cache:
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    for name in names or cli.experiment_names():
+      config = cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{name}.py") + ":runlocal")
+      spec, assumed = data_spec(config)
+      row = {"experiment": name, "model": config.model.name, "shape": list(spec.shape), "batch": config.batch_size,
+             "shape_from_config": assumed}
+      for phase in ("cold", "warm"):
+        gan, mesh, init, init_key, step_key, _ = setup(config, spec)
+        state = jax.eval_shape(init, init_key)
+        batch = {"x": jax.ShapeDtypeStruct((gan.batches_per_step, config.batch_size, *spec.shape), jnp.float32,
+                                           sharding=parallel.batch_sharding(mesh, batch_axis=1))}
+        t0 = time.perf_counter()
+        jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
+        row[f"compile_{phase}_s"] = time.perf_counter() - t0
+      rows.append(row)
+  return rows

@@ -1,0 +1,239 @@
+"""Strided convolutions in forms that compile well, with the parameters and math of the plain ones.
+
+XLA:CPU runs a stride-1 convolution several times faster than the input gradient of a
+stride-2 one, and a stride-2 transposed convolution (lhs dilation) is the slow case in both
+directions. The same functions can be computed with stride-1 convolutions only:
+
+- transposed convolution, stride s ("sub-pixel", Shi et al. 2016): output phase r along an axis
+  only sees the kernel taps t with (r + t - pad) divisible by s, so one stride-1 convolution to
+  s*s*C_out channels followed by depth-to-space gives every phase at once;
+- strided convolution, stride s: space-to-depth turns the input into s*s*C_in channels on the
+  coarse grid, on which the same taps form a stride-1 convolution.
+
+The kernels are the plain layers' kernels (same shapes, names, init); the stride-1 kernels are
+fixed 0/1 rearrangements of them built inside the jitted function, so gradients reach the
+original parameters and checkpoints are interchangeable with `nn.Conv` / `nn.ConvTranspose`.
+Results equal the plain layers up to float summation order (tests/test_layers.py).
+`impl="xla"` uses the plain lax convolutions instead (the better choice where the hardware
+runs them well, e.g. GPUs with cuDNN).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from gan_jax.config import ConfigError
+
+IMPLS = ("auto", "subpixel", "xla")
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def resolve_impl(impl: str) -> str:
+  """"auto" -> "subpixel" on CPU (where it is several times faster), "xla" on accelerators."""
+  if impl not in IMPLS:
+    raise ConfigError(f"model.conv_impl: unknown value {impl!r}; valid: {', '.join(IMPLS)}")
+  if impl == "auto":
+    return "subpixel" if jax.default_backend() == "cpu" else "xla"
+  return impl
+
+
+def transpose_padding(k: int, s: int, padding: str | tuple[int, int]) -> tuple[int, int]:
+  """Before/after padding of the lhs-dilated input that `lax.conv_transpose` uses (its convention)."""
+  if padding == "SAME":
+    pad_len = k + s - 2
+    pad_a = k - 1 if s > k - 1 else int(np.ceil(pad_len / 2))
+  elif padding == "VALID":
+    pad_len = k + s - 2 + max(k - s, 0)
+    pad_a = k - 1
+  else:
+    pad_a, pad_len = k - padding[0] - 1, 2 * k - 2 - padding[0] - padding[1]
+  return pad_a, pad_len - pad_a
+
+
+def conv_padding(k: int, s: int, n: int, padding: str | tuple[int, int]) -> tuple[int, int]:
+  """Before/after padding of a strided convolution over length n (lax's SAME/VALID rules)."""
+  if padding == "SAME":
+    out = -(-n // s)
+    pad_len = max((out - 1) * s + k - n, 0)
+    return pad_len // 2, pad_len - pad_len // 2
+  if padding == "VALID":
+    return 0, 0
+  return tuple(padding)
+
+
+def _conv_selection(k: int, s: int, pad_a: int) -> tuple[np.ndarray, int]:
+  """S[q, p, t] = 1 where tap t reads input 2m+... = s*(m+q)+p; returns S and the smallest q."""
+  q = [(t - pad_a) // s for t in range(k)]
+  q_min = min(q)
+  sel = np.zeros((max(q) - q_min + 1, s, k), np.float32)
+  for t in range(k):
+    sel[q[t] - q_min, (t - pad_a) % s, t] = 1.0
+  return sel, q_min
+
+
+def _transpose_selection(k: int, s: int, pad_a: int) -> tuple[np.ndarray, list[int]]:
+  """Per output phase r, the taps t that feed it read input offset d = (r + t - pad) / s.
+
+  Returns S[a, r, t] = 1 where tap t sits at window position a = d - lo[r] of phase r, and
+  lo[r], each phase's smallest offset: aligning every phase's window on its own first offset
+  keeps the stride-1 kernel as small as the phase with the most taps (2 for k=4, s=2).
+  """
+  taps = [[(t, (r + t - pad_a) // s) for t in range(k) if (r + t - pad_a) % s == 0] for r in range(s)]
+  lo = [min((d for _, d in tr), default=0) for tr in taps]
+  width = max((max(d for _, d in tr) - lo[r] + 1 for r, tr in enumerate(taps) if tr), default=1)
+  sel = np.zeros((width, s, k), np.float32)
+  for r, tr in enumerate(taps):
+    for t, d in tr:
+      sel[d - lo[r], r, t] = 1.0
+  return sel, lo
+
+
+def _conv1(x, w, pads, precision=None):
+  """Stride-1 NHWC/HWIO correlation with explicit (before, after) padding per spatial axis.
+
+  Where the output is as large as the input ("SAME"-like padding) XLA's own gradients are
+  good; where the padding makes it larger (a 2x2 kernel padded by 1 on each side, as the
+  sub-pixel form of a 4x4 transposed convolution needs) XLA:CPU's kernel gradient drops to
+  about 1 GFLOP/s, and `_conv_valid` takes over.
+  """
+  if all(sum(p) == k - 1 for p, k in zip(pads, w.shape[:2])):
+    return lax.conv_general_dilated(x, w, (1, 1), [tuple(p) for p in pads], dimension_numbers=_DN,
+                                    precision=precision)
+  x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+  return _conv_valid(x, w, precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_valid(x, w, precision=None):
+  """Stride-1 VALID convolution whose kernel gradient is one matmul per tap.
+
+  XLA:CPU computes the kernel gradient of a small-kernel convolution as another convolution
+  at 1-80 GFLOP/s (1 GFLOP/s for a 2x2 kernel on a padded input); as a sum over the kh*kw taps
+  of [N*H*W, C_in]^T @ [N*H*W, C_out] matmuls it runs at 70-170 GFLOP/s on the same shapes.
+  """
+  return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN, precision=precision)
+
+
+def _conv_valid_fwd(x, w, precision):
+  return _conv_valid(x, w, precision), (x, w)
+
+
+def _conv_valid_bwd(precision, res, g):
+  x, w = res
+  kh, kw = w.shape[:2]
+  h, wd = g.shape[1:3]
+  _, x_vjp = jax.vjp(lambda x: lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN,
+                                                        precision=precision), x)
+  dw = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", x[:, a:a + h, b:b + wd], g, precision=precision)
+                             for b in range(kw)]) for a in range(kh)])
+  return x_vjp(g)[0], dw.astype(w.dtype)
+
+
+_conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
+
+
+def space_to_depth(x: jax.Array, s: int) -> jax.Array:
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // s, w // s, s * s * c)
+
+
+def depth_to_space(x: jax.Array, s: int) -> jax.Array:
+  b, h, w, c = x.shape
+  x = x.reshape(b, h, w, s, s, c // (s * s)).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h * s, w * s, c // (s * s))
+
+
+def strided_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding="SAME",
+                 precision=None) -> jax.Array:
+  """`lax.conv_general_dilated(x, kernel, strides, padding)` (NHWC, HWIO) by space-to-depth."""
+  (kh, kw, cin, cout), (sh, sw) = kernel.shape, strides
+  if sh != sw:
+    raise ValueError(f"strided_conv needs equal strides, got {tuple(strides)}")
+  s = sh
+  pads = [conv_padding(k, s, n, p) for k, n, p in
+          zip((kh, kw), x.shape[1:3], (padding,) * 2 if isinstance(padding, str) else padding)]
+  out_len = [(n + pa + pb - k) // s + 1 for n, k, (pa, pb) in zip(x.shape[1:3], (kh, kw), pads)]
+  # Zero-fill the input to a multiple of s: those rows lie in (or beyond) the zero padding.
+  extra = [(-n) % s for n in x.shape[1:3]]
+  x = jnp.pad(x, ((0, 0), (0, extra[0]), (0, extra[1]), (0, 0)))
+  (sy, qy), (sx, qx) = _conv_selection(kh, s, pads[0][0]), _conv_selection(kw, s, pads[1][0])
+  w = jnp.einsum("apt,bqu,tuio->abpqio", sy, sx, kernel.astype(jnp.float32)).astype(kernel.dtype)
+  w = w.reshape(sy.shape[0], sx.shape[0], s * s * cin, cout)
+  xs = space_to_depth(x, s)
+  conv_pads = []
+  for n_out, n_in, q_min, n_q in zip(out_len, xs.shape[1:3], (qy, qx), (sy.shape[0], sx.shape[0])):
+    conv_pads.append((-q_min, max(0, (n_out - 1) + q_min + n_q - 1 - (n_in - 1))))
+  y = _conv1(xs, w, conv_pads, precision)
+  return y[:, :out_len[0], :out_len[1]]
+
+
+def strided_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding="SAME",
+                           precision=None) -> jax.Array:
+  """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO, no kernel flip) by sub-pixel conv."""
+  (kh, kw, cin, cout), (sh, sw) = kernel.shape, strides
+  if sh != sw:
+    raise ValueError(f"strided_conv_transpose needs equal strides, got {tuple(strides)}")
+  s = sh
+  pads = [transpose_padding(k, s, p) for k, p in
+          zip((kh, kw), (padding,) * 2 if isinstance(padding, str) else padding)]
+  out_len = [(n - 1) * s + 1 + pa + pb - k + 1 for n, k, (pa, pb) in zip(x.shape[1:3], (kh, kw), pads)]
+  (sy, lo_y), (sx, lo_x) = _transpose_selection(kh, s, pads[0][0]), _transpose_selection(kw, s, pads[1][0])
+  w = jnp.einsum("art,bsu,tuio->abirso", sy, sx, kernel.astype(jnp.float32)).astype(kernel.dtype)
+  w = w.reshape(sy.shape[0], sx.shape[0], cin, s * s * cout)
+  # Z[j, (r, c)] = sum_a w[a, r] x[j + a] over j in [min lo, coarse - 1 + max lo]; phase r of
+  # the output is then Z[m + lo[r], r]: one stride-1 convolution, then per-phase slices.
+  coarse = [-(-n // s) for n in out_len]
+  conv_pads = []
+  for m, n_in, lo, width in zip(coarse, x.shape[1:3], (lo_y, lo_x), (sy.shape[0], sx.shape[0])):
+    z_len = m + max(lo) - min(lo)
+    conv_pads.append((-min(lo), z_len - 1 + min(lo) + width - 1 - (n_in - 1)))
+  if min(p for pair in conv_pads for p in pair) < 0:
+    raise ValueError(f"strided_conv_transpose: padding {padding} with kernel {kh}x{kw} is not supported")
+  z = _conv1(x, w, conv_pads, precision)
+  z = z.reshape(*z.shape[:3], s, s, cout)
+  my, mx = coarse
+  phases = jnp.stack([jnp.stack([z[:, lo_y[ry] - min(lo_y):lo_y[ry] - min(lo_y) + my,
+                                   lo_x[rx] - min(lo_x):lo_x[rx] - min(lo_x) + mx, ry, rx]
+                                 for rx in range(s)], axis=3) for ry in range(s)], axis=3)
+  # phases: [B, my, mx, ry, rx, C] -> [B, my, ry, mx, rx, C] -> [B, my*s, mx*s, C]
+  y = phases.transpose(0, 1, 3, 2, 4, 5).reshape(x.shape[0], my * s, mx * s, cout)
+  return y[:, :out_len[0], :out_len[1]]
+
+
+class _StridedBase(nn.Module):
+  features: int
+  kernel_size: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  padding: str = "SAME"
+  use_bias: bool = True
+  kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+  bias_init: Callable[..., Any] = nn.initializers.zeros
+  impl: str = "subpixel"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+    if self.impl == "xla" or tuple(self.strides) == (1, 1):
+      y = self._plain(x, kernel, self.strides, self.padding, dimension_numbers=_DN)
+    else:
+      y = self._fast(x, kernel, self.strides, self.padding)
+    return y + self.param("bias", self.bias_init, (self.features,)) if self.use_bias else y
+
+
+class Conv(_StridedBase):
+  """`nn.Conv` (NHWC, HWIO kernel "kernel", optional "bias"); strided case by space-to-depth."""
+  _plain = staticmethod(lax.conv_general_dilated)
+  _fast = staticmethod(strided_conv)
+
+
+class ConvTranspose(_StridedBase):
+  """`nn.ConvTranspose` (transpose_kernel=False); strided case by sub-pixel convolution."""
+  _plain = staticmethod(lax.conv_transpose)
+  _fast = staticmethod(strided_conv_transpose)

@@ -1,0 +1,182 @@
+"""Speed of the compiled train step: images/s, step time, compile time, memory and MFU.
+
+  python scripts/benchmark.py [--model dcgan] [--resolution 64] [--batch 64] [--width 64]
+      [--kernel-size 4] [--impl auto|subpixel|xla[,...]] [--r1 G --r2 G] [--loss NAME]
+      [--steps 10] [--warmup 3] [--compare-torch] [--json PATH]
+  python scripts/benchmark.py --experiments [NAME,...]    # compile time of shipped experiments
+
+One row per conv implementation (`model.conv_impl`). The defaults are the PyTorch DCGAN
+example's setting (64x64, batch 64, ngf = ndf = 64, 4x4 kernels, BCE, Adam 2e-4/0.5); warm-up
+steps are excluded and the median of the timed steps is reported with its min-max spread.
+`--compare-torch` runs the same network and training step in PyTorch (benchmarks/torch_dcgan.py,
+in a subprocess, same thread count) and prints the ratio; PyTorch is needed only then.
+MFU = XLA's cost-analysis FLOPs per step / median step time / this machine's float32 matmul rate
+(measured in the same run). `--experiments` compiles every experiment (runlocal size) with an
+empty persistent compilation cache, then again from the cache. The table goes to stdout, all
+figures to --json.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gan_jax import cli  # noqa: E402
+from gan_jax.config import ConfigError  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):   # one line and exit 2, as every script here
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse(argv):
+  p = _Parser(description=__doc__.splitlines()[0])
+  p.add_argument("--model", default="dcgan")
+  p.add_argument("--resolution", type=int, default=64)
+  p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--width", type=int, default=64, help="g_width = d_width")
+  p.add_argument("--kernel-size", type=int, default=4)
+  p.add_argument("--channels", type=int, default=3)
+  p.add_argument("--impl", default="auto", help="model.conv_impl values, comma-separated")
+  p.add_argument("--loss", default="nonsaturating")
+  p.add_argument("--r1", type=float, default=0.0)
+  p.add_argument("--r2", type=float, default=0.0)
+  p.add_argument("--steps", type=int, default=10)
+  p.add_argument("--warmup", type=int, default=3)
+  p.add_argument("--compare-torch", action="store_true")
+  p.add_argument("--torch-channels-last", action="store_true")
+  p.add_argument("--experiments", nargs="?", const="all", default=None)
+  p.add_argument("--json", default=None, help="write every figure here")
+  a = p.parse_args(argv)
+  if a.steps < 1 or a.warmup < 0 or a.batch < 1:
+    p.error(f"--steps must be >= 1, --warmup >= 0, --batch >= 1; got {a.steps}, {a.warmup}, {a.batch}")
+  return a
+
+
+def config_for(a, impl):
+  from gan_jax.config import base_config, validate
+  from gan_jax.models import MODELS
+  if a.model not in MODELS.names():
+    raise ConfigError(f"--model: unknown model {a.model!r}; valid: {', '.join(MODELS.names())}")
+  c = base_config(a.model)
+  c.batch_size = a.batch
+  c.loss.name = a.loss
+  c.reg.r1, c.reg.r2 = a.r1, a.r2
+  for who in ("g", "d"):
+    c.optim[who].update(name="adam", lr=2e-4, b1=0.5, b2=0.999)
+  if a.model == "dcgan":
+    c.data.name = "folder"   # the shape comes from resolution/channels; no files are read
+    c.data.resolution, c.data.channels = a.resolution, a.channels
+    c.model.update(g_width=a.width, d_width=a.width, kernel_size=a.kernel_size, conv_impl=impl)
+  else:
+    c.data.name = "ring8"
+  validate(c)
+  return c
+
+
+def bench_models(a) -> dict:
+  import jax
+
+  from gan_jax import benchmark
+  from gan_jax.models import DataSpec
+  from gan_jax.models.layers import IMPLS, resolve_impl
+  impls = a.impl.split(",")
+  for impl in impls:
+    if impl not in IMPLS:
+      raise ConfigError(f"--impl: unknown value {impl!r}; valid: {', '.join(IMPLS)}")
+  peak = benchmark.matmul_peak_gflops()
+  rows = []
+  for impl in impls:
+    c = config_for(a, impl)
+    spec = (DataSpec("image", (a.resolution, a.resolution, a.channels)) if a.model == "dcgan"
+            else benchmark.data_spec(c)[0])
+    r = benchmark.time_train_step(c, spec, a.steps, a.warmup)
+    r.update(model=a.model, impl=resolve_impl(impl) if a.model == "dcgan" else "-",
+             resolution=a.resolution if a.model == "dcgan" else "-",
+             batch=a.batch, width=a.width, kernel_size=a.kernel_size, loss=a.loss, r1=a.r1, r2=a.r2,
+             mfu=r["flops_per_step"] / r["median_step_s"] / (peak * 1e9))
+    rows.append(r)
+    print(f"  jax {r['impl']}: {r['median_step_s'] * 1e3:.0f} ms/step, {r['images_per_s']:.1f} img/s", file=sys.stderr)
+  torch_row = None
+  if a.compare_torch:
+    if a.model != "dcgan":
+      raise ConfigError(f"--compare-torch has a PyTorch twin for --model dcgan only, not {a.model!r}")
+    if a.loss != "nonsaturating" or a.r1 or a.r2:
+      raise ConfigError("--compare-torch: the PyTorch twin trains the non-saturating loss without penalties")
+    torch_row = benchmark.run_torch_twin(resolution=a.resolution, batch=a.batch, width=a.width,
+                                         kernel_size=a.kernel_size, z_dim=100, channels=a.channels,
+                                         steps=a.steps, warmup=a.warmup, channels_last=a.torch_channels_last)
+    for r in rows:
+      r["ratio_vs_torch"] = r["images_per_s"] / torch_row["images_per_s"]
+  machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
+             "backend": jax.default_backend(), "devices": jax.device_count(), "matmul_gflops": peak}
+  return {"machine": machine, "jax": rows, "torch": torch_row}
+
+
+def cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def print_table(out: dict) -> None:
+  m = out["machine"]
+  print(f"machine: {m['cpu']}, {m['cores']} cores, {m['backend']} x{m['devices']}; "
+        f"float32 matmul {m['matmul_gflops']:.0f} GFLOP/s")
+  print("| framework | model | res | batch | impl | ms/step (min-max) | images/s | vs torch | compile s | "
+        "GFLOP/step | MFU | peak RSS MB |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+  for r in out["jax"]:
+    ratio = f"{r['ratio_vs_torch']:.2f}x" if "ratio_vs_torch" in r else "-"
+    print(f"| jax | {r['model']} | {r['resolution']} | {r['batch']} | {r['impl']} | "
+          f"{r['median_step_s'] * 1e3:.0f} ({r['min_step_s'] * 1e3:.0f}-{r['max_step_s'] * 1e3:.0f}) | "
+          f"{r['images_per_s']:.1f} | {ratio} | {r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.1f} | "
+          f"{r['mfu']:.0%} | {r['peak_rss_mb']:.0f} |")
+  t = out.get("torch")
+  if t:
+    times = t["step_times_s"]
+    print(f"| torch {t['torch_version']} | dcgan | {t['resolution']} | {t['batch']} | "
+          f"{'channels_last' if t.get('channels_last') else 'NCHW'} | "
+          f"{t['median_step_s'] * 1e3:.0f} ({min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}) | "
+          f"{t['images_per_s']:.1f} | 1.00x | - | - | - | {t['peak_rss_mb']:.0f} |")
+
+
+def print_compile_table(rows: list[dict]) -> None:
+  print("| experiment (runlocal) | model | shape | batch | compile, cold cache s | compile, warm cache s |")
+  print("|---|---|---|---|---|---|")
+  for r in rows:
+    shape = "x".join(map(str, r["shape"])) + (" (from config)" if r["shape_from_config"] else "")
+    print(f"| {r['experiment']} | {r['model']} | {shape} | {r['batch']} | {r['compile_cold_s']:.1f} | "
+          f"{r['compile_warm_s']:.1f} |")
+
+
+def main(argv):
+  a = parse(argv[1:])
+  from gan_jax import benchmark
+  if a.experiments is not None:
+    names = None if a.experiments == "all" else a.experiments.split(",")
+    valid = cli.experiment_names()
+    for n in names or []:
+      if n not in valid:
+        raise ConfigError(f"--experiments: unknown experiment {n!r}; valid: {', '.join(valid)}")
+    out = {"compile": benchmark.experiment_compile_times(names)}
+    print_compile_table(out["compile"])
+  else:
+    out = bench_models(a)
+    print_table(out)
+  if a.json:
+    with open(a.json, "w") as f:
+      json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+  sys.exit(cli.main(main))
