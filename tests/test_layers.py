@@ -1,4 +1,4 @@
-"""The fast strided convolutions equal the plain Flax layers: values, gradients, parameters."""
+"""The sub-pixel transposed convolution equals the plain Flax layer: values, gradients, parameters."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import pytest
 
 from gan_jax.config import ConfigError
 from gan_jax.models import layers
-from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_jax.models.dcgan import DCGANGenerator
 
 # (kernel, stride, input size, padding): even and odd kernels and sizes, both paddings, stride 3.
 CASES = [(2, 2, 5, "SAME"), (3, 2, 4, "SAME"), (3, 2, 5, "VALID"), (4, 2, 4, "SAME"), (4, 2, 5, "VALID"),
@@ -19,16 +19,15 @@ def _values_and_grads(module, params, x, g):
   return module.apply(params, x), jax.grad(lambda p, x: jnp.sum(module.apply(p, x) * g), argnums=(0, 1))(params, x)
 
 
-@pytest.mark.parametrize("ours,plain", [(layers.Conv, nn.Conv), (layers.ConvTranspose, nn.ConvTranspose)])
 @pytest.mark.parametrize("k,s,n,pad", CASES)
-def test_values_and_gradients_equal_plain_layers(ours, plain, k, s, n, pad):
+def test_values_and_gradients_equal_plain_layer(k, s, n, pad):
   x = jax.random.normal(jax.random.PRNGKey(n + 10 * k), (2, n, n + 1, 3))
-  ref = plain(4, (k, k), strides=(s, s), padding=pad)
+  ref = nn.ConvTranspose(4, (k, k), strides=(s, s), padding=pad)
   params = ref.init(jax.random.PRNGKey(1), x)
   g = jax.random.normal(jax.random.PRNGKey(3), jax.eval_shape(ref.apply, params, x).shape)
   run = jax.jit(_values_and_grads, static_argnums=0)
   y_ref, grads_ref = run(ref, params, x, g)
-  y, grads = run(ours(4, (k, k), strides=(s, s), padding=pad, impl="subpixel"), params, x, g)
+  y, grads = run(layers.ConvTranspose(4, (k, k), strides=(s, s), padding=pad, impl="subpixel"), params, x, g)
   assert y.shape == y_ref.shape
   np.testing.assert_allclose(y, y_ref, atol=2e-5)
   for a, b in zip(jax.tree.leaves(grads_ref), jax.tree.leaves(grads)):
@@ -49,23 +48,18 @@ def test_kernel_gradient_of_padded_stride1_conv():
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
-def _apply_all(gens, discs, v, vd, z):
-  outs = [g.apply(v, z, mutable=["batch_stats"])[0] for g in gens]
-  return outs, [d.apply(vd, outs[0], mutable=["batch_stats"])[0] for d in discs]
+def _generate_all(gens, v, z):
+  return [g.apply(v, z, mutable=["batch_stats"])[0] for g in gens]
 
 
-def test_dcgan_same_parameters_and_outputs_for_both_impls():
+def test_dcgan_generator_same_parameters_and_outputs_for_both_impls():
   z = jax.random.uniform(jax.random.PRNGKey(0), (4, 100), minval=-1, maxval=1)
   for k in (4, 5):
-    gens = [DCGANGenerator(16, 3, 8, k, impl) for impl in ("xla", "subpixel")]
-    discs = [DCGANDiscriminator(16, 8, k, impl) for impl in ("xla", "subpixel")]
+    gens = (DCGANGenerator(16, 3, 8, k, "xla"), DCGANGenerator(16, 3, 8, k, "subpixel"))
     v = jax.jit(gens[0].init)(jax.random.PRNGKey(1), z)
     assert jax.tree.structure(v) == jax.tree.structure(jax.eval_shape(gens[1].init, jax.random.PRNGKey(1), z))
-    vd = jax.jit(discs[0].init)(jax.random.PRNGKey(2), jnp.zeros((4, 16, 16, 3)))
-
-    outs, d_outs = jax.jit(_apply_all, static_argnums=(0, 1))(tuple(gens), tuple(discs), v, vd, z)
+    outs = jax.jit(_generate_all, static_argnums=0)(gens, v, z)
     np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)
-    np.testing.assert_allclose(d_outs[1], d_outs[0], atol=1e-5)
 
 
 def test_resolve_impl():
