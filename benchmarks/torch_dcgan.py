@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -38,6 +37,9 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan_jax.procinfo import peak_rss_mb  # noqa: E402  (standard library only: no JAX here)
 
 
 def num_stages(resolution: int) -> int:
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
       "step_times_s": times,
       "median_step_s": median,
       "images_per_s": args.batch / median,
-      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      "peak_rss_mb": peak_rss_mb(),
       "g_params": count_params(g),
       "d_params": count_params(d),
       "d_loss": d_loss,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,16 +24,13 @@ from gan_jax import cli, parallel
 from gan_jax.config import ConfigError
 from gan_jax.data import build_dataset
 from gan_jax.models import DataSpec
+from gan_jax.procinfo import peak_rss_mb
 from gan_jax.train.loop import jit_step, setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_TWIN = os.path.join(ROOT, "benchmarks", "torch_dcgan.py")
 # Image channels of the TFDS datasets, for timing their experiments where they are not prepared.
 _CHANNELS = {"mnist": 1}
-
-
-def peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
