@@ -104,6 +104,40 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
           "peak_rss_mb": peak_rss_mb(), **losses}
 
 
+def _median_time(fn, *args, steps: int, warmup: int) -> float:
+  out = fn(*args)
+  jax.block_until_ready(out)
+  for _ in range(warmup):
+    jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t)
+  return statistics.median(times)
+
+
+def component_times(config: ConfigDict, spec: DataSpec, steps: int = 5, warmup: int = 2) -> dict:
+  """Median time of each network pass the train step is made of, each compiled on its own:
+  the D step runs G forward + D forward/backward on real and on fake data; the G step runs
+  G forward/backward and D forward/backward to its input (no D weight gradient)."""
+  gan, _, init, init_key, _, _ = setup(config, spec)
+  state = init(init_key)
+  b = config.batch_size
+  z = gan.latents(jax.random.PRNGKey(0), b)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (b, *spec.shape), jnp.float32, -1.0, 1.0)
+  g_fwd = lambda p, z: gan.generate(p, state.g_vars, z)[0]  # noqa: E731
+  d_fwd = lambda p, x: jnp.sum(gan.discriminate(p, state.d_vars, x)[0])  # noqa: E731
+  passes = {
+      "G forward": (g_fwd, state.g_params, z),
+      "G forward + backward": (jax.grad(lambda p, z: jnp.sum(g_fwd(p, z) ** 2)), state.g_params, z),
+      "D forward": (d_fwd, state.d_params, x),
+      "D forward + backward (weights)": (jax.grad(d_fwd), state.d_params, x),
+      "D forward + backward (input)": (jax.grad(d_fwd, argnums=1), state.d_params, x),
+  }
+  return {name: _median_time(jax.jit(fn), *args, steps=steps, warmup=warmup) for name, (fn, *args) in passes.items()}
+
+
 def run_torch_twin(*, resolution: int, batch: int, width: int, kernel_size: int, z_dim: int, channels: int,
                    steps: int, warmup: int, channels_last: bool = False) -> dict:
   """Runs benchmarks/torch_dcgan.py in a subprocess (torch is no dependency of the package)."""

@@ -48,6 +48,7 @@ def parse(argv):
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--compare-torch", action="store_true")
+  p.add_argument("--breakdown", action="store_true", help="also time each network pass of the step")
   p.add_argument("--torch-channels-last", action="store_true")
   p.add_argument("--experiments", nargs="?", const="all", default=None)
   p.add_argument("--json", default=None, help="write every figure here")
@@ -95,6 +96,8 @@ def bench_models(a) -> dict:
     spec = (DataSpec("image", (a.resolution, a.resolution, a.channels)) if a.model == "dcgan"
             else benchmark.data_spec(c)[0])
     r = benchmark.time_train_step(c, spec, a.steps, a.warmup)
+    if a.breakdown:
+      r["breakdown_s"] = benchmark.component_times(c, spec, a.steps, a.warmup)
     r.update(model=a.model, impl=resolve_impl(impl) if a.model == "dcgan" else "-",
              resolution=a.resolution if a.model == "dcgan" else "-",
              batch=a.batch, width=a.width, kernel_size=a.kernel_size, loss=a.loss, r1=a.r1, r2=a.r2,
@@ -148,6 +151,17 @@ def print_table(out: dict) -> None:
           f"{'channels_last' if t.get('channels_last') else 'NCHW'} | "
           f"{t['median_step_s'] * 1e3:.0f} ({min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}) | "
           f"{t['images_per_s']:.1f} | 1.00x | - | - | - | {t['peak_rss_mb']:.0f} |")
+  for r in out["jax"]:
+    if "breakdown_s" in r:
+      b = r["breakdown_s"]
+      print(f"\n{r['impl']}: time per network pass (each compiled alone), ms")
+      print("| pass | ms | per step |\n|---|---|---|")
+      uses = {"G forward": 1, "G forward + backward": 1, "D forward + backward (weights)": 2,
+              "D forward + backward (input)": 1}
+      for name, sec in b.items():
+        print(f"| {name} | {sec * 1e3:.0f} | x{uses.get(name, 0)} |")
+      total = sum(b[n] * k for n, k in uses.items())
+      print(f"| sum of the passes one step runs | {total * 1e3:.0f} | (step: {r['median_step_s'] * 1e3:.0f}) |")
 
 
 def print_compile_table(rows: list[dict]) -> None:

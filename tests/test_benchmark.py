@@ -11,9 +11,11 @@ TINY = ["--resolution", "16", "--batch", "8", "--width", "8", "--steps", "2", "-
 @pytest.mark.slow
 def test_benchmark_rows_and_json(tmp_path):
   out = tmp_path / "bench.json"
-  r = run_script("benchmark.py", *TINY, "--impl", "subpixel,xla", "--json", str(out))
+  r = run_script("benchmark.py", *TINY, "--impl", "subpixel,xla", "--breakdown", "--json", str(out))
   assert r.returncode == 0, r.stderr
   rows = json.loads(out.read_text())["jax"]
+  assert set(rows[0]["breakdown_s"]) == {"G forward", "G forward + backward", "D forward",
+                                         "D forward + backward (weights)", "D forward + backward (input)"}
   assert [row["impl"] for row in rows] == ["subpixel", "xla"]
   for row in rows:
     assert len(row["step_times_s"]) == 2
