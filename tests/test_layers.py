@@ -1,4 +1,4 @@
-"""The sub-pixel transposed convolution equals the plain Flax layer: values, gradients, parameters."""
+"""The sub-pixel forms equal the plain Flax layers: values, gradients (first and second order), parameters."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import pytest
 
 from gan_jax.config import ConfigError
 from gan_jax.models import layers
-from gan_jax.models.dcgan import DCGANGenerator
+from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 # (kernel, stride, input size, padding): even and odd kernels and sizes, both paddings, stride 3.
 CASES = [(2, 2, 5, "SAME"), (3, 2, 4, "SAME"), (3, 2, 5, "VALID"), (4, 2, 4, "SAME"), (4, 2, 5, "VALID"),
@@ -19,15 +19,16 @@ def _values_and_grads(module, params, x, g):
   return module.apply(params, x), jax.grad(lambda p, x: jnp.sum(module.apply(p, x) * g), argnums=(0, 1))(params, x)
 
 
+@pytest.mark.parametrize("ours,plain", [(layers.ConvTranspose, nn.ConvTranspose), (layers.Conv, nn.Conv)])
 @pytest.mark.parametrize("k,s,n,pad", CASES)
-def test_values_and_gradients_equal_plain_layer(k, s, n, pad):
+def test_values_and_gradients_equal_plain_layer(ours, plain, k, s, n, pad):
   x = jax.random.normal(jax.random.PRNGKey(n + 10 * k), (2, n, n + 1, 3))
-  ref = nn.ConvTranspose(4, (k, k), strides=(s, s), padding=pad)
+  ref = plain(4, (k, k), strides=(s, s), padding=pad)
   params = ref.init(jax.random.PRNGKey(1), x)
   g = jax.random.normal(jax.random.PRNGKey(3), jax.eval_shape(ref.apply, params, x).shape)
   run = jax.jit(_values_and_grads, static_argnums=0)
   y_ref, grads_ref = run(ref, params, x, g)
-  y, grads = run(layers.ConvTranspose(4, (k, k), strides=(s, s), padding=pad, impl="subpixel"), params, x, g)
+  y, grads = run(ours(4, (k, k), strides=(s, s), padding=pad, impl="subpixel"), params, x, g)
   assert y.shape == y_ref.shape
   np.testing.assert_allclose(y, y_ref, atol=2e-5)
   for a, b in zip(jax.tree.leaves(grads_ref), jax.tree.leaves(grads)):
@@ -60,6 +61,24 @@ def test_dcgan_generator_same_parameters_and_outputs_for_both_impls():
     assert jax.tree.structure(v) == jax.tree.structure(jax.eval_shape(gens[1].init, jax.random.PRNGKey(1), z))
     outs = jax.jit(_generate_all, static_argnums=0)(gens, v, z)
     np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)
+
+
+def _r1_grad(disc, v, x):
+  """Gradient w.r.t. D's parameters of the R1 penalty ||grad_x D(x)||^2 (double backward)."""
+  def penalty(params):
+    dx = jax.grad(lambda x: jnp.sum(disc.apply({**v, "params": params}, x, mutable=["batch_stats"])[0]))(x)
+    return jnp.sum(dx**2)
+  return jax.grad(penalty)(v["params"])
+
+
+def test_dcgan_discriminator_first_and_second_order_gradients_equal_for_both_impls():
+  x = jax.random.uniform(jax.random.PRNGKey(0), (4, 16, 16, 3), minval=-1, maxval=1)
+  for k in (4, 5):
+    discs = (DCGANDiscriminator(16, 8, k, "xla"), DCGANDiscriminator(16, 8, k, "subpixel"))
+    v = jax.jit(discs[0].init)(jax.random.PRNGKey(1), x)
+    grads = [jax.jit(_r1_grad, static_argnums=0)(d, v, x) for d in discs]
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+      np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
 def test_resolve_impl():

@@ -6,7 +6,7 @@ G: z (100-d, uniform in [-1, 1]) -> linear projection to 4x4 x (8·ngf at 64x64)
    each), the last one to the image channels with tanh and no BN (paper sec. 3 and fig. 1).
 D: stride-2 5x5 convolutions doubling the channels from ndf, LeakyReLU(0.2), BN on every layer
    but the first, down to 4x4, then flatten and one linear logit (no pooling, no hidden FC).
-`conv_impl` picks how G's transposed convolutions are computed (same math and parameters, see
+`conv_impl` picks how the strided convolutions and their gradients are computed (same math and parameters, see
 gan_jax/models/layers.py): "subpixel", "xla", or "auto" (subpixel on CPU, xla elsewhere).
 Weights ~ N(0, 0.02); BN scale ~ N(1, 0.02) (paper sec. 4). No layer has a bias, as in the
 reference code: BN's shift takes its place, and the output layers have none. The number of stride-2 layers
@@ -73,13 +73,15 @@ class DCGANDiscriminator(nn.Module):
   resolution: int
   width: int = 128
   kernel_size: int = 5
+  conv_impl: str = "subpixel"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     n = num_stages(self.resolution)
     k = (self.kernel_size, self.kernel_size)
     for i in range(n):
-      x = nn.Conv(self.width * 2**i, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT)(x)
+      x = layers.Conv(self.width * 2**i, k, strides=(2, 2), padding="SAME", use_bias=False, kernel_init=_W_INIT,
+                      impl=self.conv_impl, name=f"Conv_{i}")(x)
       x = nn.leaky_relu(_batch_norm(train)(x) if i else x, 0.2)
     x = x.reshape(x.shape[0], -1)
     return nn.Dense(1, use_bias=False, kernel_init=_W_INIT)(x)[..., 0]
@@ -98,7 +100,7 @@ def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
   num_stages(h)
   impl = layers.resolve_impl(c.conv_impl)
   return (DCGANGenerator(h, ch, c.g_width, c.kernel_size, impl),
-          DCGANDiscriminator(h, c.d_width, c.kernel_size))
+          DCGANDiscriminator(h, c.d_width, c.kernel_size, impl))
 
 
 MODELS.register("dcgan")(ModelEntry(_defaults, _build))
