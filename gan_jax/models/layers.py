@@ -193,8 +193,8 @@ def _strided_conv_bwd(stride, pads, res, g):
 strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
-class ConvTranspose(nn.Module):
-  """`nn.ConvTranspose` (NHWC, HWIO "kernel", optional "bias"); strided case by sub-pixel convolution."""
+class _Strided(nn.Module):
+  """The fields, parameter names and shapes of `nn.Conv` / `nn.ConvTranspose` (NHWC, HWIO)."""
   features: int
   kernel_size: tuple[int, int]
   strides: tuple[int, int] = (1, 1)
@@ -204,34 +204,36 @@ class ConvTranspose(nn.Module):
   bias_init: Callable[..., Any] = nn.initializers.zeros
   impl: str = "subpixel"
 
+  def _kernel(self, x: jax.Array) -> jax.Array:
+    return self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+
+  def _bias(self, y: jax.Array) -> jax.Array:
+    return y + self.param("bias", self.bias_init, (self.features,)) if self.use_bias else y
+
+
+class ConvTranspose(_Strided):
+  """`nn.ConvTranspose` (transpose_kernel=False); strided case by sub-pixel convolution."""
+
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+    kernel = self._kernel(x)
     if self.impl == "xla" or tuple(self.strides) == (1, 1):
       y = lax.conv_transpose(x, kernel, self.strides, self.padding, dimension_numbers=_DN)
     else:
       y = strided_conv_transpose(x, kernel, self.strides, self.padding)
-    return y + self.param("bias", self.bias_init, (self.features,)) if self.use_bias else y
+    return self._bias(y)
 
 
-class Conv(nn.Module):
-  """`nn.Conv` with stride s > 1 (NHWC, HWIO "kernel", optional "bias"); input gradient by sub-pixel."""
-  features: int
-  kernel_size: tuple[int, int]
-  strides: tuple[int, int] = (1, 1)
-  padding: str = "SAME"
-  use_bias: bool = True
-  kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
-  bias_init: Callable[..., Any] = nn.initializers.zeros
-  impl: str = "subpixel"
+class Conv(_Strided):
+  """`nn.Conv`; with equal strides s > 1 the input gradient is computed in sub-pixel form."""
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+    kernel = self._kernel(x)
     if self.impl == "xla" or self.strides[0] != self.strides[1] or self.strides[0] == 1:
       y = lax.conv_general_dilated(x, kernel, self.strides, self.padding, dimension_numbers=_DN)
     else:
       pads = self.padding if not isinstance(self.padding, str) else lax.padtype_to_pads(
           x.shape[1:3], self.kernel_size, self.strides, self.padding)
       y = strided_conv(x, kernel, self.strides[0], tuple(tuple(p) for p in pads))
-    return y + self.param("bias", self.bias_init, (self.features,)) if self.use_bias else y
+    return self._bias(y)
