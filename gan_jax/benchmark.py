@@ -8,6 +8,7 @@ measured in the same process.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -71,8 +72,10 @@ def _memory_mb(compiled) -> float:
   return (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes) / 2**20
 
 
-def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: int = 3) -> dict:
-  """Compiles the train step of `config` and times it on a fixed synthetic batch."""
+def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: int = 3,
+                    profile_dir: str | None = None) -> dict:
+  """Compiles the train step of `config` and times it on a fixed synthetic batch; with
+  `profile_dir`, the timed steps are also traced by the JAX profiler (TensorBoard / Perfetto)."""
   gan, mesh, init, init_key, step_key, _ = setup(config, spec)
   state = init(init_key)
   shape = (gan.batches_per_step, config.batch_size, *spec.shape)
@@ -89,11 +92,12 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
     state, metrics = compiled(state, batch, step_key)
   jax.block_until_ready(metrics)
   times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    state, metrics = compiled(state, batch, step_key)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t)
+  with jax.profiler.trace(profile_dir) if profile_dir else contextlib.nullcontext():
+    for _ in range(steps):
+      t = time.perf_counter()
+      state, metrics = compiled(state, batch, step_key)
+      jax.block_until_ready(metrics)
+      times.append(time.perf_counter() - t)
   losses = {k: float(np.mean(np.asarray(metrics[k]))) for k in ("d_loss", "g_loss") if k in metrics}
   median = statistics.median(times)
   images = config.batch_size * config.population   # real images consumed per D+G iteration

@@ -2,7 +2,7 @@
 
   python scripts/benchmark.py [--model dcgan] [--resolution 64] [--batch 64] [--width 64]
       [--kernel-size 4] [--impl auto|subpixel|xla[,...]] [--r1 G --r2 G] [--loss NAME]
-      [--steps 10] [--warmup 3] [--compare-torch] [--json PATH]
+      [--steps 10] [--warmup 3] [--compare-torch] [--json PATH] [--profile DIR] [--dump-hlo DIR]
   python scripts/benchmark.py --experiments [NAME,...]    # compile time of shipped experiments
 
 One row per conv implementation (`model.conv_impl`). The defaults are the PyTorch DCGAN
@@ -11,8 +11,11 @@ steps are excluded and the median of the timed steps is reported with its min-ma
 `--compare-torch` runs the same network and training step in PyTorch (benchmarks/torch_dcgan.py,
 in a subprocess, same thread count) and prints the ratio; PyTorch is needed only then.
 MFU = XLA's cost-analysis FLOPs per step / median step time / this machine's float32 matmul rate
-(measured in the same run). `--experiments` compiles every experiment (runlocal size) with an
-empty persistent compilation cache, then again from the cache. The table goes to stdout, all
+(measured in the same run). `--breakdown` times each network pass of the step on its own,
+`--profile DIR` traces the timed steps with the JAX profiler (open DIR in TensorBoard's profile
+plugin, or the trace.json.gz in Perfetto), `--dump-hlo DIR` writes XLA's HLO.
+`--experiments` compiles every experiment (runlocal size) with an empty persistent
+compilation cache, then again from the cache. The table goes to stdout, all
 figures to --json.
 """
 import argparse
@@ -52,6 +55,8 @@ def parse(argv):
   p.add_argument("--torch-channels-last", action="store_true")
   p.add_argument("--experiments", nargs="?", const="all", default=None)
   p.add_argument("--json", default=None, help="write every figure here")
+  p.add_argument("--profile", default=None, help="trace the timed steps into DIR/<impl> (TensorBoard, Perfetto)")
+  p.add_argument("--dump-hlo", default=None, help="write XLA's HLO of every compiled program to DIR")
   a = p.parse_args(argv)
   if a.steps < 1 or a.warmup < 0 or a.batch < 1:
     p.error(f"--steps must be >= 1, --warmup >= 0, --batch >= 1; got {a.steps}, {a.warmup}, {a.batch}")
@@ -95,7 +100,8 @@ def bench_models(a) -> dict:
     c = config_for(a, impl)
     spec = (DataSpec("image", (a.resolution, a.resolution, a.channels)) if a.model == "dcgan"
             else benchmark.data_spec(c)[0])
-    r = benchmark.time_train_step(c, spec, a.steps, a.warmup)
+    profile = os.path.join(a.profile, impl) if a.profile else None
+    r = benchmark.time_train_step(c, spec, a.steps, a.warmup, profile)
     if a.breakdown:
       r["breakdown_s"] = benchmark.component_times(c, spec, a.steps, a.warmup)
     r.update(model=a.model, impl=resolve_impl(impl) if a.model == "dcgan" else "-",
@@ -175,6 +181,8 @@ def print_compile_table(rows: list[dict]) -> None:
 
 def main(argv):
   a = parse(argv[1:])
+  if a.dump_hlo:   # read when the XLA backend starts, which has not happened yet
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={a.dump_hlo}".strip()
   from gan_jax import benchmark
   if a.experiments is not None:
     names = None if a.experiments == "all" else a.experiments.split(",")

@@ -11,8 +11,12 @@ TINY = ["--resolution", "16", "--batch", "8", "--width", "8", "--steps", "2", "-
 @pytest.mark.slow
 def test_benchmark_rows_and_json(tmp_path):
   out = tmp_path / "bench.json"
-  r = run_script("benchmark.py", *TINY, "--impl", "subpixel,xla", "--breakdown", "--json", str(out))
+  r = run_script("benchmark.py", *TINY, "--impl", "subpixel,xla", "--breakdown", "--json", str(out),
+                 "--profile", str(tmp_path / "trace"), "--dump-hlo", str(tmp_path / "hlo"))
   assert r.returncode == 0, r.stderr
+  for impl in ("subpixel", "xla"):
+    assert list((tmp_path / "trace" / impl).rglob("*.trace.json.gz")), impl
+  assert list((tmp_path / "hlo").glob("*train_step*.txt"))
   rows = json.loads(out.read_text())["jax"]
   assert set(rows[0]["breakdown_s"]) == {"G forward", "G forward + backward", "D forward",
                                          "D forward + backward (weights)", "D forward + backward (input)"}
