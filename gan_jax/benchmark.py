@@ -9,6 +9,8 @@ measured in the same process.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import json
 import os
 import statistics
@@ -34,17 +36,24 @@ TORCH_TWIN = os.path.join(ROOT, "benchmarks", "torch_dcgan.py")
 _CHANNELS = {"mnist": 1}
 
 
+def _timed(call, repeats: int, warmup: int = 0) -> list[float]:
+  """Wall time of each of `repeats` calls of `call()` (after `warmup` untimed ones), each
+  waited for: `call` returns the arrays to block on."""
+  for _ in range(warmup):
+    jax.block_until_ready(call())
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(call())
+    times.append(time.perf_counter() - t)
+  return times
+
+
 def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
   """The float32 matmul rate of this machine under XLA (median of `repeats`), GFLOP/s."""
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
   f = jax.jit(lambda a: a @ a)
-  jax.block_until_ready(f(a))
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(f(a))
-    times.append(time.perf_counter() - t)
-  return 2 * n**3 / statistics.median(times) / 1e9
+  return 2 * n**3 / statistics.median(_timed(lambda: f(a), repeats, warmup=1)) / 1e9
 
 
 def data_spec(config: ConfigDict) -> tuple[DataSpec, bool]:
@@ -52,8 +61,6 @@ def data_spec(config: ConfigDict) -> tuple[DataSpec, bool]:
   try:
     return build_dataset(config.data).spec, False
   except ConfigError:
-    if config.data.name in ("ring8", "grid25"):
-      raise
     c = config.data
     return DataSpec("image", (c.resolution, c.resolution, c.channels or _CHANNELS.get(c.name, 3))), True
 
@@ -88,16 +95,15 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
   state, metrics = compiled(state, batch, step_key)
   jax.block_until_ready(metrics)
   first_step_s = compile_s + time.perf_counter() - t0
-  for _ in range(warmup):
+
+  def one_step():   # the state is donated: every call continues from the last
+    nonlocal state, metrics
     state, metrics = compiled(state, batch, step_key)
-  jax.block_until_ready(metrics)
-  times = []
+    return metrics
+
+  _timed(one_step, 0, warmup)
   with jax.profiler.trace(profile_dir) if profile_dir else contextlib.nullcontext():
-    for _ in range(steps):
-      t = time.perf_counter()
-      state, metrics = compiled(state, batch, step_key)
-      jax.block_until_ready(metrics)
-      times.append(time.perf_counter() - t)
+    times = _timed(one_step, steps)
   losses = {k: float(np.mean(np.asarray(metrics[k]))) for k in ("d_loss", "g_loss") if k in metrics}
   median = statistics.median(times)
   images = config.batch_size * config.population   # real images consumed per D+G iteration
@@ -106,19 +112,6 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
           "images_per_s": images / median, "compile_s": compile_s, "first_step_s": first_step_s,
           "flops_per_step": _cost_flops(compiled), "compiled_memory_mb": _memory_mb(compiled),
           "peak_rss_mb": peak_rss_mb(), **losses}
-
-
-def _median_time(fn, *args, steps: int, warmup: int) -> float:
-  out = fn(*args)
-  jax.block_until_ready(out)
-  for _ in range(warmup):
-    jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t)
-  return statistics.median(times)
 
 
 def component_times(config: ConfigDict, spec: DataSpec, steps: int = 5, warmup: int = 2) -> dict:
@@ -139,7 +132,10 @@ def component_times(config: ConfigDict, spec: DataSpec, steps: int = 5, warmup: 
       "D forward + backward (weights)": (jax.grad(d_fwd), state.d_params, x),
       "D forward + backward (input)": (jax.grad(d_fwd, argnums=1), state.d_params, x),
   }
-  return {name: _median_time(jax.jit(fn), *args, steps=steps, warmup=warmup) for name, (fn, *args) in passes.items()}
+  out = {}
+  for name, (fn, *args) in passes.items():
+    out[name] = statistics.median(_timed(functools.partial(jax.jit(fn), *args), steps, warmup + 1))
+  return out
 
 
 def run_torch_twin(*, resolution: int, batch: int, width: int, kernel_size: int, z_dim: int, channels: int,
@@ -150,11 +146,9 @@ def run_torch_twin(*, resolution: int, batch: int, width: int, kernel_size: int,
              "--channels", str(channels), "--steps", str(steps), "--warmup", str(warmup)]
   if channels_last:
     command.append("--channels-last")
-  try:
-    import torch  # noqa: F401
-  except ImportError:
-    raise ConfigError("--compare-torch needs PyTorch in this environment: pip install torch "
-                      "(the CPU build; it is used by benchmarks/ only)") from None
+  if importlib.util.find_spec("torch") is None:   # checked without importing torch here
+    raise ConfigError("--compare-torch needs PyTorch in this environment: pip install -r "
+                      "benchmarks/requirements.txt (the CPU build; used by benchmarks/ only)")
   out = subprocess.run(command, capture_output=True, text=True)
   if out.returncode != 0:
     raise RuntimeError(f"benchmarks/torch_dcgan.py failed:\n{out.stderr[-2000:]}")
@@ -167,9 +161,7 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
   import tempfile
   rows = []
   with tempfile.TemporaryDirectory() as cache:
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    parallel.enable_compilation_cache(cache, min_compile_s=0.0)
     for name in names or cli.experiment_names():
       config = cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{name}.py") + ":runlocal")
       spec, assumed = data_spec(config)

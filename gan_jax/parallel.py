@@ -32,19 +32,20 @@ def initialize() -> None:
     jax.distributed.initialize()
 
 
-def enable_compilation_cache() -> str | None:
-  """Turns on JAX's persistent compilation cache, so a rerun of a run skips XLA compilation.
+def enable_compilation_cache(path: str | None = None, min_compile_s: float = 0.5) -> str | None:
+  """Turns on JAX's persistent compilation cache, so a rerun of a run skips XLA compilation;
+  programs that compile in under `min_compile_s` are not stored.
 
-  Directory: $GAN_JAX_COMPILE_CACHE, else $GAN_JAX_CACHE/xla, else ~/.cache/gan_jax/xla;
-  GAN_JAX_COMPILE_CACHE=off disables it. Returns the directory (None when off)."""
-  path = os.environ.get("GAN_JAX_COMPILE_CACHE")
+  Directory: `path`, else $GAN_JAX_COMPILE_CACHE, else $GAN_JAX_CACHE/xla, else
+  ~/.cache/gan_jax/xla; GAN_JAX_COMPILE_CACHE=off disables it. Returns the directory (None when off)."""
+  path = path or os.environ.get("GAN_JAX_COMPILE_CACHE")
   if path == "off":
     return None
   if not path:
     root = os.environ.get("GAN_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gan_jax")
     path = os.path.join(root, "xla")
   jax.config.update("jax_compilation_cache_dir", path)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_s)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return path
 

@@ -124,12 +124,6 @@ def _conv_valid_bwd(precision, res, g):
 _conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
 
 
-def depth_to_space(x: jax.Array, s: int) -> jax.Array:
-  b, h, w, c = x.shape
-  x = x.reshape(b, h, w, s, s, c // (s * s)).transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(b, h * s, w * s, c // (s * s))
-
-
 def strided_conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding="SAME",
                            precision=None) -> jax.Array:
   """`lax.conv_transpose(x, kernel, strides, padding)` (NHWC, HWIO, no kernel flip) by sub-pixel conv."""
