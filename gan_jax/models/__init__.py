@@ -1,9 +1,20 @@
 """Model registry: `model.name` -> (generator, discriminator) Flax Linen modules.
 
-A model module registers a `ModelEntry`: its own config keys with defaults and a builder.
-Every generator is called as `G(z, train=...)` -> samples shaped like the data
-(images [B, H, W, C] in [-1, 1], or vectors [B, D]); every discriminator as
-`D(x, train=...)` -> logits [B].
+A model module (one per architecture in this package; every module here is imported, so adding
+one is adding a file) registers a `ModelEntry`: its own config keys with defaults and a builder.
+The contract every architecture keeps, which the trainer, samplers and tests rely on:
+
+- `G(z, y=None, train=True)` -> samples shaped like the data (images [B, H, W, C] in [-1, 1],
+  or vectors [B, D]); `D(x, y=None, train=True)` -> logits [B]. `y` is int32 class labels [B]
+  when `model.conditional` is on (the dataset must have labels), else None.
+- Randomness inside a module (noise inputs, style mixing) comes from `self.make_rng("noise")`;
+  the trainer and the samplers always pass `rngs={"noise": key}`.
+- State that is not a parameter (BatchNorm statistics, spectral-norm vectors, StyleGAN's W
+  average) lives in collections other than "params" and changes only when `train=True`.
+- `ModelEntry.truncation`: how `sample.truncation` < 1 applies: "z" draws truncated-normal
+  latents (BigGAN), "w" passes `truncation_psi` to G (StyleGAN), None: not supported.
+- Generators that support path-length regularization expose `mapping(z, y, train)` -> ws
+  [B, num_ws, w_dim] and `synthesis(ws, train)` -> images, with `G(z, y) = synthesis(mapping(z, y))`.
 """
 from __future__ import annotations
 
@@ -28,6 +39,7 @@ class DataSpec:
 class ModelEntry:
   defaults: Callable[[], dict[str, Any]]
   build: Callable[[ConfigDict, DataSpec], tuple[nn.Module, nn.Module]]
+  truncation: str | None = None     # "z", "w" or None (see the module docstring)
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -35,12 +47,21 @@ MODELS: Registry[ModelEntry] = Registry("model")
 
 def model_config(name: str) -> ConfigDict:
   """`model.*` keys for architecture `name`: its name plus its own defaults."""
-  return ConfigDict({"name": name, **MODELS.get(name).defaults()})
+  return ConfigDict({"name": name, "conditional": False, **MODELS.get(name).defaults()})
 
 
 def build_models(model_cfg: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
   return MODELS.get(model_cfg.name).build(model_cfg, spec)
 
 
-# Registration happens on import.
-from gan_jax.models import dcgan, mlp  # noqa: E402,F401
+def _import_architectures() -> None:
+  """Registration happens on import: every module of this package but the shared layers."""
+  import importlib
+  import pkgutil
+
+  for info in pkgutil.iter_modules(__path__):
+    if not info.name.startswith("_") and "layers" not in info.name:
+      importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_architectures()
