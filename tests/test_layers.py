@@ -87,3 +87,104 @@ def test_resolve_impl():
   assert layers.resolve_impl("auto") == ("subpixel" if jax.default_backend() == "cpu" else "xla")
   with pytest.raises(ConfigError, match="valid: auto, subpixel, xla"):
     layers.resolve_impl("cudnn")
+
+
+# Spectral norm, self-attention, conditional BatchNorm.
+
+def test_spectral_norm_sigma_converges_to_the_largest_singular_value():
+  """Power iteration across training calls: sigma -> the top singular value of the kernel seen as a
+  [k·k·C_in, C_out] matrix (numpy SVD); the normalized kernel then has spectral norm 1."""
+  from gan_jax.models.layers import SNConv
+  x = jnp.ones((1, 6, 6, 5))
+  m = SNConv(7, (3, 3))
+  v = m.init(jax.random.PRNGKey(3), x, train=False)
+  kernel = np.asarray(v["params"]["conv"]["kernel"]).reshape(-1, 7)
+  top = np.linalg.svd(kernel, compute_uv=False)[0]
+  stats = v["batch_stats"]
+  sigmas = []
+  for _ in range(30):
+    _, upd = m.apply({"params": v["params"], "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+    stats = upd["batch_stats"]
+    sigmas.append(float(stats["SpectralNorm_0"]["conv/kernel/sigma"]))
+  assert abs(sigmas[0] - top) > 1e-3 * top        # one iteration from a random u is not there yet
+  np.testing.assert_allclose(sigmas[-1], top, rtol=1e-5)
+  # Outside training the stored u is not written.
+  _, upd = m.apply({"params": v["params"], "batch_stats": stats}, x, train=False, mutable=["batch_stats"])
+  np.testing.assert_array_equal(upd["batch_stats"]["SpectralNorm_0"]["conv/kernel/u"],
+                                stats["SpectralNorm_0"]["conv/kernel/u"])
+  # The layer's output is the convolution with W / sigma.
+  out = m.apply({"params": v["params"], "batch_stats": stats}, x, train=False)
+  ref = jax.lax.conv_general_dilated(x, v["params"]["conv"]["kernel"] / top, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + v["params"]["conv"]["bias"]
+  np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_spectral_norm_of_an_embedding_table():
+  from gan_jax.models.layers import SNEmbed
+  m = SNEmbed(10, 6)
+  y = jnp.array([0, 4, 9])
+  v = m.init(jax.random.PRNGKey(0), y, train=False)
+  table = np.asarray(v["params"]["embed"]["embedding"])
+  stats = v["batch_stats"]
+  for _ in range(40):
+    out, upd = m.apply({"params": v["params"], "batch_stats": stats}, y, train=True, mutable=["batch_stats"])
+    stats = upd["batch_stats"]
+  top = np.linalg.svd(table, compute_uv=False)[0]
+  np.testing.assert_allclose(out, table[[0, 4, 9]] / top, rtol=1e-4)
+
+
+def test_self_attention_against_a_direct_computation():
+  from gan_jax.models.layers import SelfAttention
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 6, 16))
+  m = SelfAttention(use_sn=False)
+  v = m.init(jax.random.PRNGKey(1), x, train=False)
+  assert float(v["params"]["gamma"]) == 0.0
+  np.testing.assert_array_equal(m.apply(v, x, train=False), x)   # gamma = 0 at init: the identity
+  p = jax.tree.map(np.asarray, v["params"])
+  p["gamma"] = np.float32(0.7)
+  w = {k: p[k]["conv"]["kernel"][0, 0].astype(np.float64) for k in ("theta", "phi", "g", "o")}
+  xn = np.asarray(x, np.float64)
+
+  def pool(t):  # 2x2 max-pool of [B, H, W, C]
+    b, h, ww, c = t.shape
+    return t.reshape(b, h // 2, 2, ww // 2, 2, c).max(axis=(2, 4))
+
+  out = np.empty_like(xn)
+  for i in range(2):
+    theta = (xn[i] @ w["theta"]).reshape(-1, 2)
+    phi = pool((xn[i] @ w["phi"])[None])[0].reshape(-1, 2)
+    g = pool((xn[i] @ w["g"])[None])[0].reshape(-1, 8)
+    logits = theta @ phi.T
+    beta = np.exp(logits - logits.max(1, keepdims=True))
+    beta /= beta.sum(1, keepdims=True)
+    out[i] = xn[i] + 0.7 * ((beta @ g) @ w["o"]).reshape(4, 6, 16)
+  np.testing.assert_allclose(m.apply({"params": p}, x, train=False), out, rtol=1e-4, atol=1e-5)
+
+
+def test_conditional_batch_norm_by_hand():
+  from gan_jax.models.layers import ConditionalBatchNorm
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 3, 5)) * 3 + 1
+  y = jnp.array([0, 2, 2, 1])
+  m = ConditionalBatchNorm(num_classes=3)
+  v = m.init(jax.random.PRNGKey(1), x, y, train=False)
+  p = jax.tree.map(np.asarray, v["params"])
+  p["gain"]["embedding"] = np.random.RandomState(0).randn(3, 5).astype(np.float32)
+  p["bias"]["embedding"] = np.random.RandomState(1).randn(3, 5).astype(np.float32)
+  out, upd = m.apply({"params": p, "batch_stats": v["batch_stats"]}, x, y, train=True, mutable=["batch_stats"])
+  xn = np.asarray(x, np.float64)
+  mean, var = xn.mean((0, 1, 2)), xn.var((0, 1, 2))
+  ref = (xn - mean) / np.sqrt(var + 1e-5) * p["gain"]["embedding"][y][:, None, None] + p["bias"]["embedding"][y][
+      :, None, None]
+  np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(upd["batch_stats"]["bn"]["mean"], 0.1 * mean, rtol=1e-4)
+  # Vector mode (BigGAN): gain = 1 + linear(cond), bias = linear(cond); at zero weights the plain BN.
+  mv = ConditionalBatchNorm(use_sn=False)
+  cond = jax.random.normal(jax.random.PRNGKey(2), (4, 7))
+  vv = mv.init(jax.random.PRNGKey(1), x, cond, train=False)
+  pv = jax.tree.map(np.asarray, vv["params"])
+  out, _ = mv.apply({"params": pv, "batch_stats": vv["batch_stats"]}, x, cond, train=True, mutable=["batch_stats"])
+  c = np.asarray(cond, np.float64)
+  gain = 1 + c @ pv["gain"]["dense"]["kernel"] + pv["gain"]["dense"]["bias"]
+  bias = c @ pv["bias"]["dense"]["kernel"] + pv["bias"]["dense"]["bias"]
+  ref = (xn - mean) / np.sqrt(var + 1e-5) * gain[:, None, None] + bias[:, None, None]
+  np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)

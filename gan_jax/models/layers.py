@@ -1,4 +1,8 @@
-"""Stride-s transposed convolution as stride-1 convolutions: same parameters, same math.
+"""Layers shared by the architectures.
+
+1. Spectral normalization, self-attention and conditional BatchNorm (SNGAN, SAGAN, BigGAN), at
+   the end of this file.
+2. Stride-s transposed convolution as stride-1 convolutions: same parameters, same math.
 
 XLA:CPU computes a stride-2 transposed convolution (a convolution over the zero-dilated input)
 and above all its gradients slowly: the backward pass of a DCGAN generator at 64x64 took 3.5 s
@@ -231,3 +235,139 @@ class Conv(_Strided):
           x.shape[1:3], self.kernel_size, self.strides, self.padding)
       y = strided_conv(x, kernel, self.strides[0], tuple(tuple(p) for p in pads))
     return self._bias(y)
+
+
+# Spectral norm, self-attention, conditional BatchNorm.
+#
+# Spectral normalization (Miyato et al. 2018) is flax's `nn.SpectralNorm`: W / sigma(W), sigma from
+# one power iteration per call on the kernel reshaped to [fan_in, fan_out] (the transpose of
+# PyTorch's [out, in·k·k] view: same singular values); the vector u and the last sigma live in the
+# "batch_stats" collection and are written only when `train` is true (the trainer makes the
+# collection mutable in training steps only). Outside training flax still runs the power iteration
+# from the stored u without storing it, where PyTorch reuses the stored u and v: the two sigmas
+# differ by one iteration's progress.
+
+
+def _sn(layer: nn.Module, use_sn: bool, eps: float):
+  if not use_sn:
+    return lambda x, train: layer(x)
+  sn = nn.SpectralNorm(layer, n_steps=1, epsilon=eps)
+  return lambda x, train: sn(x, update_stats=train)
+
+
+class SNDense(nn.Module):
+  features: int
+  use_bias: bool = True
+  use_sn: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  sn_eps: float = 1e-12
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    dense = nn.Dense(self.features, use_bias=self.use_bias, kernel_init=self.kernel_init, name="dense")
+    return _sn(dense, self.use_sn, self.sn_eps)(x, train)
+
+
+class SNConv(nn.Module):
+  features: int
+  kernel_size: tuple[int, int] = (3, 3)
+  strides: tuple[int, int] = (1, 1)
+  padding: Any = "SAME"
+  use_bias: bool = True
+  use_sn: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  feature_group_count: int = 1
+  sn_eps: float = 1e-12
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    conv = nn.Conv(self.features, self.kernel_size, strides=self.strides, padding=self.padding,
+                   use_bias=self.use_bias, kernel_init=self.kernel_init,
+                   feature_group_count=self.feature_group_count, name="conv")
+    return _sn(conv, self.use_sn, self.sn_eps)(x, train)
+
+
+class SNEmbed(nn.Module):
+  """Class embedding [B] -> [B, features], spectrally normalized as a [classes, features] matrix
+  (BigGAN's SNEmbedding, the projection discriminator's embedding)."""
+  num_embeddings: int
+  features: int
+  use_sn: bool = True
+  embedding_init: Callable = nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+  sn_eps: float = 1e-12
+
+  @nn.compact
+  def __call__(self, y: jax.Array, train: bool) -> jax.Array:
+    embed = nn.Embed(self.num_embeddings, self.features, embedding_init=self.embedding_init, name="embed")
+    if not self.use_sn:
+      return embed(y)
+    # Normalize the table, then look up: SpectralNorm wraps a layer's call, so wrap the lookup.
+    table = nn.SpectralNorm(_Table(embed), n_steps=1, epsilon=self.sn_eps)(None, update_stats=train)
+    return jnp.take(table, y, axis=0)
+
+
+class _Table(nn.Module):
+  """An `nn.Embed` seen as a layer whose output is its whole table (for SpectralNorm)."""
+  embed: nn.Embed
+
+  def __call__(self, _):
+    return self.embed.embedding
+
+
+class SelfAttention(nn.Module):
+  """Self-attention block of SAGAN (Zhang et al. 2019, sec. 3) as BigGAN-PyTorch's `Attention`:
+  f = theta(x) and g = phi(x) with C/8 channels, h = g(x) with C/2, phi and g max-pooled 2x2
+  (the official SAGAN code does the same, a 4x cheaper attention), beta = softmax over the pooled
+  positions of theta·phi^T, o = 1x1 conv (C/2 -> C) of beta·h, out = x + gamma·o with gamma
+  initialised to 0. All 1x1 convolutions are bias-free and spectrally normalized when `use_sn`."""
+  use_sn: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  sn_eps: float = 1e-12
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    b, h, w, c = x.shape
+    if c % 8 or h % 2 or w % 2:
+      raise ValueError(f"SelfAttention needs channels divisible by 8 and even sizes, got {x.shape}")
+    conv = functools.partial(SNConv, kernel_size=(1, 1), use_bias=False, use_sn=self.use_sn,
+                             kernel_init=self.kernel_init, sn_eps=self.sn_eps)
+    theta = conv(c // 8, name="theta")(x, train).reshape(b, h * w, c // 8)
+    pool = lambda t: nn.max_pool(t, (2, 2), strides=(2, 2))  # noqa: E731
+    phi = pool(conv(c // 8, name="phi")(x, train)).reshape(b, h * w // 4, c // 8)
+    g = pool(conv(c // 2, name="g")(x, train)).reshape(b, h * w // 4, c // 2)
+    beta = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", theta, phi), axis=-1)
+    o = conv(c, name="o")(jnp.einsum("bqk,bkc->bqc", beta, g).reshape(b, h, w, c // 2), train)
+    gamma = self.param("gamma", nn.initializers.zeros, ())
+    return x + gamma * o
+
+
+class ConditionalBatchNorm(nn.Module):
+  """BatchNorm without its own affine, followed by a class-dependent one.
+
+  `num_classes` > 0: `cond` is int labels [B]; per-class gain (init 1) and bias (init 0) tables
+  (SNGAN-projection's categorical conditional BN). `num_classes` = 0: `cond` is a vector [B, D];
+  gain = 1 + SNDense(C)(cond), bias = SNDense(C)(cond) (BigGAN's ccbn). Statistics are over the
+  whole (global) batch: under jit on a sharded batch that is cross-replica BatchNorm for free."""
+  num_classes: int = 0
+  use_sn: bool = True
+  use_bias: bool = True
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  sn_eps: float = 1e-12
+  kernel_init: Callable = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, cond: jax.Array, train: bool) -> jax.Array:
+    c = x.shape[-1]
+    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
+                     use_scale=False, use_bias=False, name="bn")(x)
+    if self.num_classes:
+      gain = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gain")(cond)
+      bias = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="bias")(cond)
+    else:
+      dense = functools.partial(SNDense, c, use_bias=self.use_bias, use_sn=self.use_sn,
+                                kernel_init=self.kernel_init, sn_eps=self.sn_eps)
+      gain = 1.0 + dense(name="gain")(cond, train)
+      bias = dense(name="bias")(cond, train)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+    return x * gain.reshape(shape) + bias.reshape(shape)
