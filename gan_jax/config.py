@@ -65,7 +65,11 @@ def base_config(model: str = "dcgan") -> ConfigDict:
 
   # Discriminator regularizers (gan_jax/regularizers.py); 0 disables a term.
   c.reg = ConfigDict({"r1": 0.0, "r2": 0.0, "gamma_final": _maybe_float(), "wgan_gp": 0.0,
-                      "dragan": 0.0, "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1})
+                      "dragan": 0.0, "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1,
+                      # Generator regularizers: BigGAN's orthogonal regularization (weight), StyleGAN2's
+                      # path-length regularization (weight, lazy interval, EMA rate of the target
+                      # length, batch shrink factor).
+                      "ortho": 0.0, "pl_weight": 0.0, "pl_every": 4, "pl_decay": 0.01, "pl_batch_shrink": 2})
   # Cosine ramps (R3GAN): each `*_final` set above moves from its base value to the final one
   # over `schedule.kimg` thousand images, then holds; unset finals stay constant.
   c.schedule = ConfigDict({"kimg": 0.0})
@@ -76,7 +80,9 @@ def base_config(model: str = "dcgan") -> ConfigDict:
                       "rampup": 0.0})
 
   c.ckpt = ConfigDict({"keep": 3})
-  c.sample = ConfigDict({"num": 64})    # fixed latents shown in every grid
+  # Fixed latents shown in every grid (one row per class for conditional models); `truncation` < 1
+  # applies the architecture's truncation trick (BigGAN: truncated z; StyleGAN: psi in W) to grids.
+  c.sample = ConfigDict({"num": 64, "truncation": 1.0})
   # In-training evaluation (2-D mixtures: modes_covered, high_quality_fraction every eval.every).
   c.eval = ConfigDict({"every": 0, "num_samples": 2500})
   c.wandb = ConfigDict({"mode": "auto", "project": "gan_jax", "entity": "", "name": ""})
@@ -167,9 +173,13 @@ def validate(config: ConfigDict) -> None:
   _check(config.ema.halflife_kimg >= 0, f"ema.halflife_kimg must be >= 0, got {config.ema.halflife_kimg}")
   _check(not (config.ema.decay > 0 and config.ema.halflife_kimg > 0),
          "set ema.decay or ema.halflife_kimg, not both")
-  for key in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip"):
+  for key in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight"):
     _check(config.reg[key] >= 0, f"reg.{key} must be >= 0 (0 disables it), got {config.reg[key]}")
   _check(config.reg.lazy_every >= 1, f"reg.lazy_every must be >= 1, got {config.reg.lazy_every}")
+  _check(config.reg.pl_every >= 1, f"reg.pl_every must be >= 1, got {config.reg.pl_every}")
+  _check(config.reg.pl_batch_shrink >= 1, f"reg.pl_batch_shrink must be >= 1, got {config.reg.pl_batch_shrink}")
+  _check(0 < config.reg.pl_decay <= 1, f"reg.pl_decay must be in (0, 1], got {config.reg.pl_decay}")
+  _check(0 < config.sample.truncation <= 1, f"sample.truncation must be in (0, 1], got {config.sample.truncation}")
   _check(0 <= config.reg.lecam_decay < 1, f"reg.lecam_decay must be in [0, 1), got {config.reg.lecam_decay}")
   _check(config.schedule.kimg >= 0, f"schedule.kimg must be >= 0, got {config.schedule.kimg}")
   _check(config.data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {config.data.channels}")

@@ -18,6 +18,14 @@ arrays; the D step adds the weighted penalties to the adversarial loss:
                    penalty alone (with Adam's lr and betas scaled by k/(k+1)) and makes only R1
                    lazy; here the k-scaled penalty joins the ordinary D gradient of that step,
                    for every enabled gradient penalty, so no optimizer rescaling is needed.
+
+Generator regularizers (added to the G loss in the G step):
+
+  reg.ortho        β · Σ_W ½||W Wᵀ ⊙ (1 - I)||²_F over G's weight matrices (BigGAN, β = 1e-4).
+  reg.pl_weight    w · E (|J_wᵀ y| - a)², StyleGAN2's path-length penalty, every `pl_every` G steps
+                   multiplied by it, on 1/`pl_batch_shrink` of the batch; a is the EMA (rate
+                   `pl_decay`) of the mean length, kept in the train state. Needs a generator
+                   with `mapping` and `synthesis` (gan_jax/models/__init__.py).
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 DFn = Callable[[jax.Array], jax.Array]
 
@@ -109,6 +118,11 @@ class Regularization:
   lecam_decay: float = 0.99
   clip: float = 0.0
   lazy_every: int = 1
+  ortho: float = 0.0            # generator: BigGAN's orthogonal regularization
+  pl_weight: float = 0.0        # generator: StyleGAN2's path-length regularization
+  pl_every: int = 4
+  pl_decay: float = 0.01
+  pl_batch_shrink: int = 2
 
   @property
   def has_gradient_penalty(self) -> bool:
@@ -116,11 +130,13 @@ class Regularization:
 
 
 def gradient_penalties(reg: Regularization, d_fn: DFn, real: jax.Array, fake: jax.Array, key: jax.Array,
-                       gammas: dict | None = None) -> tuple[jax.Array, dict]:
+                       gammas: dict | None = None, d_fn_fake: DFn | None = None) -> tuple[jax.Array, dict]:
   """Weighted sum of the enabled gradient penalties and each raw value (for logging).
 
   `gammas` may give the current R1/R2 weights ({"r1": ..., "r2": ...}) when gamma follows a
-  schedule; otherwise reg.r1 and reg.r2 are used."""
+  schedule; otherwise reg.r1 and reg.r2 are used. A conditional D sees the real labels in `d_fn`
+  (R1, and WGAN-GP/DRAGAN points, as StudioGAN does) and the fake ones in `d_fn_fake` (R2)."""
+  d_fn_fake = d_fn_fake or d_fn
   gammas = gammas or {"r1": reg.r1, "r2": reg.r2}
   total, logs = jnp.zeros((), jnp.float32), {}
   k_gp, k_dragan = jax.random.split(key)
@@ -128,7 +144,7 @@ def gradient_penalties(reg: Regularization, d_fn: DFn, real: jax.Array, fake: ja
     logs["r1"] = zero_centred_penalty(d_fn, real)
     total += 0.5 * gammas["r1"] * logs["r1"]
   if reg.r2 > 0:
-    logs["r2"] = zero_centred_penalty(d_fn, fake)
+    logs["r2"] = zero_centred_penalty(d_fn_fake, fake)
     total += 0.5 * gammas["r2"] * logs["r2"]
   if reg.wgan_gp > 0:
     logs["wgan_gp"] = wgan_gp(d_fn, real, fake, k_gp)
@@ -137,3 +153,29 @@ def gradient_penalties(reg: Regularization, d_fn: DFn, real: jax.Array, fake: ja
     logs["dragan"] = dragan(d_fn, real, k_dragan)
     total += reg.dragan * logs["dragan"]
   return total, logs
+
+
+def orthogonal(params, exclude: str = "embedding") -> jax.Array:
+  """BigGAN's orthogonal regularization (Brock et al. 2019, eq. 3) as BigGAN-PyTorch's `ortho`
+  applies it: for every weight with >= 2 dimensions, seen as W [out, in], the penalty
+  1/2 ||W W^T ⊙ (1 - I)||_F^2, whose gradient 2 (W W^T ⊙ (1 - I)) W is what that code adds to the
+  gradient. Parameters whose path contains `exclude` (embedding tables: BigGAN exempts the shared
+  class embedding) are skipped."""
+  total = jnp.zeros((), jnp.float32)
+  for path, w in jax.tree_util.tree_flatten_with_path(params)[0]:
+    if w.ndim < 2 or any(exclude in str(getattr(k, "key", k)) for k in path):
+      continue
+    w = w.reshape(-1, w.shape[-1]).T.astype(jnp.float32)     # flax kernels end with the output axis
+    gram = w @ w.T
+    total += 0.5 * jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0]))))
+  return total
+
+
+def path_lengths(synthesis: Callable[[jax.Array], jax.Array], ws: jax.Array, key: jax.Array) -> jax.Array:
+  """StyleGAN2's path lengths (Karras et al. 2020, sec. 3.2, as stylegan2-ada-pytorch computes them):
+  |J_w^T y| for y ~ N(0, I) / sqrt(H·W) per image, the gradient with respect to ws [B, L, D]
+  summed over the feature axis and averaged over the L layers: sqrt(mean_L sum_D g^2), per image."""
+  images = synthesis(ws)
+  noise = jax.random.normal(key, images.shape, jnp.float32) / np.sqrt(images.shape[1] * images.shape[2])
+  grads = jax.grad(lambda w: jnp.sum(synthesis(w).astype(jnp.float32) * noise))(ws)
+  return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))

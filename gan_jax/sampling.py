@@ -18,19 +18,36 @@ from gan_jax.parallel import replicated
 from gan_jax.train.step import GAN
 
 
-def make_sampler(gan: GAN, mesh: jax.sharding.Mesh, chunk: int) -> Callable[[Any, dict, jax.Array, int], np.ndarray]:
-  """Returns sample(params, g_vars, key, n) -> np.ndarray [n, ...]; chunk i uses fold_in(key, i)."""
+def make_sampler(gan: GAN, mesh: jax.sharding.Mesh, chunk: int, truncation: float = 1.0
+                 ) -> Callable[..., np.ndarray]:
+  """Returns sample(params, g_vars, key, n, labels=None) -> np.ndarray [n, ...]; chunk i uses
+  fold_in(key, i). Conditional models draw labels [n] (default: classes in turn, 0, 1, 2, ...).
+  `truncation` < 1 applies the architecture's truncation trick."""
 
   @functools.partial(jax.jit, out_shardings=replicated(mesh))
-  def one_chunk(params, g_vars, key, i):
-    z = gan.latents(jax.random.fold_in(key, i), chunk)
-    return gan.generate(params, g_vars, z, train=True)[0]
+  def one_chunk(params, g_vars, key, i, y):
+    k = jax.random.fold_in(key, i)
+    z = gan.latents(k, chunk, truncation)
+    return gan.generate(params, g_vars, z, y, jax.random.fold_in(k, 1), train=True, truncation=truncation)[0]
 
-  def sample(params, g_vars, key, n: int) -> np.ndarray:
-    parts = [np.asarray(one_chunk(params, g_vars, key, i)) for i in range(math.ceil(n / chunk))]
+  def sample(params, g_vars, key, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+    n_chunks = math.ceil(n / chunk)
+    if gan.num_classes:
+      labels = np.arange(n) % gan.num_classes if labels is None else np.asarray(labels)
+      labels = np.resize(labels.astype(np.int32), n_chunks * chunk)   # pad the last chunk by repeating
+    part = lambda i: None if labels is None else labels[i * chunk:(i + 1) * chunk]  # noqa: E731
+    parts = [np.asarray(one_chunk(params, g_vars, key, i, part(i))) for i in range(n_chunks)]
     return np.concatenate(parts)[:n]
 
   return sample
+
+
+def class_grid(n: int, num_classes: int, max_rows: int = 16) -> tuple[np.ndarray, int]:
+  """Labels for a grid of about n samples with one row per class (the first `max_rows` classes
+  when there are more): returns (labels [rows · per_row], per_row)."""
+  rows = min(num_classes, max_rows, n)
+  per_row = max(1, n // rows)
+  return np.repeat(np.arange(rows, dtype=np.int32), per_row), per_row
 
 
 def generator_params(state) -> Any:

@@ -1,5 +1,6 @@
 """The trainer end to end: artifacts, exact resume, device and process invariance, data paths,
 SIGTERM, and a learning check."""
+import json
 import os
 import signal
 import socket
@@ -142,7 +143,13 @@ def test_sigterm_saves_and_exits_0(tmp_path):
   proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   metrics = os.path.join(wd, "metrics.jsonl")
   deadline = time.time() + 120
-  while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+  # Wait for the first training log (the step-0 evaluation comes before it).
+  def trained():
+    if not os.path.exists(metrics):
+      return False
+    with open(metrics) as f:
+      return any(line.endswith("\n") and json.loads(line)["step"] >= 10 for line in f)
+  while time.time() < deadline and not trained():
     time.sleep(0.2)
   proc.send_signal(signal.SIGTERM)
   _, err = proc.communicate(timeout=120)

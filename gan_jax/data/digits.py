@@ -1,6 +1,8 @@
 """scikit-learn's handwritten digits (UCI optical recognition test set): 1797 real 8x8 greyscale
 images with labels, bundled in the package, so they need no download. Upsampled to
-`data.resolution` (bilinear) for the convolutional models."""
+`data.resolution` (bilinear) for the convolutional models. With `eval.every` the trainer logs
+`digit_fd`, the Fréchet distance in the features of the project's digit classifier
+(gan_jax/metrics/digit_fd.py: a CPU-scale metric, not FID)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +10,7 @@ from ml_collections import ConfigDict
 
 from gan_jax.data import DATASETS, ArraySource, Dataset
 from gan_jax.data.images import resize, set_channels, to_model_range
+from gan_jax.metrics.digit_fd import DigitFD
 from gan_jax.models import DataSpec
 
 
@@ -26,4 +29,5 @@ def digit_images(resolution: int, channels: int = 1) -> tuple[np.ndarray, np.nda
 def digits(c: ConfigDict) -> Dataset:
   x, labels = digit_images(c.resolution, c.channels or 1)
   return Dataset(ArraySource(x=x, label=labels), transform=dict,
-                 spec=DataSpec("image", x.shape[1:], num_classes=10))
+                 spec=DataSpec("image", x.shape[1:], num_classes=10),
+                 evaluate=DigitFD(f"digits_{c.resolution}", lambda: digit_images(c.resolution)))

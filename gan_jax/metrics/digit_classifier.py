@@ -85,8 +85,26 @@ def _load(path: str) -> tuple[dict, float]:
   return params, meta["test_accuracy"]
 
 
+def make_featurizer(params: dict, batch: int = 1000) -> Callable[[np.ndarray], np.ndarray]:
+  """images [N, H, W, 1] -> the 128-d penultimate features (after ReLU) [N, 128]."""
+  def features(x):
+    _, state = DigitCNN().apply(params, x, capture_intermediates=lambda mdl, _: mdl.name == "Dense_0")
+    return jax.nn.relu(state["intermediates"]["Dense_0"]["__call__"][0])
+  apply = jax.jit(features)
+
+  def featurize(images: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(apply(images[i:i + batch])) for i in range(0, len(images), batch)])
+  return featurize
+
+
 def cached_classifier(name: str, load_data: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[Callable, float]:
   """(predict, test accuracy) for classifier `name`, training and caching it on first use."""
+  params, accuracy = cached_params(name, load_data)
+  return make_predictor(params), accuracy
+
+
+def cached_params(name: str, load_data: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[dict, float]:
+  """(weights, test accuracy) of classifier `name`, training and caching it on first use."""
   path = os.path.join(cache_dir(), f"digit_classifier_{name}.msgpack")
   if not os.path.exists(path + ".json"):
     images, labels = load_data()
@@ -99,5 +117,4 @@ def cached_classifier(name: str, load_data: Callable[[], tuple[np.ndarray, np.nd
     with open(tmp, "w") as f:
       json.dump({"test_accuracy": accuracy, "shape": list(images.shape[1:]), "n": len(images)}, f)
     os.replace(tmp, path + ".json")
-  params, accuracy = _load(path)
-  return make_predictor(params), accuracy
+  return _load(path)

@@ -24,10 +24,10 @@ from gan_jax.config import ConfigError
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.losses import make_loss
-from gan_jax.models import DataSpec, build_models
+from gan_jax.models import MODELS, DataSpec, build_models
 from gan_jax.optim import make_optimizer
 from gan_jax.regularizers import Regularization
-from gan_jax.sampling import generator_params, make_sampler
+from gan_jax.sampling import class_grid, generator_params, make_sampler
 from gan_jax.train.step import GAN, train_step
 
 
@@ -60,9 +60,14 @@ class _StopFlag:
 
 
 def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
+  if config.model.conditional and not spec.num_classes:
+    raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
   generator, discriminator = build_models(config.model, spec)
   schedule_images = config.schedule.kimg * 1000.0
   r = config.reg
+  if r.pl_weight > 0 and not (hasattr(generator, "mapping") and hasattr(generator, "synthesis")):
+    raise ConfigError(f"reg.pl_weight needs a generator with a mapping network (stylegan2); "
+                      f"model {config.model.name!r} has none")
   return GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
              g_tx=make_optimizer(config.optim.g, config.batch_size, schedule_images),
              d_tx=make_optimizer(config.optim.d, config.batch_size / config.n_critic, schedule_images),
@@ -70,8 +75,12 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
              ema_decay=config.ema.decay, ema_halflife_kimg=config.ema.halflife_kimg,
              ema_halflife_final_kimg=config.ema.halflife_final_kimg, ema_rampup=config.ema.rampup,
              reg=Regularization(r1=r.r1, r2=r.r2, wgan_gp=r.wgan_gp, dragan=r.dragan, lecam=r.lecam,
-                                lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every),
-             gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images)
+                                lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every, ortho=r.ortho,
+                                pl_weight=r.pl_weight, pl_every=r.pl_every, pl_decay=r.pl_decay,
+                                pl_batch_shrink=r.pl_batch_shrink),
+             gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
+             num_classes=spec.num_classes if config.model.conditional else 0,
+             truncation_mode=MODELS.get(config.model.name).truncation)
 
 
 def check_batch(config: ConfigDict) -> None:
@@ -189,7 +198,7 @@ def train(config: ConfigDict, workdir: str) -> None:
     #### The compiled step.
     population = config.population
     step_fn = jit_step(gan, mesh, population)
-    sampler = make_sampler(gan, mesh, chunk=config.sample.num)
+    sampler = make_sampler(gan, mesh, chunk=config.sample.num, truncation=config.sample.truncation)
     # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
     eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
     eval_sampler = make_sampler(gan, mesh, chunk=eval_chunk) if ds.evaluate is not None else None
@@ -214,9 +223,10 @@ def train(config: ConfigDict, workdir: str) -> None:
         if is_main:
           logs.save_scatter(pts, ds.modes, path, title=f"{config.data.name}, step {step}")
       else:
-        images = sampler(params, g_vars, key, config.sample.num)
+        labels, ncol = class_grid(config.sample.num, gan.num_classes) if gan.num_classes else (None, None)
+        images = sampler(params, g_vars, key, config.sample.num if labels is None else len(labels), labels)
         if is_main:
-          logs.save_png(logs.image_grid(images), path)
+          logs.save_png(logs.image_grid(images, ncol), path)
       if is_main:
         logs.save_loss_curves(metrics_path, os.path.join(workdir, "loss_curves.png"))
         writer.image(step, "samples", path)
@@ -246,6 +256,11 @@ def train(config: ConfigDict, workdir: str) -> None:
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest
     step = start
+    if start == 0 and config.eval.every and eval_sampler is not None:
+      # The untrained generator's metrics: the baseline every later evaluation is compared with.
+      initial = evaluate(0)
+      if writer is not None:
+        writer.write(0, initial)
     for step in range(start + 1, config.total_steps + 1):
       batch = next_batch()
       t0 = time.perf_counter()

@@ -34,11 +34,12 @@ def sample_latents(key: jax.Array, n: int, z_dim: int, dist: str) -> jax.Array:
 
 def init_state(key: jax.Array, generator: nn.Module, discriminator: nn.Module, data_shape: tuple,
                z_dim: int, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
-               use_ema: bool, reg_state: dict | None = None) -> TrainState:
+               use_ema: bool, reg_state: dict | None = None, num_classes: int = 0) -> TrainState:
   kg, kd = jax.random.split(key)
-  z = jnp.zeros((2, z_dim))
-  g_all = generator.init(kg, z, train=False)
-  d_all = discriminator.init(kd, jnp.zeros((2, *data_shape)), train=False)
+  cond = (jnp.zeros((2,), jnp.int32),) if num_classes else ()
+  noise = jax.random.fold_in(key, 1)
+  g_all = generator.init({"params": kg, "noise": noise}, jnp.zeros((2, z_dim)), *cond, train=False)
+  d_all = discriminator.init({"params": kd, "noise": noise}, jnp.zeros((2, *data_shape)), *cond, train=False)
   g_params, g_vars = g_all["params"], {k: v for k, v in g_all.items() if k != "params"}
   d_params, d_vars = d_all["params"], {k: v for k, v in d_all.items() if k != "params"}
   return TrainState(

@@ -3,7 +3,9 @@
 One step = `n_critic` discriminator updates (one per row of `batch["x"]`, shape
 [n_critic, B, ...]) followed by one generator update and the EMA update. Randomness comes
 only from `key`, folded with the state's step, so a resumed run draws the same latents.
-Nothing here touches the host: the loop jit-compiles it with explicit shardings.
+Conditional models read the real labels from `batch["label"]`; fake labels are drawn uniformly
+over the classes (BigGAN, StudioGAN). Nothing here touches the host: the loop jit-compiles it
+with explicit shardings.
 """
 from __future__ import annotations
 
@@ -40,11 +42,16 @@ class GAN:
   gamma_final: float | None = None      # final R1/R2 weight of the gamma schedule
   n_critic: int = 1
   schedule_images: float = 0.0          # duration of the cosine ramps (schedule.kimg · 1000)
+  num_classes: int = 0                  # > 0: G and D are conditional on labels
+  truncation_mode: str | None = None    # "z", "w" or None: how sample truncation applies
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
+    reg_state = regs.lecam_init() if self.reg.lecam > 0 else {}
+    if self.reg.pl_weight > 0:
+      reg_state["pl_mean"] = jnp.zeros((), jnp.float32)
     return init_state(key, self.generator, self.discriminator, data_shape, self.z_dim, self.g_tx,
-                      self.d_tx, self.use_ema, regs.lecam_init() if self.reg.lecam > 0 else None)
+                      self.d_tx, self.use_ema, reg_state, self.num_classes)
 
   def images(self, step: jax.Array) -> jax.Array:
     """Training progress in images after `step` G steps."""
@@ -61,21 +68,27 @@ class GAN:
     real logits (relativistic losses; as the R3GAN and RelativisticGAN training loops do)."""
     return self.n_critic + (1 if self.loss.g_uses_real else 0)
 
-  def latents(self, key: jax.Array, n: int) -> jax.Array:
+  def latents(self, key: jax.Array, n: int, truncation: float = 1.0) -> jax.Array:
+    """z [n, z_dim]; `truncation` < 1 with a "z"-truncation model: BigGAN's truncated normal."""
+    if truncation < 1.0 and self.truncation_mode == "z":
+      return jax.random.truncated_normal(key, -truncation, truncation, (n, self.z_dim))
     return sample_latents(key, n, self.z_dim, self.z_dist)
 
-  def generate(self, params: Any, g_vars: dict, z: jax.Array, train: bool = True) -> tuple[jax.Array, dict]:
-    """G(z). In train mode normalization layers use batch statistics; returns their update."""
-    variables = {"params": params, **g_vars}
-    if g_vars and train:
-      return self.generator.apply(variables, z, train=True, mutable=list(g_vars))
-    return self.generator.apply(variables, z, train=train), g_vars
+  def labels(self, key: jax.Array, n: int) -> jax.Array | None:
+    """Class labels for n fakes, uniform over the classes; None for unconditional models."""
+    return jax.random.randint(key, (n,), 0, self.num_classes) if self.num_classes else None
 
-  def discriminate(self, params: Any, d_vars: dict, x: jax.Array) -> tuple[jax.Array, dict]:
-    variables = {"params": params, **d_vars}
-    if d_vars:
-      return self.discriminator.apply(variables, x, train=True, mutable=list(d_vars))
-    return self.discriminator.apply(variables, x, train=True), d_vars
+  def generate(self, params: Any, g_vars: dict, z: jax.Array, y: jax.Array | None = None,
+               key: jax.Array | None = None, train: bool = True, truncation: float = 1.0,
+               method: str | None = None) -> tuple[jax.Array, dict]:
+    """G(z, y) (or G's `method`). In train mode normalization layers use batch statistics and
+    the state collections (BN statistics, spectral-norm vectors) are updated: returns the update."""
+    kwargs = {"truncation_psi": truncation} if truncation < 1.0 and self.truncation_mode == "w" else {}
+    return _apply(self.generator, params, g_vars, (z, y), key, train, method, kwargs)
+
+  def discriminate(self, params: Any, d_vars: dict, x: jax.Array, y: jax.Array | None = None,
+                   key: jax.Array | None = None) -> tuple[jax.Array, dict]:
+    return _apply(self.discriminator, params, d_vars, (x, y), key, True)
 
   def ema_beta(self, step: jax.Array) -> jax.Array:
     """Per-step EMA decay: `ema.decay`, or 0.5^(B / half-life in images) (StyleGAN2-ADA)."""
@@ -88,29 +101,47 @@ class GAN:
     return 0.5 ** (self.batch_size / jnp.maximum(half_life, 1e-8))
 
 
-def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
-             d_step: jax.Array | int = 0) -> tuple[TrainState, dict]:
+def _apply(module: nn.Module, params: Any, variables: dict, args: tuple, key: jax.Array | None, train: bool,
+           method: str | None = None, kwargs: dict | None = None) -> tuple[Any, dict]:
+  """module.apply with the state collections mutable in training, and the "noise" stream."""
+  if args[-1] is None:
+    args = args[:-1]          # unconditional: the module's default y
+  rngs = {"noise": key} if key is not None else None
+  full = {"params": params, **variables}
+  kw = dict(kwargs or {}, train=train, rngs=rngs, method=method)
+  if variables and train:
+    return module.apply(full, *args, mutable=list(variables), **kw)
+  return module.apply(full, *args, **kw), variables
+
+
+def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_step: jax.Array | int = 0,
+             real_labels: jax.Array | None = None) -> tuple[TrainState, dict]:
   """One discriminator update; `d_step` counts D updates over the run (for lazy penalties)."""
   z_key, reg_key = jax.random.split(key)
+  y_key, g_key, d_key = (jax.random.fold_in(key, i) for i in (1, 2, 3))
   z = gan.latents(z_key, real.shape[0])
+  fake_labels = gan.labels(y_key, real.shape[0])
+  if not gan.num_classes:
+    real_labels = None
   # G's statistics updates from this forward pass are dropped: only the G step moves G.
-  fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, z)[0])
+  fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, z, fake_labels, g_key)[0])
   reg = gan.reg
   images = gan.images(state.step)
 
   def loss_fn(d_params):
-    real_logits, d_vars = gan.discriminate(d_params, state.d_vars, real)
-    fake_logits, d_vars = gan.discriminate(d_params, d_vars, fake)
+    real_logits, d_vars = gan.discriminate(d_params, state.d_vars, real, real_labels, d_key)
+    fake_logits, d_vars = gan.discriminate(d_params, d_vars, fake, fake_labels, d_key)
     adversarial = gan.loss.d(real_logits, fake_logits)
     loss, logs, reg_state = adversarial, {}, state.reg_state
     if reg.has_gradient_penalty:
       # Penalties see D with the statistics of this step; their own statistics updates are dropped.
-      d_fn = lambda x: gan.discriminate(d_params, d_vars, x)[0]  # noqa: E731
+      d_fn = lambda x: gan.discriminate(d_params, d_vars, x, real_labels, d_key)[0]  # noqa: E731
+      d_fn_fake = lambda x: gan.discriminate(d_params, d_vars, x, fake_labels, d_key)[0]  # noqa: E731
       weights = {"r1": cosine_ramp(reg.r1, gan.gamma_final, gan.schedule_images)(images),
                  "r2": cosine_ramp(reg.r2, gan.gamma_final, gan.schedule_images)(images)}
 
       def penalties(_):
-        return regs.gradient_penalties(reg, d_fn, real, fake, reg_key, weights)
+        return regs.gradient_penalties(reg, d_fn, real, fake, reg_key, weights, d_fn_fake)
 
       if reg.lazy_every > 1:
         # StyleGAN2's lazy regularization: every k-th D step, scaled by k.
@@ -144,21 +175,65 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
                  "d_grad_norm": optax.tree.norm(grads), **logs}
 
 
-def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array) -> tuple[TrainState, dict]:
-  z = gan.latents(key, real.shape[0])
+def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
+             real_labels: jax.Array | None = None) -> tuple[TrainState, dict]:
+  y_key, g_key, d_key, pl_key = (jax.random.fold_in(key, i) for i in (1, 2, 3, 4))
+  n = real.shape[0]
+  z = gan.latents(key, n)
+  fake_labels = gan.labels(y_key, n)
+  if not gan.num_classes:
+    real_labels = None
+  reg = gan.reg
 
   def loss_fn(g_params):
-    fake, g_vars = gan.generate(g_params, state.g_vars, z)
+    fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, g_key)
     # D is not updated by the G step: its statistics updates are dropped.
-    fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, fake)
-    real_logits = (gan.discriminate(state.d_params, state.d_vars, real)[0] if gan.loss.g_uses_real
-                   else jnp.zeros_like(fake_logits))
-    return gan.loss.g(real_logits, fake_logits), g_vars
+    fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, fake, fake_labels, d_key)
+    real_logits = (gan.discriminate(state.d_params, state.d_vars, real, real_labels, d_key)[0]
+                   if gan.loss.g_uses_real else jnp.zeros_like(fake_logits))
+    adversarial = gan.loss.g(real_logits, fake_logits)
+    loss, logs, reg_state = adversarial, {}, state.reg_state
+    if reg.ortho > 0:
+      logs["ortho"] = regs.orthogonal(g_params)
+      loss = loss + reg.ortho * logs["ortho"]
+    if reg.pl_weight > 0:
+      pl, reg_state, logs["pl_length"] = _path_length_penalty(gan, g_params, g_vars, z, fake_labels, g_key,
+                                                              pl_key, state.step, reg_state)
+      logs["pl_penalty"] = pl
+      loss = loss + reg.pl_weight * reg.pl_every * pl
+    return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs})
 
-  (loss, g_vars), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  (_, (g_vars, reg_state, logs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   updates, g_opt = gan.g_tx.update(grads, state.g_opt, state.g_params)
-  state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_vars=g_vars, g_opt=g_opt)
-  return state, {"g_loss": loss, "g_grad_norm": optax.tree.norm(grads)}
+  state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_vars=g_vars, g_opt=g_opt,
+                        reg_state=reg_state)
+  return state, {**logs, "g_grad_norm": optax.tree.norm(grads)}
+
+
+def _path_length_penalty(gan: GAN, g_params: Any, g_vars: dict, z: jax.Array, labels: jax.Array | None,
+                         noise_key: jax.Array, key: jax.Array, step: jax.Array, reg_state: dict):
+  """StyleGAN2's lazy path-length penalty on the first B / pl_batch_shrink latents, every
+  `pl_every`-th G step (zero otherwise; the caller scales it by pl_every); returns the penalty,
+  the updated state (EMA of the mean length, moved on the penalty's steps only) and the mean
+  length. The generator's state updates of these extra passes are dropped."""
+  reg = gan.reg
+  m = max(1, z.shape[0] // reg.pl_batch_shrink)
+  y = labels[:m] if labels is not None else None
+
+  def penalty(_):
+    ws = gan.generate(g_params, g_vars, z[:m], y, noise_key, method="mapping")[0]
+    synth = lambda w: gan.generate(g_params, g_vars, w, None, noise_key, method="synthesis")[0]  # noqa: E731
+    lengths = regs.path_lengths(synth, ws, key)
+    pl_mean = reg_state["pl_mean"] + reg.pl_decay * (jnp.mean(lengths) - reg_state["pl_mean"])
+    pl_mean = jax.lax.stop_gradient(pl_mean)
+    return jnp.mean(jnp.square(lengths - pl_mean)), pl_mean, jnp.mean(lengths)
+
+  def skip(_):
+    zero = jnp.zeros((), jnp.float32)
+    return zero, reg_state["pl_mean"], zero
+
+  pl, pl_mean, length = jax.lax.cond(step % reg.pl_every == 0, penalty, skip, None)
+  return pl, {**reg_state, "pl_mean": pl_mean}, length
 
 
 def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
@@ -167,6 +242,7 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   key = jax.random.fold_in(key, state.step)
   d_key, g_key = jax.random.split(key)
   reals = batch["x"]
+  labels = batch.get("label") if gan.num_classes else None
 
   # A Python loop, not lax.scan: n_critic is small and static, and XLA:CPU runs convolutions
   # inside a while-loop body several times slower than unrolled (measured: 261 ms vs 67 ms per
@@ -176,8 +252,8 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
     raise ValueError(f"batch has {reals.shape[0]} real batches, the step reads {gan.batches_per_step}")
   for i in range(n_critic):
     state, d_metrics = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i),
-                                d_step=state.step * n_critic + i)
-  state, g_metrics = g_update(gan, state, reals[-1], g_key)
+                                d_step=state.step * n_critic + i, real_labels=None if labels is None else labels[i])
+  state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1])
   step = state.step + 1
   if gan.use_ema:
     # Images seen before this step, as StyleGAN2-ADA and R3GAN evaluate cur_nimg.

@@ -1,0 +1,40 @@
+"""Digit Fréchet distance: FID's formula in the feature space of the project's digit classifier.
+
+A CPU-scale stand-in for FID, for experiments on scikit-learn's bundled digits: it is *not* FID
+and its values are never comparable with published numbers. Features are the 128-d penultimate
+layer of the digit CNN (gan_jax/metrics/digit_classifier.py, trained on the same digits and
+cached); the reference statistics are those of all the dataset's digits. Colour samples are
+averaged over their channels first (the digits are greyscale).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from gan_jax.metrics import digit_classifier
+from gan_jax.metrics.frechet import frechet_distance, gaussian_stats
+
+
+class DigitFD:
+  """evaluate(samples [N, H, W, C] in [-1, 1]) -> {"digit_fd": float}; lazy: the classifier and the
+  real statistics are made (or loaded) at the first call, so building a dataset stays cheap."""
+
+  def __init__(self, name: str, load_data: Callable[[], tuple[np.ndarray, np.ndarray]]):
+    self.name, self.load_data = name, load_data
+    self._featurize = self._real = None
+
+  def _setup(self):
+    params, _ = digit_classifier.cached_params(self.name, self.load_data)
+    self._featurize = digit_classifier.make_featurizer(params)
+    images, _ = self.load_data()
+    self._real = gaussian_stats(self._featurize(images))
+
+  def __call__(self, samples: np.ndarray) -> dict:
+    if self._featurize is None:
+      self._setup()
+    x = np.asarray(samples, np.float32)
+    if x.shape[-1] != 1:
+      x = x.mean(axis=-1, keepdims=True)
+    mu, sigma = gaussian_stats(self._featurize(x))
+    return {"digit_fd": frechet_distance(mu, sigma, *self._real)}
