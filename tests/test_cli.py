@@ -31,7 +31,7 @@ CASES = {
     "unknown_section_key": (["--config.bogus=1"], "valid keys under 'config': batch_size"),
     "wrong_type": (["--config.batch_size=abc"], "bad value: flag --config.batch_size=abc"),
     "unknown_loss": (["--config.loss.name=bogus"], "unknown loss 'bogus'; valid choices: hinge, least_squares"),
-    "unknown_model": (["--config.model.name=bogus"], "unknown model 'bogus'; valid choices: dcgan, mlp"),
+    "unknown_model": (["--config.model.name=bogus"], "unknown model 'bogus'; valid choices: "),
     "unknown_dataset": (["--config.data.name=bogus"], "unknown dataset 'bogus'; valid choices: celeba, cifar10"),
     "indivisible_batch": (["--config.batch_size=36"], "batch_size=36 is not divisible by the 8 devices"),
     "tfds_not_prepared": (["--config.data.name=mnist", "--config.data.data_dir={tmp}/tfds"], "tfds build mnist"),
