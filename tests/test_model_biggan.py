@@ -1,0 +1,372 @@
+"""BigGAN (gan_jax/models/biggan.py): parameter counts equal to the official models, the layer spec,
+hierarchical latents and the shared embedding, conditioning, the residual blocks against a direct
+computation, cross-replica BatchNorm for free, and the trainer end to end (4 devices == 1, learning)."""
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ROOT, experiment, read_jsonl, run_script
+
+from gan_jax.cli import load_experiment
+from gan_jax.config import ConfigError, validate
+from gan_jax.models import MODELS, DataSpec, biggan, build_models, layers, model_config
+
+CIFAR = DataSpec("image", (32, 32, 3), 10)
+IMAGENET = {res: DataSpec("image", (res, res, 3), 1000) for res in (64, 128)}
+
+
+def _cfg(**overrides):
+  c = model_config("biggan")
+  c.conditional = True
+  c.update(overrides)
+  return c
+
+
+def _abstract_params(g, d, spec, z_dim):
+  """Parameter shapes of G and D without computing anything (jax.eval_shape of init)."""
+  b = 2
+  y = jnp.zeros((b,), jnp.int32)
+  gv = jax.eval_shape(lambda: g.init(jax.random.PRNGKey(0), jnp.zeros((b, z_dim)), y, train=False))
+  dv = jax.eval_shape(lambda: d.init(jax.random.PRNGKey(0), jnp.zeros((b, *spec.shape)), y, train=False))
+  return gv["params"], dv["params"]
+
+
+def _count(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+# Official counts: BigGAN-PyTorch (ajbrock/BigGAN-PyTorch, commit 98459431) `BigGAN.Generator` and
+# `BigGAN.Discriminator` instantiated with torch 2.13 (CPU, in a scratch directory outside the repo) with
+# each launch script's model flags, counting sum(p.numel() for p in model.parameters()) (all parameters,
+# BN gains and attention gammas included; the script's own "Param count" print skips those). The 128x128
+# ch96 numbers are also printed in google/compare_gan compare_gan/architectures/resnet_biggan.py line 42
+# ("Number of parameters: (D) 87,982,370 (G) 70,433,988").
+OFFICIAL = {
+    # scripts/launch_BigGAN_bs256x8.sh: --G_ch 96 --D_ch 96 --hier --dim_z 120 --shared_dim 128 --G_attn 64
+    "imagenet128": (70_433_988, 87_982_370),
+    # scripts/launch_BigGAN_ch64_bs256x8.sh: the same at G_ch = D_ch = 64 (paper table 1: 71.3M for G + D)
+    "imagenet128_ch64": (31_978_628, 39_448_258),
+    # G_arch[64] / D_arch[64] with the 128 model's flags and attention at 32 (no official launch script)
+    "imagenet64": (70_377_348, 45_511_970),
+    # scripts/launch_cifar_ema.sh: G_ch = D_ch = 64 (defaults), dim_z 128, no --G_shared/--hier, --G_attn 0
+    "cifar10": (4_304_387, 4_207_361),
+}
+
+
+def _experiment_model(name: str):
+  c = load_experiment(experiment(name))
+  validate(c)
+  return c
+
+
+@pytest.mark.parametrize("name", ["imagenet128", "imagenet128_ch64", "imagenet64", "cifar10"])
+def test_parameter_counts_equal_official(name):
+  if name == "cifar10":
+    c, spec = _experiment_model("biggan_cifar10").model, CIFAR
+  elif name.startswith("imagenet128"):
+    c, spec = _experiment_model("biggan_imagenet128").model, IMAGENET[128]
+    if name.endswith("ch64"):
+      c.g_width = c.d_width = 64
+  else:
+    c, spec = _cfg(attention=32), IMAGENET[64]
+  g, d = build_models(c, spec)
+  gp, dp = _abstract_params(g, d, spec, c.z_dim)
+  assert (_count(gp), _count(dp)) == OFFICIAL[name]
+
+
+def test_imagenet128_layer_spec():
+  """Paper appendix B (table 4) / BigGAN.py: z 120 = 6 x 20, shared embedding 128, ccbn input 148,
+  4x4x16ch linear, blocks 16,16,8,4,2 -> 16,8,4,2,1 (x96), attention at 64x64 in G and after D's
+  first block, D 1,2,4,8,16,16 with a 16ch projection embedding."""
+  g, d = build_models(_cfg(), IMAGENET[128])
+  gp, dp = _abstract_params(g, d, IMAGENET[128], 120)
+  ch = 96
+  assert gp["shared"]["embedding"].shape == (1000, 128)
+  assert gp["linear"]["dense"]["kernel"].shape == (20, 4 * 4 * 16 * ch)
+  g_out = [16, 8, 4, 2, 1]
+  for i, (cin, cout) in enumerate(zip([16, 16, 8, 4, 2], g_out)):
+    blk = gp[f"block{i}"]
+    assert blk["bn1"]["gain"]["dense"]["kernel"].shape == (128 + 20, cin * ch)
+    assert "bias" not in blk["bn1"]["gain"]["dense"]                  # ccbn's linear maps have no bias
+    assert blk["conv1"]["conv"]["kernel"].shape == (3, 3, cin * ch, cout * ch)
+    assert blk["conv_sc"]["conv"]["kernel"].shape == (1, 1, cin * ch, cout * ch)
+  assert [k for k in gp if k.startswith("attention")] == ["attention3"]   # after the 64x64 block
+  assert gp["attention3"]["theta"]["conv"]["kernel"].shape == (1, 1, 2 * ch, 2 * ch // 8)
+  assert set(gp["out_bn"]) == {"scale", "bias"}
+  assert gp["out_conv"]["conv"]["kernel"].shape == (3, 3, ch, 3)
+  d_out = [1, 2, 4, 8, 16, 16]
+  assert [dp[f"block{i}"]["conv1"]["conv"]["kernel"].shape[-1] for i in range(6)] == [m * ch for m in d_out]
+  assert "conv_sc" not in dp["block5"]                               # 16ch -> 16ch, no pooling: identity
+  assert [k for k in dp if k.startswith("attention")] == ["attention0"]
+  assert dp["embed"]["embed"]["embedding"].shape == (1000, 16 * ch)
+  assert dp["linear"]["dense"]["kernel"].shape == (16 * ch, 1)
+  # BigGAN's orthogonal regularization skips only embeddings (regularizers.orthogonal excludes paths
+  # with "embedding"): in G that is exactly the shared class embedding, as BigGAN-PyTorch's blacklist.
+  paths = ["/".join(str(k.key) for k in p) for p, _ in jax.tree_util.tree_flatten_with_path(gp)[0]]
+  assert [p for p in paths if "embedding" in p] == ["shared/embedding"]
+
+
+@pytest.fixture(scope="module")
+def toy():
+  """A 32x32 BigGAN at toy width with hierarchical z, shared embedding and attention at 16."""
+  c = _cfg(g_width=4, d_width=4, attention=16)
+  g, d = build_models(c, DataSpec("image", (32, 32, 1), 10))
+  z = jax.random.normal(jax.random.PRNGKey(1), (6, 120))
+  y = jnp.array([0, 1, 2, 3, 4, 5], jnp.int32)
+  gv = jax.jit(functools.partial(g.init, train=False))(jax.random.PRNGKey(2), z, y)
+  dv = jax.jit(functools.partial(d.init, train=False))(jax.random.PRNGKey(3), jnp.zeros((6, 32, 32, 1)), y)
+  gen = jax.jit(lambda v, z, y: g.apply(v, z, y, train=False))
+  disc = jax.jit(lambda v, x, y: d.apply(v, x, y, train=False))
+  return g, d, gv, dv, z, y, gen, disc
+
+
+def test_shapes_ranges_state_and_conditioning(toy):
+  g, d, gv, dv, z, y, gen, disc = toy
+  x = gen(gv, z, y)
+  assert x.shape == (6, 32, 32, 1) and float(jnp.max(jnp.abs(x))) <= 1.0 and float(jnp.std(x)) > 0
+  logits = disc(dv, x, y)
+  assert logits.shape == (6,) and bool(jnp.all(jnp.isfinite(logits)))
+  # Labels change G's samples and D's logits.
+  y2 = (y + 1) % 10
+  assert float(jnp.max(jnp.abs(gen(gv, z, y2) - x))) > 1e-3
+  assert float(jnp.max(jnp.abs(disc(dv, x, y2) - logits))) > 1e-4
+  # Every z chunk reaches the image (the first through the linear layer, the others through the cBNs).
+  for k in range(4):
+    zk = z.at[:, 30 * k:30 * (k + 1)].add(1.0)
+    assert float(jnp.max(jnp.abs(gen(gv, zk, y) - x))) > 1e-4, k
+  # State (BN statistics, spectral-norm vectors) changes only in training.
+  _, same = g.apply(gv, z, y, train=False, mutable=["batch_stats"])
+  _, moved = g.apply(gv, z, y, train=True, mutable=["batch_stats"])
+  flat = lambda t: jax.tree.leaves(t)  # noqa: E731
+  assert all(np.array_equal(a, b) for a, b in zip(flat(same), flat(gv["batch_stats"])))
+  assert not all(np.array_equal(a, b) for a, b in zip(flat(moved), flat(gv["batch_stats"])))
+
+
+def test_hierarchical_z_and_shared_embedding_feed_every_conditional_bn(toy):
+  """BigGAN.py forward: z splits into len(blocks) + 1 chunks; both BNs of block i read
+  [shared(y), z_{i+1}] and the first chunk alone feeds the linear layer."""
+  g, _, gv, _, z, y, _, _ = toy
+  seen = {}
+
+  def spy(next_fun, args, kwargs, context):
+    if isinstance(context.module, layers.ConditionalBatchNorm) and context.method_name == "__call__":
+      seen[tuple(context.module.path)] = args[1]
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(spy):
+    g.apply(gv, z, y, train=False)
+  emb = gv["params"]["shared"]["embedding"][y]
+  assert emb.shape == (6, 128)
+  assert sorted(seen) == [(f"block{i}", bn) for i in range(3) for bn in ("bn1", "bn2")]
+  for (block, _), cond in seen.items():
+    i = int(block[-1])
+    np.testing.assert_array_equal(cond, jnp.concatenate([emb, z[:, 30 * (i + 1):30 * (i + 2)]], axis=-1))
+  assert gv["params"]["linear"]["dense"]["kernel"].shape == (30, 4 * 4 * 16)
+
+
+def test_unshared_generator_conditions_bn_on_class_tables():
+  """The CIFAR script's G (no --G_shared): ccbn's gains are nn.Embedding tables, gain = 1 + W[y]."""
+  c = _cfg(g_width=2, d_width=2, shared=False, hier=False, attention=0, z_dim=128, init="N02")
+  g, _ = build_models(c, DataSpec("image", (32, 32, 3), 10))
+  gp = jax.eval_shape(lambda: g.init(jax.random.PRNGKey(0), jnp.zeros((2, 128)), jnp.zeros((2,), jnp.int32)))
+  assert "shared" not in gp["params"]
+  assert gp["params"]["block0"]["bn1"]["gain"]["dense"]["kernel"].shape == (10, 8)
+  assert set(gp["batch_stats"]["block0"]["bn1"]) == {"bn"}         # BN statistics only: no SN on the tables
+  assert gp["params"]["linear"]["dense"]["kernel"].shape == (128, 4 * 4 * 8)    # all of z
+
+
+def _conv(h, p):
+  """Direct 'SAME' convolution: sum over the kernel taps of shifted inputs times the tap matrix."""
+  k = p["kernel"]
+  r = k.shape[0] // 2
+  hp = jnp.pad(h, ((0, 0), (r, r), (r, r), (0, 0)))
+  out = sum(hp[:, i:i + h.shape[1], j:j + h.shape[2]] @ k[i, j] for i in range(k.shape[0]) for j in range(k.shape[1]))
+  return out + p["bias"]
+
+
+def _up(h):
+  return h[:, np.arange(2 * h.shape[1]) // 2][:, :, np.arange(2 * h.shape[2]) // 2]
+
+
+def _pool(h):
+  b, hh, ww, c = h.shape
+  return h.reshape(b, hh // 2, 2, ww // 2, 2, c).mean(axis=(2, 4))
+
+
+def test_gblock_equals_direct_computation():
+  """layers.py GBlock: relu(ccbn1) -> up -> conv -> relu(ccbn2) -> conv, plus conv1x1(up(x))."""
+  cbn = functools.partial(layers.ConditionalBatchNorm, use_sn=False, use_bias=False)
+  block = biggan.GBlock(6, cbn, functools.partial(layers.SNConv, use_sn=False))
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 5))
+  cond = jax.random.normal(jax.random.PRNGKey(1), (3, 7))
+  v = block.init(jax.random.PRNGKey(2), x, cond, True)
+  p = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(3), a.shape), v["params"])
+  out, _ = block.apply({**v, "params": p}, x, cond, True, mutable=["batch_stats"])
+
+  def ccbn(h, q):
+    h = (h - h.mean((0, 1, 2))) / jnp.sqrt(h.var((0, 1, 2)) + 1e-5)
+    gain = 1 + cond @ q["gain"]["dense"]["kernel"]
+    return h * gain[:, None, None] + (cond @ q["bias"]["dense"]["kernel"])[:, None, None]
+
+  h = _conv(_up(nn.relu(ccbn(x, p["bn1"]))), p["conv1"]["conv"])
+  h = _conv(nn.relu(ccbn(h, p["bn2"])), p["conv2"]["conv"])
+  ref = h + _conv(_up(x), p["conv_sc"]["conv"])
+  assert out.shape == (3, 8, 8, 6)
+  np.testing.assert_allclose(out, ref, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cin,cout,preact,down", [(3, 6, False, True), (6, 6, True, False), (6, 8, True, True),
+                                                  (6, 6, True, True)])
+def test_dblock_equals_direct_computation(cin, cout, preact, down):
+  """layers.py DBlock (wide): [relu] conv relu conv [pool]; shortcut: pool-then-conv1x1 in the first
+  block, conv1x1-then-pool after it, identity when the channels and size stay."""
+  block = biggan.DBlock(cout, preact, down, functools.partial(layers.SNConv, use_sn=False))
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, cin))
+  v = block.init(jax.random.PRNGKey(1), x, True)
+  p = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), v["params"])
+  out = block.apply({"params": p}, x, True)
+  h = nn.relu(x) if preact else x
+  h = _conv(nn.relu(_conv(h, p["conv1"]["conv"])), p["conv2"]["conv"])
+  h = _pool(h) if down else h
+  if cin == cout and not down:
+    assert "conv_sc" not in p
+    sc = x
+  elif preact:
+    sc = _conv(x, p["conv_sc"]["conv"])
+    sc = _pool(sc) if down else sc
+  else:
+    sc = _conv(_pool(x) if down else x, p["conv_sc"]["conv"])
+  np.testing.assert_allclose(out, h + sc, atol=2e-4, rtol=1e-4)
+
+
+def test_projection_discriminator_head(toy):
+  """D = linear(sum_hw relu(h)) + <embed(y), sum_hw relu(h)> (Miyato & Koyama 2018; BigGAN.py forward)."""
+  _, d, _, dv, _, y, gen, disc = toy
+  x = jax.random.uniform(jax.random.PRNGKey(5), (6, 32, 32, 1), minval=-1, maxval=1)
+  got = {}
+
+  def spy(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name == "__call__" and tuple(context.module.path) in (("linear",), ("embed",)):
+      got[context.module.path[0]] = (args[0], out)
+    return out
+
+  with nn.intercept_methods(spy):
+    logits = d.apply(dv, x, y, train=False)
+  h, lin = got["linear"]
+  _, emb = got["embed"]
+  assert h.shape == (6, 4 * 4) and bool(jnp.all(h >= 0))      # summed ReLU features of the last block
+  np.testing.assert_allclose(logits, lin[:, 0] + jnp.sum(emb * h, axis=-1), rtol=1e-5, atol=1e-5)
+
+
+def test_registry_entry_truncates_z():
+  entry = MODELS.get("biggan")
+  assert entry.truncation == "z"
+  assert entry.defaults()["z_dist"] == "normal"
+
+
+@pytest.mark.parametrize("spec,overrides,match", [
+    (DataSpec("image", (16, 16, 1), 10), {}, "supports square resolutions"),
+    (DataSpec("image", (256, 256, 3), 1000), {}, "supports square resolutions"),
+    (DataSpec("vector", (2,), 0), {}, "needs image data"),
+    (DataSpec("image", (32, 32, 3), 0), {}, "class-conditional"),
+    (CIFAR, {"conditional": False}, "class-conditional"),
+    (CIFAR, {"hier": True, "shared": False}, "needs model.shared"),
+    (CIFAR, {"z_dim": 126}, "multiple of 4"),
+    (CIFAR, {"init": "xavier"}, "valid choices: ortho, N02, glorot"),
+    (CIFAR, {"z_dist": "uniform"}, "truncated at sampling"),
+    (CIFAR, {"g_width": 1, "attention": 16}, "multiple of 8"),
+])
+def test_bad_configs_raise_config_error(spec, overrides, match):
+  with pytest.raises(ConfigError, match=match):
+    build_models(_cfg(**overrides), spec)
+
+
+_CROSS_REPLICA = r"""
+import json, jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from gan_jax.models import DataSpec, build_models, model_config
+assert jax.device_count() == 4
+c = model_config("biggan"); c.conditional = True; c.update(g_width=4, d_width=4, attention=16)
+g, d = build_models(c, DataSpec("image", (32, 32, 1), 10))
+z = jax.random.normal(jax.random.PRNGKey(0), (16, 120)); y = jnp.arange(16, dtype=jnp.int32) % 10
+v = g.init(jax.random.PRNGKey(1), z, y, train=False)
+step = jax.jit(lambda v, z, y: g.apply(v, z, y, train=True, mutable=["batch_stats"]))
+one_x, one_s = step(v, z, y)                          # one device
+mesh = Mesh(np.array(jax.devices()), ("data",))
+put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+four_x, four_s = step(put(v, P()), put(z, P("data")), put(y, P("data")))
+quarter_x, quarter_s = step(v, z[:4], y[:4])         # what a per-device BatchNorm would see
+leaves = lambda t: jax.tree.leaves(t["batch_stats"])
+bn = lambda t: t["batch_stats"]["block0"]["bn1"]["bn"]["mean"]
+print(json.dumps({
+    "devices": len(four_x.sharding.device_set),
+    "x": float(jnp.max(jnp.abs(four_x - one_x))),
+    "stats": max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(leaves(four_s), leaves(one_s))),
+    "bn_mean_vs_quarter": float(jnp.max(jnp.abs(bn(one_s) - bn(quarter_s)))),
+    "x_vs_quarter": float(jnp.max(jnp.abs(one_x[:4] - quarter_x)))}))
+"""
+
+
+def test_conditional_bn_over_4_devices_equals_one_device():
+  """Cross-replica BatchNorm for free: G's conditional BNs on a batch sharded over 4 simulated
+  devices normalize with the global batch's statistics, as on one device (and not with each
+  device's quarter, which differs)."""
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+  env.pop("JAX_NUM_CPU_DEVICES", None)
+  r = subprocess.run([sys.executable, "-c", _CROSS_REPLICA], capture_output=True, text=True, env=env, cwd=ROOT,
+                     timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = json.loads(r.stdout.strip().splitlines()[-1])
+  assert out["devices"] == 4
+  assert out["x"] < 1e-5 and out["stats"] < 1e-5, out
+  assert out["bn_mean_vs_quarter"] > 1e-3 and out["x_vs_quarter"] > 1e-3, out
+
+
+# The trainer end to end on the imagenet128 runlocal model (hierarchical z, shared embedding, attention,
+# orthogonal regularization, 2 D steps, hinge loss) at G_ch = D_ch = 4 to fit the test budget.
+LEARN_STEPS = 80
+_TOY = ["--config.model.g_width=4", "--config.model.d_width=4", "--config.log_every=1", "--config.sample_every=0"]
+
+
+@pytest.fixture(scope="module")
+def learning_run(tmp_path_factory):
+  wd = str(tmp_path_factory.mktemp("biggan") / "one")
+  r = run_script("train.py", "--config", experiment("biggan_imagenet128") + ":runlocal", "--workdir", wd, *_TOY,
+                 f"--config.total_steps={LEARN_STEPS}", f"--config.eval.every={LEARN_STEPS}",
+                 f"--config.ckpt_every={LEARN_STEPS}")
+  assert r.returncode == 0, r.stderr[-3000:]
+  return read_jsonl(os.path.join(wd, "metrics.jsonl"))
+
+
+@pytest.mark.slow
+def test_trainer_on_4_devices_equals_1(learning_run, tmp_path):
+  wd = str(tmp_path / "four")
+  r = run_script("train.py", "--config", experiment("biggan_imagenet128") + ":runlocal", "--workdir", wd, *_TOY,
+                 "--config.total_steps=3", "--config.eval.every=0", devices=4)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "4 devices" in r.stderr
+  four = read_jsonl(os.path.join(wd, "metrics.jsonl"))
+  one = [row for row in learning_run if "d_loss" in row][:3]
+  assert [row["step"] for row in four] == [row["step"] for row in one] == [1, 2, 3]
+  for a, b in zip(four, one):
+    for key in ("d_loss", "g_loss", "ortho", "d_real", "d_fake"):
+      np.testing.assert_allclose(a[key], b[key], atol=1e-4, rtol=1e-4, err_msg=key)
+
+
+@pytest.mark.slow
+def test_runlocal_learns_digits(learning_run):
+  rows = [row for row in learning_run if "d_loss" in row]
+  assert len(rows) == LEARN_STEPS
+  assert all(np.isfinite(row["d_loss"]) and np.isfinite(row["g_loss"]) for row in rows)
+  assert rows[0]["ortho"] > 0                                   # reg.ortho = 1e-4 is in the G loss
+  fd = {row["step"]: row["digit_fd"] for row in learning_run if "digit_fd" in row}
+  assert sorted(fd) == [0, LEARN_STEPS]
+  assert fd[LEARN_STEPS] < 0.6 * fd[0], fd
