@@ -1,0 +1,138 @@
+"""Evaluate a run's generator with FID, KID, IS and precision/recall; append the result to DIR/eval.jsonl.
+
+  python scripts/evaluate.py --workdir DIR [--metrics fid,kid,is,pr] [--num N] [--step S]
+                             [--ref FILE] [--num_ref M] [--batch_size B] [--seed K]
+                             [--truncation T] [--member I] [--inception FILE] [--vgg16 FILE]
+
+Samples N images (default 50,000, the standard; FID depends on N, compare only at equal N)
+from the newest (or --step) checkpoint's EMA generator (the raw generator where the run has no
+EMA), chunk by chunk (memory constant in N for FID), conditional models cycling through the
+classes; pushes them through the FID Inception (and VGG-16 for pr) sharded over all devices.
+The reference: --ref FILE from scripts/ref_stats.py, or else statistics of the run's own training
+data (config.data, the first --num_ref images), computed once and cached under
+$GAN_JAX_CACHE/ref_stats. A reference made with other weights or preprocessing is refused.
+Weights come from scripts/convert_weights.py; a missing file: one line naming it, exit 2.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+from gan_jax import cli  # noqa: E402
+
+flags.DEFINE_string("workdir", None, "a run directory written by scripts/train.py")
+flags.DEFINE_string("metrics", "fid", "comma-separated: fid, kid, is, pr")
+flags.DEFINE_integer("num", 50_000, "number of generated images")
+flags.DEFINE_integer("step", None, "checkpoint step (default: the newest)")
+flags.DEFINE_string("ref", None, "reference statistics from scripts/ref_stats.py (default: the run's data)")
+flags.DEFINE_integer("num_ref", 50_000, "without --ref: reference images from the run's data (capped by its size)")
+flags.DEFINE_integer("batch_size", 50, "images per generator chunk and feature batch")
+flags.DEFINE_integer("seed", 0, "seed of the latents")
+flags.DEFINE_float("truncation", 1.0, "truncation trick in (0, 1]; 1 = none (the standard for FID)")
+flags.DEFINE_integer("member", 0, "population runs: which member")
+flags.DEFINE_string("inception", None, "converted Inception file (default: the cache's)")
+flags.DEFINE_string("vgg16", None, "converted VGG-16 file (default: the cache's)")
+flags.DEFINE_enum("resize", "bilinear", ["bilinear", "none"], "Inception input resize (bilinear: pytorch-fid's)")
+flags.DEFINE_integer("image_size", 299, "Inception input size (299 for comparable numbers)")
+flags.DEFINE_bool("progress", True, "show progress bars")
+
+
+def cached_reference(config, metrics, inception, vgg, num_ref, batch_size, progress):
+  """The run's own training data as a reference, cached by data config, protocol and size."""
+  import hashlib
+  import json
+
+  from gan_jax.data import build_dataset
+  from gan_jax.metrics import fid
+  from gan_jax.metrics.digit_classifier import cache_dir
+
+  ds = build_dataset(config.data)
+  n = min(num_ref, len(ds.source))
+  key = json.dumps({"data": config.data.to_dict(), "metrics": sorted(metrics), "n": n,
+                    "protocol": fid.protocols(inception, vgg)}, sort_keys=True, default=str)
+  path = os.path.join(cache_dir(), "ref_stats",
+                      f"{config.data.name}_{config.data.split}_{config.data.resolution}_"
+                      f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz")
+  if os.path.exists(path):
+    return fid.RefStats.load(path), path
+  meta = {k: config.data[k] for k in ("name", "split", "resolution", "channels", "path", "tfds_name")}
+  ref = fid.reference_stats(ds, meta, metrics, inception, vgg, n, batch_size=batch_size, progress=progress)
+  import jax
+  if jax.process_index() == 0:
+    ref.save(path)
+  return ref, path
+
+
+def main(argv):
+  cli.parse_flags(argv, config_flag="_none", required=("workdir",))
+  f = flags.FLAGS
+  if f.num < 2 or f.batch_size < 1 or f.num_ref < 2:
+    raise cli.ConfigError("--num and --num_ref must be >= 2, --batch_size >= 1")
+  if not 0 < f.truncation <= 1:
+    raise cli.ConfigError(f"--truncation must be in (0, 1], got {f.truncation}")
+  import json
+  import time
+
+  import jax
+  import numpy as np
+
+  from gan_jax import parallel
+  from gan_jax.metrics import fid
+  from gan_jax.metrics.features import round_batch
+  from gan_jax.sampling import generator_params, make_sampler
+  from gan_jax.train.loop import load_run, member
+
+  metrics = fid.parse_metrics(f.metrics)
+  parallel.initialize()
+  parallel.enable_compilation_cache()
+  t0 = time.time()
+  inception, vgg = fid.load_networks(metrics, f.inception, f.vgg16, f.resize, f.image_size)
+  config, spec, _, gan, mesh, state, step = load_run(f.workdir, f.step)
+  if spec.kind != "image":
+    raise cli.ConfigError(f"these metrics are for images; run {f.workdir} generates {spec.kind} data")
+  if not 0 <= f.member < config.population:
+    raise cli.ConfigError(f"--member must be in [0, {config.population}), got {f.member}")
+  if f.truncation < 1 and gan.truncation_mode is None:
+    raise cli.ConfigError(f"model {config.model.name!r} has no truncation trick; drop --truncation")
+  state = member(state, f.member, config.population)
+
+  ref_metrics = tuple(m for m in metrics if m != "is")
+  ref, ref_path = None, None
+  if ref_metrics:
+    if f.ref:
+      ref, ref_path = fid.RefStats.load(f.ref), f.ref
+    else:
+      ref, ref_path = cached_reference(config, ref_metrics, inception, vgg, f.num_ref, f.batch_size, f.progress)
+    fid.check_protocol(ref, fid.protocols(inception, vgg), ref_path, metrics)
+
+  chunk = round_batch(f.batch_size, mesh)
+  sampler = make_sampler(gan, mesh, chunk=chunk, truncation=f.truncation)
+  params = generator_params(state)
+
+  def chunks():
+    for i, start in enumerate(range(0, f.num, chunk)):
+      n = min(chunk, f.num - start)
+      labels = (np.arange(start, start + n) % gan.num_classes).astype(np.int32) if gan.num_classes else None
+      key = parallel.replicate(np.asarray(jax.random.fold_in(jax.random.PRNGKey(f.seed), i)), mesh)
+      yield sampler(params, state.g_vars, key, n, labels)
+
+  fs = fid.compute_features(chunks(), metrics, inception, vgg, mesh, f.batch_size, total=f.num,
+                            desc=f"step {step}", progress=f.progress)
+  values = fid.compare(fs, ref)
+  result = {"step": int(step), **values, "num": fs.num, "metrics": list(metrics), "seed": f.seed,
+            "truncation": f.truncation, "ema": state.ema_params is not None,
+            "ref": os.path.abspath(ref_path) if ref_path else None, "num_ref": ref.num if ref else None,
+            "protocol": fid.protocols(inception, vgg), "time_s": round(time.time() - t0, 2)}
+  if config.population > 1:
+    result["member"] = f.member
+  if jax.process_index() == 0:
+    with open(os.path.join(f.workdir, "eval.jsonl"), "a") as out:
+      out.write(json.dumps(result) + "\n")
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, float))
+    print(f"step {step}, {fs.num} samples: {shown}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  sys.exit(cli.main(main))
