@@ -39,8 +39,6 @@ def load_state_dict(path: str) -> dict:
   except ImportError:
     raise cli.ConfigError("converting weights needs PyTorch (pip install torch; a CPU build is enough); "
                           "evaluation itself does not") from None
-  if not os.path.isfile(path):
-    raise cli.ConfigError(f"{path} not found")
   try:
     sd = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # noqa: BLE001  (any unreadable file is a bad input)
@@ -53,6 +51,8 @@ def load_state_dict(path: str) -> dict:
 def convert(kind: str, path: str, out_dir: str) -> str:
   from gan_jax.metrics import features, inception, vgg
 
+  if not os.path.isfile(path):
+    raise cli.ConfigError(f"--{kind}: {path} not found")
   sha = features.file_sha256(path)
   m = re.search(r"-([0-9a-f]{8,})\.[^.]+$", os.path.basename(path))
   if m and not sha.startswith(m.group(1)):

@@ -89,6 +89,11 @@ def main(argv):
   parallel.enable_compilation_cache()
   t0 = time.time()
   inception, vgg = fid.load_networks(metrics, f.inception, f.vgg16, f.resize, f.image_size)
+  ref_metrics = tuple(m for m in metrics if m != "is")
+  ref, ref_path = None, None
+  if ref_metrics and f.ref:      # checked before the run is loaded: a wrong file fails fast
+    ref, ref_path = fid.RefStats.load(f.ref), f.ref
+    fid.check_protocol(ref, fid.protocols(inception, vgg), ref_path, metrics)
   config, spec, _, gan, mesh, state, step = load_run(f.workdir, f.step)
   if spec.kind != "image":
     raise cli.ConfigError(f"these metrics are for images; run {f.workdir} generates {spec.kind} data")
@@ -98,13 +103,8 @@ def main(argv):
     raise cli.ConfigError(f"model {config.model.name!r} has no truncation trick; drop --truncation")
   state = member(state, f.member, config.population)
 
-  ref_metrics = tuple(m for m in metrics if m != "is")
-  ref, ref_path = None, None
-  if ref_metrics:
-    if f.ref:
-      ref, ref_path = fid.RefStats.load(f.ref), f.ref
-    else:
-      ref, ref_path = cached_reference(config, ref_metrics, inception, vgg, f.num_ref, f.batch_size, f.progress)
+  if ref_metrics and not f.ref:
+    ref, ref_path = cached_reference(config, ref_metrics, inception, vgg, f.num_ref, f.batch_size, f.progress)
     fid.check_protocol(ref, fid.protocols(inception, vgg), ref_path, metrics)
 
   chunk = round_batch(f.batch_size, mesh)

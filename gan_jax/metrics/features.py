@@ -98,11 +98,15 @@ def missing_message(kind: str, path: str) -> str:
           f"`python scripts/convert_weights.py --{kind} PATH/{w.source}`")
 
 
-@functools.lru_cache(maxsize=4)
 def read_weights(path: str, kind: str) -> tuple[dict, dict]:
   """(variables, meta) of a converted weight file; WeightsMissing when absent."""
   if not os.path.exists(path):
     raise WeightsMissing(missing_message(kind, path))
+  return _read_weights(os.path.abspath(path), kind, os.stat(path).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_weights(path: str, kind: str, mtime_ns: int) -> tuple[dict, dict]:
   with open(path, "rb") as f:
     blob = flax.serialization.msgpack_restore(f.read())
   meta = blob.get("meta", {})

@@ -148,7 +148,13 @@ class RefStats:
 
 
 def check_protocol(ref: RefStats, current: dict, path: str, metrics: tuple[str, ...]) -> None:
-  """Refuses a reference made with other weights or preprocessing than the current networks."""
+  """Refuses a reference made with other weights or preprocessing than the current networks, or
+  one lacking what `metrics` need."""
+  parts = (("fid", "mu/sigma", ref.mu), ("kid", "pool3 features", ref.pool3), ("pr", "VGG-16 features", ref.vgg16))
+  lacking = [what for metric, what, have in parts if metric in metrics and have is None]
+  if lacking:
+    raise ConfigError(f"reference {path} has no {', '.join(lacking)}; recompute it with scripts/ref_stats.py "
+                      f"--metrics {','.join(m for m in metrics if m != 'is')}")
   for net in current:
     if net == "vgg16" and "pr" not in metrics or net == "inception" and not needs_inception(metrics):
       continue

@@ -1,0 +1,111 @@
+"""scripts/ref_stats.py, scripts/evaluate.py and scripts/convert_weights.py end to end on the
+digits data. The weight files written here are RANDOM WEIGHTS at reduced width (Inception at
+1/8, VGG-16 at 1/16 of the channels): they exercise the whole path (weights files, sharding,
+statistics, files written, errors), never the published networks' values."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import read_jsonl, run_script
+
+from gan_jax.metrics import features
+
+
+def _write_random_weights(cache: str) -> None:
+  import jax.numpy as jnp
+
+  from gan_jax.metrics import vgg
+  note = "RANDOM WEIGHTS written by tests/test_metrics_scripts.py"
+  features.save_weights(features.default_path("inception"), features.random_inception_variables(0.125),
+                        {"kind": "inception", "width": 0.125, "note": note})
+  import jax
+  module = vgg.VGG16(widths=tuple(max(4, c // 16) for c in vgg.VGG16().widths), fc_features=64)
+  params = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 224, 224, 3)))
+  features.save_weights(features.default_path("vgg16"), params, {"kind": "vgg16", "note": note})
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("gan_jax_cache"))
+  old = os.environ.get("GAN_JAX_CACHE")
+  os.environ["GAN_JAX_CACHE"] = root
+  try:
+    _write_random_weights(root)
+  finally:
+    if old is None:
+      del os.environ["GAN_JAX_CACHE"]
+    else:
+      os.environ["GAN_JAX_CACHE"] = old
+  return root
+
+
+def _env(cache_root: str) -> dict:
+  return {"GAN_JAX_CACHE": cache_root, "GAN_JAX_COMPILE_CACHE": "off"}
+
+
+def test_missing_weights_and_bad_flags_exit_2(tmp_path):
+  empty = str(tmp_path / "empty_cache")
+  r = run_script("evaluate.py", "--workdir", str(tmp_path / "run"), "--metrics", "fid", "--num", "10", env=_env(empty))
+  assert r.returncode == 2, r.stderr[-2000:]
+  line = r.stderr.strip().splitlines()[-1]
+  assert line.startswith("error: inception weights not found: " + os.path.join(empty, "weights"))
+  assert "pt_inception-2015-12-05-6726825d.pth" in line and "convert_weights.py --inception" in line
+  r = run_script("ref_stats.py", "--data", "digits", "--out", str(tmp_path / "x.npz"), "--metrics", "fid,ssim",
+                 env=_env(empty))
+  assert r.returncode == 2 and "unknown metric 'ssim'; valid metrics: fid, kid, is, pr" in r.stderr
+  # The file name carries torch hub's hash prefix: content with another SHA-256 is refused (before torch).
+  fake = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+  fake.write_bytes(b"not the weights")
+  r = run_script("convert_weights.py", "--vgg16", str(tmp_path / "nothing.pth"), env=_env(empty))
+  assert r.returncode == 2 and "nothing.pth not found" in r.stderr
+  r = run_script("convert_weights.py", "--inception", str(fake), env=_env(empty))
+  assert r.returncode == 2 and "does not start with the hash in its name (6726825d)" in r.stderr
+
+
+@pytest.mark.slow
+def test_ref_stats_then_evaluate_on_digits(tmp_path, cache, trained_run):
+  run = str(tmp_path / "run")
+  shutil.copytree(trained_run, run)          # eval.jsonl goes into a copy of the shared run
+  ref = str(tmp_path / "digits_ref.npz")
+  r = run_script("ref_stats.py", "--data", "digits", "--split", "train", "--out", ref, "--num", "150",
+                 "--metrics", "fid,kid,pr", "--resolution", "16", "--batch_size", "40", "--noprogress",
+                 env=_env(cache), devices=2)
+  assert r.returncode == 0, r.stderr[-3000:]
+  with np.load(ref) as z:
+    assert int(z["num"]) == 150 and z["mu"].shape == (256,) and z["sigma"].shape == (256, 256)
+    assert z["pool3"].shape == (150, 256) and z["vgg16"].shape == (150, 64)
+    assert z["mu"].dtype == np.float64 and np.isfinite(z["sigma"]).all()
+    np.testing.assert_allclose(z["mu"], z["pool3"].astype(np.float64).mean(axis=0), rtol=1e-5, atol=1e-6)
+    meta = json.loads(str(z["meta"]))
+  assert meta["data"] == {"name": "digits", "split": "train", "resolution": 16, "channels": 0, "num": 150}
+  assert "RANDOM WEIGHTS" in meta["protocol"]["inception"]["note"]
+  assert meta["protocol"]["inception"]["resize"].startswith("bilinear to 299x299")
+
+  args = ("--workdir", run, "--num", "60", "--batch_size", "25", "--noprogress")
+  r = run_script("evaluate.py", *args, "--metrics", "fid,kid,is,pr", "--ref", ref, env=_env(cache), devices=2)
+  assert r.returncode == 0, r.stderr[-3000:]
+  # Without --ref: the run's own training data as the reference, computed once and cached.
+  r2 = run_script("evaluate.py", *args, "--metrics", "fid", "--num_ref", "100", env=_env(cache))
+  assert r2.returncode == 0, r2.stderr[-3000:]
+  rows = read_jsonl(os.path.join(run, "eval.jsonl"))
+  first, second = rows
+  assert first["step"] == 50 and first["num"] == 60 and first["num_ref"] == 150 and first["ema"] is True
+  for k in ("fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage"):
+    assert np.isfinite(first[k]), k
+  assert first["fid"] > 0 and 1.0 <= first["is"] <= 1008 and 0 <= first["precision"] <= 1
+  assert first["kid_subset_size"] == 60 and first["pr_k"] == 3 and first["dc_k"] == 5
+  assert first["protocol"]["inception"]["quantize_uint8"] is True and "vgg16" in first["protocol"]
+  assert second["num_ref"] == 100 and "kid" not in second and second["fid"] > 0
+  assert os.path.dirname(second["ref"]) == os.path.join(cache, "ref_stats")
+
+  # A reference made with another preprocessing is refused.
+  with np.load(ref) as z:
+    arrays = {k: z[k] for k in z.files}
+  meta["protocol"]["inception"]["resize"] = "none (input fed at its own size)"
+  arrays["meta"] = np.array(json.dumps(meta))
+  other = str(tmp_path / "other.npz")
+  np.savez(other, **arrays)
+  r = run_script("evaluate.py", *args, "--metrics", "fid", "--ref", other, env=_env(cache))
+  assert r.returncode == 2 and "another inception protocol (resize" in r.stderr
