@@ -85,7 +85,9 @@ def get_config(arg=None):
     c.data.resolution = 16
     c.data.channels = 0
     # Channels 64 at 4x4 and 8x8, 32 at 16x16; 64-d z and w.
-    c.model.update(z_dim=64, w_dim=64, channel_base=512, channel_max=64, mbstd_group_size=4)
+    # Plain XLA convolutions: at this width they compile and run faster on CPU than the sub-pixel
+    # forms "auto" picks (measured: compile 109 s vs 147 s, step 0.63 s vs 0.79 s on a loaded 2-core machine).
+    c.model.update(z_dim=64, w_dim=64, channel_base=512, channel_max=64, mbstd_group_size=4, conv_impl="xla")
     c.batch_size = 32
     c.total_steps = 400
     # R1 gamma by the ADA `auto` heuristic 0.0002·res²/batch would be 0.0016 at 16x16; digits in
