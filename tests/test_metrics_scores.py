@@ -1,7 +1,13 @@
 """FID statistics, KID, IS, precision/recall, density/coverage against hand computations,
 closed forms and second methods (numpy only: no network)."""
+import importlib
+import importlib.util
+import os
+import warnings
+
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from gan_jax.metrics.frechet import GaussianAccumulator, frechet_distance, gaussian_stats
 from gan_jax.metrics.inception_score import inception_score
@@ -134,3 +140,29 @@ def test_precision_recall_density_coverage_by_hand():
   a, b = rng.standard_normal((70, 6)), rng.standard_normal((50, 6)) + 0.3
   assert precision_recall(a, b, block=16) == precision_recall(a, b, block=1024)
   assert density_coverage(a, b, block=16) == pytest.approx(density_coverage(a, b, block=1024))
+
+
+def test_frechet_distance_equals_pytorch_fid_and_kid_equals_the_stylegan2_ada_formula():
+  pytest.importorskip("torch", reason="torch is not installed: the pytorch-fid comparison needs it")
+  pytest.importorskip("pytorch_fid", reason="pytorch-fid is not installed (pip install pytorch-fid --no-deps)")
+  spec = importlib.util.spec_from_file_location("torch_inception",
+                                                os.path.join(ROOT, "benchmarks", "torch_inception.py"))
+  ti = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(ti)
+  ti.import_torchvision_models()       # pytorch_fid.fid_score imports its Inception module
+  fid_score = importlib.import_module("pytorch_fid.fid_score")
+  rng = np.random.default_rng(5)
+  a = rng.standard_normal((300, 32)) * 2 + 1
+  b = rng.standard_normal((300, 32)) @ rng.uniform(-0.5, 0.5, (32, 32)) + 1.3
+  s1, s2 = gaussian_stats(a), gaussian_stats(b)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)     # pytorch-fid passes sqrtm's deprecated `disp`
+    theirs = fid_score.calculate_frechet_distance(*s1, *s2)
+  np.testing.assert_allclose(frechet_distance(*s1, *s2), theirs, rtol=1e-10)
+  # KID as StyleGAN2-ADA's metrics/kernel_inception_distance.py computes one subset (its loop body).
+  x, y = a[:50], b[:50]
+  n, m = x.shape[1], 50
+  t = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
+  s = (x @ y.T / n + 1) ** 3
+  ada = ((t.sum() - np.diag(t).sum()) / (m - 1) - s.sum() * 2 / m) / m
+  np.testing.assert_allclose(mmd2_unbiased(x, y), ada, rtol=1e-12)

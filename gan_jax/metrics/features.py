@@ -116,7 +116,7 @@ def _read_weights(path: str, kind: str, mtime_ns: int) -> tuple[dict, dict]:
   return blob["variables"], meta
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Network:
   """A feature network ready to apply: images [B, H, W, C] in [-1, 1] -> {output: [B, D]}."""
   kind: str
@@ -125,6 +125,8 @@ class Network:
   preprocess: Callable[[jax.Array], jax.Array]
   outputs: tuple[str, ...]
   protocol: dict   # how features are made: stated in every result
+  # Per mesh: (replicated variables, jitted apply), so extractors on one mesh share one compilation.
+  _placed: dict = dataclasses.field(default_factory=dict, repr=False)
 
   def apply(self, variables, images: jax.Array) -> dict[str, jax.Array]:
     out = self.module.apply(variables, self.preprocess(images))
@@ -197,11 +199,14 @@ def round_batch(batch_size: int, mesh: jax.sharding.Mesh) -> int:
 
 
 def make_apply(network: Network, mesh: jax.sharding.Mesh):
-  """(replicated variables, jitted fn(variables, global images) -> replicated features)."""
-  rep = parallel.replicated(mesh)
-  variables = jax.tree.map(lambda a: parallel.replicate(np.asarray(a), mesh), network.variables)
-  fn = jax.jit(network.apply, in_shardings=(rep, parallel.batch_sharding(mesh)), out_shardings=rep)
-  return variables, fn
+  """(replicated variables, jitted fn(variables, global images) -> replicated features), made
+  once per network and mesh."""
+  if mesh not in network._placed:
+    rep = parallel.replicated(mesh)
+    variables = jax.tree.map(lambda a: parallel.replicate(np.asarray(a), mesh), network.variables)
+    fn = jax.jit(network.apply, in_shardings=(rep, parallel.batch_sharding(mesh)), out_shardings=rep)
+    network._placed[mesh] = (variables, fn)
+  return network._placed[mesh]
 
 
 class Extractor:
