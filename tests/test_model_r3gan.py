@@ -62,43 +62,43 @@ def test_parameter_counts_equal_the_official_networks(preset, classes):
 def test_shapes_values_and_identity_blocks_at_init():
   g, d = _models(ch=1)
   z = jax.random.normal(jax.random.PRNGKey(0), (3, 64))
-  gv = g.init(jax.random.PRNGKey(1), z)
-  x = g.apply(gv, z)
+  gv = jax.jit(g.init)(jax.random.PRNGKey(1), z)
+  x = jax.jit(g.apply)(gv, z)
   assert x.shape == (3, 16, 16, 1) and bool(jnp.all(jnp.isfinite(x)))
   # No tanh in the official G: the output is a linear 1x1 convolution, of order 1 at init.
   assert 0.05 < float(jnp.std(x)) < 20.0
-  dv = d.init(jax.random.PRNGKey(2), x)
-  logits = d.apply(dv, x)
+  dv = jax.jit(d.init)(jax.random.PRNGKey(2), x)
+  logits = jax.jit(d.apply)(dv, x)
   assert logits.shape == (3,) and bool(jnp.all(jnp.isfinite(logits)))
   # The last convolution of every residual branch starts at zero: each block is the identity, so
   # the whole G equals the network without its blocks.
   blocks = [k for k in gv["params"] if "_block" in k]
   assert len(blocks) == 5
   for k in blocks:
-    assert not np.any(np.asarray(gv["params"][k]["linear3"]["conv"]["kernel"]))
+    assert not np.any(np.asarray(gv["params"][k]["linear3"]["kernel"]))
   p = gv["params"]
   h = p["basis"][None] * (z @ p["basis_linear"]["kernel"])[:, None, None, :]
   h = r3gan.upsample2d(h)
-  h = r3gan.upsample2d(jnp.einsum("bhwc,cd->bhwd", h, p["stage2_transition"]["conv"]["kernel"][0, 0]))
-  np.testing.assert_allclose(x, jnp.einsum("bhwc,cd->bhwd", h, p["aggregation"]["conv"]["kernel"][0, 0]),
+  h = r3gan.upsample2d(jnp.einsum("bhwc,cd->bhwd", h, p["stage2_transition"]["kernel"][0, 0]))
+  np.testing.assert_allclose(x, jnp.einsum("bhwc,cd->bhwd", h, p["aggregation"]["kernel"][0, 0]),
                              rtol=1e-4, atol=1e-5)
 
 
 def test_msr_initialization_scales():
   """MSRInitializer: std = gain / sqrt(fan_in), gain = sqrt(2/(1+0.2²)) · L^(-1/4) inside blocks."""
   g, d = _models(res=32, widths=(64, 64, 64, 64), cards=(8, 8, 8, 8), blocks=(2, 2, 2, 2), classes=10)
-  gp = g.init(jax.random.PRNGKey(0), jnp.zeros((2, 64)), jnp.zeros((2,), jnp.int32))["params"]
-  dp = d.init(jax.random.PRNGKey(1), jnp.zeros((2, 32, 32, 3)), jnp.zeros((2,), jnp.int32))["params"]
+  gp = jax.jit(g.init)(jax.random.PRNGKey(0), jnp.zeros((2, 64)), jnp.zeros((2,), jnp.int32))["params"]
+  dp = jax.jit(d.init)(jax.random.PRNGKey(1), jnp.zeros((2, 32, 32, 3)), jnp.zeros((2,), jnp.int32))["params"]
   gain = math.sqrt(2 / 1.04) * 8 ** -0.25                            # L = 8 blocks
   std = lambda a: float(np.std(np.asarray(a)))  # noqa: E731
   blk = gp["stage1_block0"]
-  np.testing.assert_allclose(std(blk["linear1"]["conv"]["kernel"]), gain / math.sqrt(64), rtol=0.05)
-  np.testing.assert_allclose(std(blk["linear2"]["conv"]["kernel"]), gain / math.sqrt(9 * 128 / 8), rtol=0.05)
+  np.testing.assert_allclose(std(blk["linear1"]["kernel"]), gain / math.sqrt(64), rtol=0.05)
+  np.testing.assert_allclose(std(blk["linear2"]["kernel"]), gain / math.sqrt(9 * 128 / 8), rtol=0.05)
   assert not np.any(np.asarray(blk["act1"]["bias"]))
   np.testing.assert_allclose(std(gp["basis"]), 1.0, rtol=0.05)
   np.testing.assert_allclose(std(gp["basis_linear"]["kernel"]), 1 / math.sqrt(128), rtol=0.05)   # z 64 + embed 64
   np.testing.assert_allclose(std(gp["class_embedding"]), 1 / math.sqrt(10), rtol=0.15)
-  np.testing.assert_allclose(std(dp["basis"]["kernel"]), 1 / 4, rtol=0.05)       # depthwise 4x4: fan_in 16
+  np.testing.assert_allclose(std(dp["basis"]), 1 / 4, rtol=0.05)       # depthwise 4x4: fan_in 16
   # D's class embedding: gain 1/sqrt(embed dim = 64), fan_in 10 classes.
   np.testing.assert_allclose(std(dp["class_embedding"]), 1 / math.sqrt(64) / math.sqrt(10), rtol=0.05)
 
@@ -143,8 +143,9 @@ def _grouped_conv3x3(x, w, groups):
   return out
 
 
-def test_residual_block_equals_direct_computation():
-  block = r3gan.ResidualBlock(cardinality=4, expansion=2, kernel_size=3, variance_scaling=6.0)
+@pytest.mark.parametrize("impl", ["split", "xla"])
+def test_residual_block_equals_direct_computation(impl):
+  block = r3gan.ResidualBlock(cardinality=4, expansion=2, kernel_size=3, variance_scaling=6.0, impl=impl)
   x = np.random.default_rng(1).normal(size=(2, 5, 5, 8)).astype(np.float32)
   params = block.init(jax.random.PRNGKey(0), jnp.asarray(x))["params"]
   rng = np.random.default_rng(2)
@@ -152,21 +153,43 @@ def test_residual_block_equals_direct_computation():
   params = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32) * 0.3, params)
   lrelu = lambda t: np.where(t > 0, t, 0.2 * t)  # noqa: E731
   p = jax.tree.map(np.asarray, params)
-  y = lrelu(x @ p["linear1"]["conv"]["kernel"][0, 0] + p["act1"]["bias"])
-  y = lrelu(_grouped_conv3x3(y, p["linear2"]["conv"]["kernel"], 4) + p["act2"]["bias"])
-  y = x + y @ p["linear3"]["conv"]["kernel"][0, 0]
+  y = lrelu(x @ p["linear1"]["kernel"][0, 0] + p["act1"]["bias"])
+  y = lrelu(_grouped_conv3x3(y, p["linear2"]["kernel"], 4) + p["act2"]["bias"])
+  y = x + y @ p["linear3"]["kernel"][0, 0]
   np.testing.assert_allclose(block.apply({"params": params}, jnp.asarray(x)), y, rtol=1e-4, atol=1e-4)
-  assert p["linear2"]["conv"]["kernel"].shape == (3, 3, 4, 16)         # 16 channels in 4 groups of 4
+  assert p["linear2"]["kernel"].shape == (3, 3, 4, 16)         # 16 channels in 4 groups of 4
+
+
+def test_grouped_conv_forms_agree_to_second_order():
+  """"split" (one convolution per group, the CPU form) equals XLA's grouped convolution and the
+  direct sums, and so do the first and second derivatives an R1 penalty takes."""
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 6, 6, 8)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 2, 12)), jnp.float32)
+  out = {impl: r3gan.grouped_conv(x, k, 4, impl) for impl in ("split", "xla")}
+  np.testing.assert_allclose(out["split"], _grouped_conv3x3(np.asarray(x), np.asarray(k), 4), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(out["split"], out["xla"], rtol=1e-5, atol=1e-5)
+
+  def penalty_grads(impl):
+    def d(kernel, inp):
+      return jnp.sum(jnp.tanh(r3gan.grouped_conv(inp, kernel, 4, impl)) ** 2, axis=(1, 2, 3))
+    def loss(kernel):   # D's loss plus an R1-style penalty: gradients through the input gradient
+      gx = jax.grad(lambda inp: jnp.sum(d(kernel, inp)))(x)
+      return jnp.mean(d(kernel, x)) + jnp.mean(jnp.sum(gx ** 2, axis=(1, 2, 3)))
+    return jax.grad(loss)(k)
+  np.testing.assert_allclose(penalty_grads("split"), penalty_grads("xla"), rtol=1e-4, atol=1e-4)
+  k1 = jnp.asarray(rng.normal(size=(1, 1, 8, 5)), jnp.float32)      # 1x1 without groups: a matmul
+  np.testing.assert_allclose(r3gan.grouped_conv(x, k1), np.asarray(x) @ np.asarray(k1[0, 0]), rtol=1e-5, atol=1e-5)
 
 
 def test_discriminator_head_is_depthwise_basis_and_projection():
   _, d = _models(res=8, widths=(8, 8), cards=(2, 2), blocks=(1, 1), classes=5)
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 3))
   y = jnp.array([0, 1, 2, 4], jnp.int32)
-  p = d.init(jax.random.PRNGKey(1), x, y)["params"]
+  p = jax.jit(d.init)(jax.random.PRNGKey(1), x, y)["params"]
   # Blocks are the identity at init: D = projection(linear(depthwise(down(extraction(x))))).
-  h = r3gan.downsample2d(jnp.einsum("bhwc,cd->bhwd", x, p["extraction"]["conv"]["kernel"][0, 0]))
-  feat = jnp.einsum("bhwc,hwc->bc", h, p["basis"]["kernel"][:, :, 0, :]) @ p["basis_linear"]["kernel"]
+  h = r3gan.downsample2d(jnp.einsum("bhwc,cd->bhwd", x, p["extraction"]["kernel"][0, 0]))
+  feat = jnp.einsum("bhwc,hwc->bc", h, p["basis"][:, :, 0, :]) @ p["basis_linear"]["kernel"]
   assert feat.shape == (4, 8)                             # d_embed_dim defaults to G's first width
   expected = jnp.sum(feat * p["class_embedding"][y], axis=1)
   np.testing.assert_allclose(d.apply({"params": p}, x, y), expected, rtol=1e-4, atol=1e-6)
@@ -176,11 +199,12 @@ def test_conditioning_changes_both_networks():
   g, d = _models(classes=10)
   z = jax.random.normal(jax.random.PRNGKey(0), (4, 64))
   y0, y1 = jnp.zeros((4,), jnp.int32), jnp.full((4,), 7, jnp.int32)
-  gv = g.init(jax.random.PRNGKey(1), z, y0)
-  x0, x1 = g.apply(gv, z, y0), g.apply(gv, z, y1)
+  gv = jax.jit(g.init)(jax.random.PRNGKey(1), z, y0)
+  x0, x1 = jax.jit(g.apply)(gv, z, y0), jax.jit(g.apply)(gv, z, y1)
   assert float(jnp.max(jnp.abs(x0 - x1))) > 1e-3
-  dv = d.init(jax.random.PRNGKey(2), x0, y0)
-  assert float(jnp.max(jnp.abs(d.apply(dv, x0, y0) - d.apply(dv, x0, y1)))) > 1e-4
+  dv = jax.jit(d.init)(jax.random.PRNGKey(2), x0, y0)
+  d_apply = jax.jit(d.apply)
+  assert float(jnp.max(jnp.abs(d_apply(dv, x0, y0) - d_apply(dv, x0, y1)))) > 1e-4
   with pytest.raises(ValueError, match="needs labels"):
     g.apply(gv, z)
 
@@ -196,6 +220,10 @@ def test_build_rejects_bad_configs():
     build_models(c, DataSpec("image", (32, 32, 3), 0))
   with pytest.raises(ConfigError, match="cardinality 5 does not divide"):
     _models(cards=(4, 5, 2))
+  with pytest.raises(ConfigError, match="resample_filter"):
+    _models(resample_filter=(1, 3, 3, 1))
+  with pytest.raises(ConfigError, match="conv_impl"):
+    _models(conv_impl="cuda")
 
 
 def test_presets_map_onto_the_trainer_keys(load_config):
