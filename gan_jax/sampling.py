@@ -1,9 +1,10 @@
 """Drawing samples from a generator: fixed-latent grids, evaluation sets, sample.py.
 
-Samples are generated in chunks of a fixed size with the generator in training mode (as in the
-DCGAN reference code): normalization layers use the statistics of the chunk itself, so a
-chunk's output depends only on its latents and the weights, never on running averages that lag
-the (EMA) weights.
+Samples are generated in chunks of a fixed size. Generators with BatchNorm run in training mode
+(as in the DCGAN reference code): normalization layers use the statistics of the chunk itself,
+so a chunk's output depends only on its latents and the weights, never on running averages that
+lag the (EMA) weights; their state updates (statistics, spectral-norm vectors) are dropped.
+Generators without BatchNorm statistics run in inference mode.
 """
 from __future__ import annotations
 
@@ -28,7 +29,10 @@ def make_sampler(gan: GAN, mesh: jax.sharding.Mesh, chunk: int, truncation: floa
   def one_chunk(params, g_vars, key, i, y):
     k = jax.random.fold_in(key, i)
     z = gan.latents(k, chunk, truncation)
-    return gan.generate(params, g_vars, z, y, jax.random.fold_in(k, 1), train=True, truncation=truncation)[0]
+    # Train mode only for generators with normalization statistics (see the module docstring);
+    # others (StyleGAN2, R3GAN) sample in inference mode: no style mixing, no state updates.
+    train = "batch_stats" in g_vars
+    return gan.generate(params, g_vars, z, y, jax.random.fold_in(k, 1), train=train, truncation=truncation)[0]
 
   def sample(params, g_vars, key, n: int, labels: np.ndarray | None = None) -> np.ndarray:
     n_chunks = math.ceil(n / chunk)
