@@ -22,7 +22,7 @@ Published: BigGAN on CIFAR-10, IS 9.22 and FID 14.73 (the paper's CIFAR-10 resul
 also the paper value StudioGAN's reproducibility table quotes, which reaches FID 4.16 with its own
 protocol, 50k samples against the training set). BigGAN-PyTorch publishes no CIFAR-10 score.
 
-Args: runlocal (the same model at toy width, G_ch = D_ch = 8, on 32x32 digits: a few hundred steps
+Args: runlocal (the same model at toy width, G_ch = D_ch = 4, on 32x32 digits: a few hundred steps
 on 2 CPU cores, digit_fd logged every eval.every steps).
 """
 from gan_jax.config import base_config, parse_arg
@@ -48,7 +48,7 @@ def get_config(arg=None):
   c.eval.every = 5000
   if a.runlocal:
     c.data.update(name="digits", resolution=32, split="train", channels=0)
-    c.model.update(g_width=8, d_width=8)
+    c.model.update(g_width=4, d_width=4)
     c.batch_size = 32
     c.total_steps = 300
     c.ema.decay = 0.99

@@ -10,11 +10,14 @@ projection D, SN in G and D, orthogonal init: G 70,433,988 and D 87,982,370 para
 BigGAN-PyTorch's launch_BigGAN_bs256x8.sh model and compare_gan's resnet_biggan.py docstring
 (the paper's table 1, row 8 lists 158.3M for G + D).
 
-Training, the paper's settings (sec. 3 and 4, appendix C):
-- hinge loss; Adam b1 = 0, b2 = 0.999; G lr 5e-5, D lr 2e-4, 2 D steps per G step; batch 2048;
-  orthogonal regularization beta = 1e-4 on G's weights but its shared embedding (sec. 3.1; the
-  trainer's `reg.ortho`, BigGAN-PyTorch's `utils.ortho` semantics); G EMA with decay 0.9999;
-  cross-replica BatchNorm (BN statistics over the global batch: what jit over a sharded batch does).
+Training, the paper's settings:
+- hinge loss (sec. 3, SA-GAN's objective); Adam b1 = 0, b2 = 0.999 (SA-GAN's, BigGAN-PyTorch's
+  defaults); G lr 5e-5, D lr 2e-4, 2 D steps per G step (sec. 3: SA-GAN's rates halved, two D steps;
+  BigGAN-PyTorch's README, "Key Differences", restates them as "BigGAN's G_lr=5e-5, D_lr=2e-4,
+  num_D_steps=2"); batch 2048 (table 1); orthogonal regularization beta = 1e-4 on G's weights but its
+  shared embedding (sec. 3.1; the trainer's `reg.ortho`, BigGAN-PyTorch's `utils.ortho` semantics);
+  G EMA with decay 0.9999 (sec. 3); cross-replica BatchNorm (sec. 3; BN statistics over the global
+  batch: what jit over a sharded batch does).
 - Where the paper is silent, BigGAN-PyTorch's launch_BigGAN_bs256x8.sh: Adam eps 1e-6, SN eps 1e-6,
   BN eps 1e-5, G sampled in eval mode (running BN statistics, `--G_eval_mode`). That script itself
   uses SA-GAN's rates instead (G 1e-4, D 4e-4, one D step, no ortho reg: its README, "Key
@@ -26,12 +29,12 @@ Training, the paper's settings (sec. 3 and 4, appendix C):
   the EMA copy follows G); this trainer's EMA runs from step 0 with decay 0.9999, whose memory
   (~10k steps) forgets the initial weights well before the 150k-step end.
 
-Published (ImageNet 128x128, Inception Score / FID, 50k samples): IS 166.5 and FID 7.4 (the
-paper's abstract; best values over truncation, not one setting); without truncation the paper's
-table 2 gives FID 8.7 / IS 98.8 (StudioGAN quotes this 8.7 as the paper's bs2048 number and
+Published (ImageNet 128x128, Inception Score / FID): IS 166.5 and FID 7.4 (the paper's abstract,
+with the truncation trick: `--config.sample.truncation`); without truncation the paper's table 2
+gives FID 8.7 / IS 98.8 (StudioGAN quotes this 8.7 as the paper's bs2048 number and
 reproduces 8.35). BigGAN-PyTorch's released run reached TF IS 97.35 (its README).
 
-Args: recipe=paper|pytorch, runlocal (the same model family at toy width on 32x32 digits: G_ch = D_ch = 8,
+Args: recipe=paper|pytorch, runlocal (the same model family at toy width on 32x32 digits: G_ch = D_ch = 4,
 BigGAN-PyTorch's 32x32 arch with hierarchical z, shared embedding and attention at 16x16, a few
 hundred steps on 2 CPU cores, digit_fd logged every eval.every steps).
 """
@@ -63,7 +66,7 @@ def get_config(arg=None):
   c.eval.every = 2000
   if a.runlocal:
     c.data.update(name="digits", tfds_name="", resolution=32, split="train", channels=0)
-    c.model.update(g_width=8, d_width=8, attention=16)
+    c.model.update(g_width=4, d_width=4, attention=16)
     c.batch_size = 32
     c.total_steps = 300
     c.ema.decay = 0.99

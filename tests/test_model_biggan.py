@@ -82,7 +82,7 @@ def test_parameter_counts_equal_official(name):
 
 
 def test_imagenet128_layer_spec():
-  """Paper appendix B (table 4) / BigGAN.py: z 120 = 6 x 20, shared embedding 128, ccbn input 148,
+  """Paper appendix B / BigGAN.py: z 120 = 6 x 20, shared embedding 128, ccbn input 148,
   4x4x16ch linear, blocks 16,16,8,4,2 -> 16,8,4,2,1 (x96), attention at 64x64 in G and after D's
   first block, D 1,2,4,8,16,16 with a 16ch projection embedding."""
   g, d = build_models(_cfg(), IMAGENET[128])
@@ -115,60 +115,80 @@ def test_imagenet128_layer_spec():
 
 @pytest.fixture(scope="module")
 def toy():
-  """A 32x32 BigGAN at toy width with hierarchical z, shared embedding and attention at 16."""
+  """A 32x32 BigGAN at toy width (hierarchical z, shared embedding, attention at 16), probed in one
+  compiled program: G on z/label variants stacked in one eval-mode batch (each sample is computed
+  independently there), D on its samples under two labelings, the inputs of every conditional BN and of
+  D's head (recorded by method interceptors while tracing), and the state after eval and train calls."""
   c = _cfg(g_width=4, d_width=4, attention=16)
   g, d = build_models(c, DataSpec("image", (32, 32, 1), 10))
   z = jax.random.normal(jax.random.PRNGKey(1), (6, 120))
   y = jnp.array([0, 1, 2, 3, 4, 5], jnp.int32)
-  gv = jax.jit(functools.partial(g.init, train=False))(jax.random.PRNGKey(2), z, y)
-  dv = jax.jit(functools.partial(d.init, train=False))(jax.random.PRNGKey(3), jnp.zeros((6, 32, 32, 1)), y)
-  gen = jax.jit(lambda v, z, y: g.apply(v, z, y, train=False))
-  disc = jax.jit(lambda v, x, y: d.apply(v, x, y, train=False))
-  return g, d, gv, dv, z, y, gen, disc
+  y2 = (y + 1) % 10
+  # Variants: [z, y], [z, y2], then z with chunk k (k = 0..3, 30 values each) moved by 1.
+  zs = jnp.concatenate([z, z] + [z.at[:, 30 * k:30 * (k + 1)].add(1.0) for k in range(4)])
+  ys = jnp.concatenate([y, y2] + [y] * 4)
+  cbn_inputs, head = {}, {}
+
+  def g_spy(next_fun, args, kwargs, context):
+    if isinstance(context.module, layers.ConditionalBatchNorm) and context.method_name == "__call__":
+      cbn_inputs[tuple(context.module.path)] = args[1]
+    return next_fun(*args, **kwargs)
+
+  def d_spy(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name == "__call__" and tuple(context.module.path) in (("linear",), ("embed",)):
+      head[context.module.path[0]] = (args[0], out)
+    return out
+
+  def probe(kg, kd):
+    gv = g.init(kg, z, y, train=False)
+    dv = d.init(kd, jnp.zeros((6, 32, 32, 1)), y, train=False)
+    with nn.intercept_methods(g_spy):
+      x, eval_state = g.apply(gv, zs, ys, train=False, mutable=["batch_stats"])
+    with nn.intercept_methods(d_spy):
+      logits = d.apply(dv, jnp.concatenate([x[:6], x[:6]]), jnp.concatenate([y, y2]), train=False)
+    _, train_state = g.apply(gv, z, y, train=True, mutable=["batch_stats"])
+    return dict(gv=gv, x=x, logits=logits, cbn_inputs=dict(cbn_inputs), head=dict(head),
+                eval_state=eval_state["batch_stats"], train_state=train_state["batch_stats"])
+
+  return dict(jax.jit(probe)(jax.random.PRNGKey(2), jax.random.PRNGKey(3)), z=z, y=y)
 
 
 def test_shapes_ranges_state_and_conditioning(toy):
-  g, d, gv, dv, z, y, gen, disc = toy
-  x = gen(gv, z, y)
-  assert x.shape == (6, 32, 32, 1) and float(jnp.max(jnp.abs(x))) <= 1.0 and float(jnp.std(x)) > 0
-  logits = disc(dv, x, y)
-  assert logits.shape == (6,) and bool(jnp.all(jnp.isfinite(logits)))
+  x, logits = toy["x"], toy["logits"]
+  base = x[:6]
+  assert base.shape == (6, 32, 32, 1) and float(jnp.max(jnp.abs(x))) <= 1.0 and float(jnp.std(base)) > 0
+  assert logits.shape == (12,) and bool(jnp.all(jnp.isfinite(logits)))
   # Labels change G's samples and D's logits.
-  y2 = (y + 1) % 10
-  assert float(jnp.max(jnp.abs(gen(gv, z, y2) - x))) > 1e-3
-  assert float(jnp.max(jnp.abs(disc(dv, x, y2) - logits))) > 1e-4
+  assert float(jnp.max(jnp.abs(x[6:12] - base))) > 1e-3
+  assert float(jnp.max(jnp.abs(logits[6:] - logits[:6]))) > 1e-4
   # Every z chunk reaches the image (the first through the linear layer, the others through the cBNs).
   for k in range(4):
-    zk = z.at[:, 30 * k:30 * (k + 1)].add(1.0)
-    assert float(jnp.max(jnp.abs(gen(gv, zk, y) - x))) > 1e-4, k
+    assert float(jnp.max(jnp.abs(x[12 + 6 * k:18 + 6 * k] - base))) > 1e-4, k
   # State (BN statistics, spectral-norm vectors) changes only in training.
-  _, same = g.apply(gv, z, y, train=False, mutable=["batch_stats"])
-  _, moved = g.apply(gv, z, y, train=True, mutable=["batch_stats"])
-  flat = lambda t: jax.tree.leaves(t)  # noqa: E731
-  assert all(np.array_equal(a, b) for a, b in zip(flat(same), flat(gv["batch_stats"])))
-  assert not all(np.array_equal(a, b) for a, b in zip(flat(moved), flat(gv["batch_stats"])))
+  init_state = jax.tree.leaves(toy["gv"]["batch_stats"])
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(toy["eval_state"]), init_state))
+  assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(toy["train_state"]), init_state))
 
 
 def test_hierarchical_z_and_shared_embedding_feed_every_conditional_bn(toy):
   """BigGAN.py forward: z splits into len(blocks) + 1 chunks; both BNs of block i read
   [shared(y), z_{i+1}] and the first chunk alone feeds the linear layer."""
-  g, _, gv, _, z, y, _, _ = toy
-  seen = {}
-
-  def spy(next_fun, args, kwargs, context):
-    if isinstance(context.module, layers.ConditionalBatchNorm) and context.method_name == "__call__":
-      seen[tuple(context.module.path)] = args[1]
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(spy):
-    g.apply(gv, z, y, train=False)
+  gv, z, y, seen = toy["gv"], toy["z"], toy["y"], toy["cbn_inputs"]
   emb = gv["params"]["shared"]["embedding"][y]
   assert emb.shape == (6, 128)
   assert sorted(seen) == [(f"block{i}", bn) for i in range(3) for bn in ("bn1", "bn2")]
   for (block, _), cond in seen.items():
     i = int(block[-1])
-    np.testing.assert_array_equal(cond, jnp.concatenate([emb, z[:, 30 * (i + 1):30 * (i + 2)]], axis=-1))
+    np.testing.assert_array_equal(cond[:6], jnp.concatenate([emb, z[:, 30 * (i + 1):30 * (i + 2)]], axis=-1))
   assert gv["params"]["linear"]["dense"]["kernel"].shape == (30, 4 * 4 * 16)
+
+
+def test_projection_discriminator_head(toy):
+  """D = linear(sum_hw relu(h)) + <embed(y), sum_hw relu(h)> (Miyato & Koyama 2018; BigGAN.py forward)."""
+  (h, lin), (_, emb) = toy["head"]["linear"], toy["head"]["embed"]
+  assert h.shape == (12, 4 * 4) and bool(jnp.all(h >= 0))      # summed ReLU features of the last block
+  np.testing.assert_allclose(toy["logits"], lin[:, 0] + jnp.sum(emb * h, axis=-1), rtol=1e-5, atol=1e-5)
 
 
 def test_unshared_generator_conditions_bn_on_class_tables():
@@ -183,10 +203,10 @@ def test_unshared_generator_conditions_bn_on_class_tables():
 
 
 def _conv(h, p):
-  """Direct 'SAME' convolution: sum over the kernel taps of shifted inputs times the tap matrix."""
+  """Direct 'SAME' convolution in NumPy: sum over the kernel taps of shifted inputs times the tap matrix."""
   k = p["kernel"]
   r = k.shape[0] // 2
-  hp = jnp.pad(h, ((0, 0), (r, r), (r, r), (0, 0)))
+  hp = np.pad(h, ((0, 0), (r, r), (r, r), (0, 0)))
   out = sum(hp[:, i:i + h.shape[1], j:j + h.shape[2]] @ k[i, j] for i in range(k.shape[0]) for j in range(k.shape[1]))
   return out + p["bias"]
 
@@ -200,23 +220,36 @@ def _pool(h):
   return h.reshape(b, hh // 2, 2, ww // 2, 2, c).mean(axis=(2, 4))
 
 
+def _relu(h):
+  return np.maximum(h, 0)
+
+
+def _run_block(block, key, *args):
+  """Initializes `block`, perturbs its parameters away from their init, applies it in training mode
+  (one compiled program); returns (output, parameters) as NumPy arrays."""
+  def run(key):
+    v = block.init(key, *args)
+    p = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.fold_in(key, a.size), a.shape), v["params"])
+    out = block.apply({**v, "params": p}, *args, mutable=["batch_stats"])[0]
+    return out, p
+  return jax.tree.map(np.asarray, jax.jit(run)(key))
+
+
 def test_gblock_equals_direct_computation():
   """layers.py GBlock: relu(ccbn1) -> up -> conv -> relu(ccbn2) -> conv, plus conv1x1(up(x))."""
   cbn = functools.partial(layers.ConditionalBatchNorm, use_sn=False, use_bias=False)
   block = biggan.GBlock(6, cbn, functools.partial(layers.SNConv, use_sn=False))
-  x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 5))
-  cond = jax.random.normal(jax.random.PRNGKey(1), (3, 7))
-  v = block.init(jax.random.PRNGKey(2), x, cond, True)
-  p = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(3), a.shape), v["params"])
-  out, _ = block.apply({**v, "params": p}, x, cond, True, mutable=["batch_stats"])
+  x = np.random.default_rng(0).normal(size=(3, 4, 4, 5)).astype(np.float32)
+  cond = np.random.default_rng(1).normal(size=(3, 7)).astype(np.float32)
+  out, p = _run_block(block, jax.random.PRNGKey(2), x, cond, True)
 
   def ccbn(h, q):
-    h = (h - h.mean((0, 1, 2))) / jnp.sqrt(h.var((0, 1, 2)) + 1e-5)
+    h = (h - h.mean((0, 1, 2))) / np.sqrt(h.var((0, 1, 2)) + 1e-5)
     gain = 1 + cond @ q["gain"]["dense"]["kernel"]
     return h * gain[:, None, None] + (cond @ q["bias"]["dense"]["kernel"])[:, None, None]
 
-  h = _conv(_up(nn.relu(ccbn(x, p["bn1"]))), p["conv1"]["conv"])
-  h = _conv(nn.relu(ccbn(h, p["bn2"])), p["conv2"]["conv"])
+  h = _conv(_up(_relu(ccbn(x, p["bn1"]))), p["conv1"]["conv"])
+  h = _conv(_relu(ccbn(h, p["bn2"])), p["conv2"]["conv"])
   ref = h + _conv(_up(x), p["conv_sc"]["conv"])
   assert out.shape == (3, 8, 8, 6)
   np.testing.assert_allclose(out, ref, atol=2e-4, rtol=1e-4)
@@ -228,12 +261,10 @@ def test_dblock_equals_direct_computation(cin, cout, preact, down):
   """layers.py DBlock (wide): [relu] conv relu conv [pool]; shortcut: pool-then-conv1x1 in the first
   block, conv1x1-then-pool after it, identity when the channels and size stay."""
   block = biggan.DBlock(cout, preact, down, functools.partial(layers.SNConv, use_sn=False))
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, cin))
-  v = block.init(jax.random.PRNGKey(1), x, True)
-  p = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(2), a.shape), v["params"])
-  out = block.apply({"params": p}, x, True)
-  h = nn.relu(x) if preact else x
-  h = _conv(nn.relu(_conv(h, p["conv1"]["conv"])), p["conv2"]["conv"])
+  x = np.random.default_rng(0).normal(size=(2, 8, 8, cin)).astype(np.float32)
+  out, p = _run_block(block, jax.random.PRNGKey(1), x, True)
+  h = _relu(x) if preact else x
+  h = _conv(_relu(_conv(h, p["conv1"]["conv"])), p["conv2"]["conv"])
   h = _pool(h) if down else h
   if cin == cout and not down:
     assert "conv_sc" not in p
@@ -244,26 +275,6 @@ def test_dblock_equals_direct_computation(cin, cout, preact, down):
   else:
     sc = _conv(_pool(x) if down else x, p["conv_sc"]["conv"])
   np.testing.assert_allclose(out, h + sc, atol=2e-4, rtol=1e-4)
-
-
-def test_projection_discriminator_head(toy):
-  """D = linear(sum_hw relu(h)) + <embed(y), sum_hw relu(h)> (Miyato & Koyama 2018; BigGAN.py forward)."""
-  _, d, _, dv, _, y, gen, disc = toy
-  x = jax.random.uniform(jax.random.PRNGKey(5), (6, 32, 32, 1), minval=-1, maxval=1)
-  got = {}
-
-  def spy(next_fun, args, kwargs, context):
-    out = next_fun(*args, **kwargs)
-    if context.method_name == "__call__" and tuple(context.module.path) in (("linear",), ("embed",)):
-      got[context.module.path[0]] = (args[0], out)
-    return out
-
-  with nn.intercept_methods(spy):
-    logits = d.apply(dv, x, y, train=False)
-  h, lin = got["linear"]
-  _, emb = got["embed"]
-  assert h.shape == (6, 4 * 4) and bool(jnp.all(h >= 0))      # summed ReLU features of the last block
-  np.testing.assert_allclose(logits, lin[:, 0] + jnp.sum(emb * h, axis=-1), rtol=1e-5, atol=1e-5)
 
 
 def test_registry_entry_truncates_z():
@@ -297,7 +308,7 @@ assert jax.device_count() == 4
 c = model_config("biggan"); c.conditional = True; c.update(g_width=4, d_width=4, attention=16)
 g, d = build_models(c, DataSpec("image", (32, 32, 1), 10))
 z = jax.random.normal(jax.random.PRNGKey(0), (16, 120)); y = jnp.arange(16, dtype=jnp.int32) % 10
-v = g.init(jax.random.PRNGKey(1), z, y, train=False)
+v = jax.jit(lambda k: g.init(k, z, y, train=False))(jax.random.PRNGKey(1))
 step = jax.jit(lambda v, z, y: g.apply(v, z, y, train=True, mutable=["batch_stats"]))
 one_x, one_s = step(v, z, y)                          # one device
 mesh = Mesh(np.array(jax.devices()), ("data",))
@@ -330,16 +341,17 @@ def test_conditional_bn_over_4_devices_equals_one_device():
   assert out["bn_mean_vs_quarter"] > 1e-3 and out["x_vs_quarter"] > 1e-3, out
 
 
-# The trainer end to end on the imagenet128 runlocal model (hierarchical z, shared embedding, attention,
-# orthogonal regularization, 2 D steps, hinge loss) at G_ch = D_ch = 4 to fit the test budget.
-LEARN_STEPS = 80
-_TOY = ["--config.model.g_width=4", "--config.model.d_width=4", "--config.log_every=1", "--config.sample_every=0"]
+# The trainer end to end on the cifar10 runlocal model (BigGAN-PyTorch's 32x32 arch, class-table cBNs,
+# projection D, 4 D steps per G step, hinge loss; G_ch = D_ch = 4): one run of LEARN_STEPS steps on one
+# device serves both the learning check and, through its first logged steps, the 4-device comparison.
+LEARN_STEPS = 100
+_RUN = ["--config.log_every=1", "--config.sample_every=0"]
 
 
 @pytest.fixture(scope="module")
 def learning_run(tmp_path_factory):
   wd = str(tmp_path_factory.mktemp("biggan") / "one")
-  r = run_script("train.py", "--config", experiment("biggan_imagenet128") + ":runlocal", "--workdir", wd, *_TOY,
+  r = run_script("train.py", "--config", experiment("biggan_cifar10") + ":runlocal", "--workdir", wd, *_RUN,
                  f"--config.total_steps={LEARN_STEPS}", f"--config.eval.every={LEARN_STEPS}",
                  f"--config.ckpt_every={LEARN_STEPS}")
   assert r.returncode == 0, r.stderr[-3000:]
@@ -348,8 +360,10 @@ def learning_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_trainer_on_4_devices_equals_1(learning_run, tmp_path):
+  """The same first 3 steps with the batch sharded over 4 simulated devices (evaluation uses its own
+  key, so the 1-device run's step-0 digit_fd does not shift its training stream)."""
   wd = str(tmp_path / "four")
-  r = run_script("train.py", "--config", experiment("biggan_imagenet128") + ":runlocal", "--workdir", wd, *_TOY,
+  r = run_script("train.py", "--config", experiment("biggan_cifar10") + ":runlocal", "--workdir", wd, *_RUN,
                  "--config.total_steps=3", "--config.eval.every=0", devices=4)
   assert r.returncode == 0, r.stderr[-3000:]
   assert "4 devices" in r.stderr
@@ -357,16 +371,16 @@ def test_trainer_on_4_devices_equals_1(learning_run, tmp_path):
   one = [row for row in learning_run if "d_loss" in row][:3]
   assert [row["step"] for row in four] == [row["step"] for row in one] == [1, 2, 3]
   for a, b in zip(four, one):
-    for key in ("d_loss", "g_loss", "ortho", "d_real", "d_fake"):
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
       np.testing.assert_allclose(a[key], b[key], atol=1e-4, rtol=1e-4, err_msg=key)
 
 
 @pytest.mark.slow
 def test_runlocal_learns_digits(learning_run):
+  """digit_fd (Fréchet distance in the digit classifier's features) at LEARN_STEPS vs step 0."""
   rows = [row for row in learning_run if "d_loss" in row]
   assert len(rows) == LEARN_STEPS
   assert all(np.isfinite(row["d_loss"]) and np.isfinite(row["g_loss"]) for row in rows)
-  assert rows[0]["ortho"] > 0                                   # reg.ortho = 1e-4 is in the G loss
   fd = {row["step"]: row["digit_fd"] for row in learning_run if "digit_fd" in row}
   assert sorted(fd) == [0, LEARN_STEPS]
-  assert fd[LEARN_STEPS] < 0.6 * fd[0], fd
+  assert fd[LEARN_STEPS] < 0.75 * fd[0], fd

@@ -8,7 +8,7 @@ Generator (BigGAN.py `Generator`, paper fig. 15a and appendix B):
 - Hierarchical latents ("skip-z", sec. 3): z is split into len(blocks) + 1 equal chunks; the first
   feeds the linear layer, chunk i + 1 is concatenated after the shared embedding, [emb, z_i], and
   conditions every BN of block i (BigGAN.py `forward`: `torch.cat([y, item], 1)`). At 128x128,
-  z 120 = 6 x 20 and the BN input is 128 + 20 (paper appendix B, table 4).
+  z 120 = 6 x 20 and the BN input is 128 + 20 (paper appendix B; launch_BigGAN_bs256x8.sh).
 - SN-linear z_0 -> 4x4x(16ch) (with bias), then one residual "ResBlock up" per resolution (layers.py
   `GBlock`): cBN -> ReLU -> nearest 2x upsample -> SN-conv3x3 -> cBN -> ReLU -> SN-conv3x3, plus a
   shortcut of upsample -> SN-conv1x1 (always learnable in G since every block upsamples).
@@ -34,12 +34,12 @@ Discriminator (BigGAN.py `Discriminator`, layers.py `DBlock`, wide D as in SAGAN
 Channel multipliers (BigGAN.py `D_arch`), out per block: 128: 1,2,4,8,16,16 (last block no pool);
 64: 1,2,4,8,16 (last no pool); 32: 4,4,4,4 (only the first two pool), times `d_width` = D_ch.
 
-Spectral norm everywhere in G and D but G's shared embedding and BNs (paper sec. 4: SN in G as
+Spectral norm everywhere in G and D but G's embeddings and BNs (paper sec. 3: SN in G as
 SAGAN), one power iteration per training call, u vectors in "batch_stats" (`layers.SNDense`...);
 `sn_eps` is BigGAN-PyTorch's `--SN_eps` (1e-6 in the ImageNet scripts, 1e-8 its default),
 `bn_eps` its `--BN_eps` 1e-5, BN momentum 0.1 in PyTorch terms (0.9 here). BN statistics are over
-the global batch under jit: the paper's cross-replica BatchNorm. `init`: "ortho" (paper sec. 4:
-orthogonal init, Saxe et al. 2014; ImageNet scripts `--G_init ortho --D_init ortho`), "N02" (N(0, 0.02),
+the global batch under jit: the paper's cross-replica BatchNorm (sec. 3). `init`: "ortho" (paper
+sec. 3: orthogonal init, Saxe et al. 2014; ImageNet scripts `--G_init ortho --D_init ortho`), "N02" (N(0, 0.02),
 the CIFAR script) or "glorot", applied to every conv, linear and embedding of G and D (BigGAN.py
 `init_weights`). Truncation trick (sec. 3.1): the sampler draws truncated-normal z (`truncation="z"`).
 Parameter counts equal the official ones (tests/test_model_biggan.py).
