@@ -21,7 +21,8 @@ bfloat16 stages. Published FID-50k 1.96 (brownvc/R3GAN-CIFAR10 model card / the 
 table).
 
 Args: kimg=N (training duration in thousands of images), runlocal (digits at 16x16, widths 32,
-conditional on the 10 digit classes, 300 steps of 32: a laptop-sized run of the same recipe).
+conditional on the 10 digit classes, 300 steps of 32: a laptop-sized run of the same recipe; learning rates 5x the
+paper's at this toy size, see r3gan.apply_runlocal).
 """
 import math
 

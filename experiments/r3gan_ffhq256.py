@@ -21,7 +21,8 @@ Not reproduced yet: augmentation (ADA `bgc` + cutout, probability 0 -> 0.3; x-fl
 bfloat16 stages. Published FID-50k 2.75 (huggingface.co/brownvc/R3GAN-FFHQ-256x256 model card).
 
 Args: kimg=N, runlocal (unconditional digits at 16x16, widths 32, 16, 8 narrowing towards the
-image as the preset does, 300 steps of 32).
+image as the preset does, 300 steps of 32; learning rates 5x the
+paper's at this toy size, see r3gan.apply_runlocal).
 """
 import math
 

@@ -20,7 +20,8 @@ is the 20 Mimg over which the preset's ramps run; pass kimg=N for a longer run. 
 augmentation (ADA `bgc` + cutout, probability 0 -> 0.3 on the same cosine; x-flips on) and the
 bfloat16 stages. Published FID-50k 1.95 (huggingface.co/brownvc/R3GAN-FFHQ-64x64 model card).
 
-Args: kimg=N, runlocal (unconditional digits at 16x16, widths 32, 32, 16, 300 steps of 32).
+Args: kimg=N, runlocal (unconditional digits at 16x16, widths 32, 32, 16, 300 steps of 32; learning rates 5x the
+paper's at this toy size, see r3gan.apply_runlocal).
 """
 import math
 

@@ -22,7 +22,8 @@ cosine; x-flips on) and the bfloat16 stages. Published FID-50k 1.27
 (the paper's ImageNet-32 table as indexed by benchmark sites; model card
 huggingface.co/brownvc/R3GAN-ImgNet-32x32).
 
-Args: kimg=N, runlocal (digits at 16x16 conditional on the 10 classes, widths 48, 300 steps of 32).
+Args: kimg=N, runlocal (digits at 16x16 conditional on the 10 classes, widths 48, 300 steps of 32; learning rates 5x the
+paper's at this toy size, see r3gan.apply_runlocal).
 """
 import math
 

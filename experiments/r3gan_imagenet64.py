@@ -21,7 +21,8 @@ G 103,570,432 and D 107,205,120 parameters (official networks instantiated with 
 cosine; x-flips on) and the bfloat16 stages. Published FID-50k 2.09
 (huggingface.co/brownvc/R3GAN-ImgNet-64x64 model card).
 
-Args: kimg=N, runlocal (digits at 16x16 conditional on the 10 classes, widths 48, 300 steps of 32).
+Args: kimg=N, runlocal (digits at 16x16 conditional on the 10 classes, widths 48, 300 steps of 32; learning rates 5x the
+paper's at this toy size, see r3gan.apply_runlocal).
 """
 import math
 

@@ -15,7 +15,8 @@ duration is the ramps' 20 Mimg (pass kimg=N to change it). Every `eval.every` st
 (gan_jax/metrics/stacked.py). No augmentation (StackedMNIST needs none to reach all modes).
 
 Args: kimg=N, runlocal (`stacked_digits`: the same construction on scikit-learn's digits at 16x16,
-widths 32, 300 steps of 32, modes counted on 1000 samples every 100 steps).
+widths 32, 300 steps of 32, modes counted on 1000 samples every 100 steps; learning rates 5x the
+paper's at this toy size, see r3gan.apply_runlocal).
 """
 import math
 

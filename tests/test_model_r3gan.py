@@ -265,17 +265,18 @@ def test_rpgan_r1_r2_steps_and_four_devices_equal_one(tmp_path):
 
 @pytest.mark.slow
 def test_runlocal_learns_digits(tmp_path):
-  """r3gan_cifar10:runlocal (300 steps on the digits): digit_fd clearly below its step-0 value."""
-  rows = _train(str(tmp_path / "run"))
+  """The first 100 of r3gan_cifar10:runlocal's 300 steps on the digits (class-conditional):
+  digit_fd well below its step-0 value (measured: 1651 at step 0, 369 at 100, 180 at 300)."""
+  rows = _train(str(tmp_path / "run"), "--config.total_steps=100", "--config.log_every=50")
   fd = {r["step"]: r["digit_fd"] for r in rows if "digit_fd" in r}
-  assert 0 in fd and 300 in fd, fd
-  assert fd[300] < 0.5 * fd[0], fd
+  assert sorted(fd) == [0, 100], fd
+  assert fd[100] < 0.5 * fd[0], fd
 
 
 @pytest.mark.slow
 def test_stacked_digits_runlocal_logs_modes(tmp_path):
-  rows = _train(str(tmp_path / "stacked"), "--config.total_steps=2", "--config.log_every=1",
-                "--config.batch_size=8", "--config.eval.every=2", "--config.eval.num_samples=200",
+  rows = _train(str(tmp_path / "stacked"), "--config.total_steps=1", "--config.log_every=1",
+                "--config.batch_size=8", "--config.eval.every=1", "--config.eval.num_samples=200",
                 name="r3gan_stacked_mnist")
-  final = [r for r in rows if "modes_covered" in r][-1]
-  assert final["step"] == 2 and 1 <= final["modes_covered"] <= 200
+  modes = {r["step"]: r["modes_covered"] for r in rows if "modes_covered" in r}
+  assert sorted(modes) == [0, 1] and all(1 <= m <= 200 for m in modes.values()), modes
