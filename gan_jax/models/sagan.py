@@ -117,6 +117,13 @@ def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
   if c.attn_res and c.attn_res not in valid:
     raise ConfigError(f"model.attn_res={c.attn_res} is not a feature-map size of sagan at {res}x{res}; "
                       f"valid: 0 (none), {', '.join(map(str, valid))}")
+  if c.attn_res:
+    n = num_blocks(res)
+    g_ch = c.g_width * 2 ** (n - 1 - g_sizes.index(c.attn_res))
+    d_ch = c.d_width * 2 ** d_sizes.index(c.attn_res)
+    if g_ch % 8 or d_ch % 8:
+      raise ConfigError(f"sagan's attention at {c.attn_res}x{c.attn_res} sees {g_ch} (G) and {d_ch} (D) channels; "
+                        "both must be multiples of 8: raise model.g_width / model.d_width")
   nc = spec.num_classes if c.conditional else 0
   return (SAGANGenerator(res, ch, c.g_width, nc, c.attn_res),
           SAGANDiscriminator(res, c.d_width, nc, c.attn_res))
