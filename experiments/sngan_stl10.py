@@ -16,7 +16,8 @@ Published: SN-GANs (ResNet, hinge loss), STL-10, Inception score 9.10 ± .04 and
 (Miyato et al. 2018, table 2).
 
 Args: conditional (labels need a labelled split, e.g. --config.data.split=train), decay=cosine|none,
-runlocal (the "stl" stack on the 16x16 digits, G 64 -> 32 -> 16 -> 8 channels from 2x2, D 8 ... 128).
+runlocal (the "stl" stack on the 32x32 digits, G 64 -> 32 -> 16 -> 8 channels from 4x4, D 8 ... 128
+down to 2x2; at 16x16 the D ends at 1x1 and this toy run fell back to its step-0 digit_fd by step 300).
 """
 import os
 import sys
@@ -28,4 +29,4 @@ from sngan_cifar10 import sngan_config  # noqa: E402
 def get_config(arg=None):
   return sngan_config(arg, dataset="tfds", resolution=48, variant="stl", g_width=64, d_width=64,
                       data={"tfds_name": "stl10", "split": "unlabelled"},
-                      local={"model.g_width": 8, "model.d_width": 8})
+                      local={"data.resolution": 32, "model.g_width": 8, "model.d_width": 8})
