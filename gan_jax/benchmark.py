@@ -79,15 +79,24 @@ def _memory_mb(compiled) -> float:
   return (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes) / 2**20
 
 
+def _synthetic_batch(gan, mesh, config: ConfigDict, spec: DataSpec) -> dict:
+  """A fixed batch of the step's shape (uniform pixels; labels cycling over the classes)."""
+  shape = (gan.batches_per_step, config.batch_size)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (*shape, *spec.shape), jnp.float32, -1.0, 1.0)
+  sharding = parallel.batch_sharding(mesh, batch_axis=1)
+  batch = {"x": jax.device_put(x, sharding)}
+  if gan.num_classes:
+    batch["label"] = jax.device_put(np.arange(np.prod(shape)).reshape(shape) % gan.num_classes, sharding)
+  return batch
+
+
 def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: int = 3,
                     profile_dir: str | None = None) -> dict:
   """Compiles the train step of `config` and times it on a fixed synthetic batch; with
   `profile_dir`, the timed steps are also traced by the JAX profiler (TensorBoard / Perfetto)."""
   gan, mesh, init, init_key, step_key, _ = setup(config, spec)
   state = init(init_key)
-  shape = (gan.batches_per_step, config.batch_size, *spec.shape)
-  x = jax.random.uniform(jax.random.PRNGKey(1), shape, jnp.float32, -1.0, 1.0)
-  batch = {"x": jax.device_put(x, parallel.batch_sharding(mesh, batch_axis=1))}
+  batch = _synthetic_batch(gan, mesh, config, spec)
   t0 = time.perf_counter()
   compiled = jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
   compile_s = time.perf_counter() - t0
@@ -170,10 +179,49 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
       for phase in ("cold", "warm"):
         gan, mesh, init, init_key, step_key, _ = setup(config, spec)
         state = jax.eval_shape(init, init_key)
+        sharding = parallel.batch_sharding(mesh, batch_axis=1)
         batch = {"x": jax.ShapeDtypeStruct((gan.batches_per_step, config.batch_size, *spec.shape), jnp.float32,
-                                           sharding=parallel.batch_sharding(mesh, batch_axis=1))}
+                                           sharding=sharding)}
+        if gan.num_classes:
+          batch["label"] = jax.ShapeDtypeStruct((gan.batches_per_step, config.batch_size), jnp.int32,
+                                                sharding=sharding)
         t0 = time.perf_counter()
         jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
         row[f"compile_{phase}_s"] = time.perf_counter() - t0
       rows.append(row)
   return rows
+
+
+def penalty_ratio(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: int = 2) -> dict:
+  """Time of one discriminator update with the config's gradient penalties (e.g. R3GAN's R1 + R2
+  every step) against the same update with every penalty off: both compiled, then called in
+  alternation so that load changes hit both alike; medians."""
+  import dataclasses
+
+  from gan_jax.train.step import d_update
+  gan, mesh, init, init_key, step_key, _ = setup(config, spec)
+  if not gan.reg.has_gradient_penalty:
+    raise ConfigError("the config has no gradient penalty to time (reg.r1, reg.r2, reg.wgan_gp, reg.dragan)")
+  plain = dataclasses.replace(gan, reg=dataclasses.replace(gan.reg, r1=0.0, r2=0.0, wgan_gp=0.0, dragan=0.0))
+  state = init(init_key)
+  batch = _synthetic_batch(gan, mesh, config, spec)
+  real = batch["x"][0]
+  labels = batch["label"][0] if "label" in batch else None
+  fns, compile_s = {}, {}
+  for name, g in (("with", gan), ("without", plain)):
+    f = jax.jit(lambda s, x, y, k, g=g: d_update(g, s, x, k, real_labels=y))
+    t0 = time.perf_counter()
+    fns[name] = f.lower(state, real, labels, step_key).compile()
+    compile_s[name] = time.perf_counter() - t0
+  call = {name: functools.partial(f, state, real, labels, step_key) for name, f in fns.items()}
+  for _ in range(warmup):
+    for c in call.values():
+      jax.block_until_ready(c())
+  times = {name: [] for name in call}
+  for _ in range(steps):
+    for name, c in call.items():
+      times[name] += _timed(c, 1)
+  med = {name: statistics.median(t) for name, t in times.items()}
+  return {"d_step_with_s": med["with"], "d_step_without_s": med["without"], "ratio": med["with"] / med["without"],
+          "times_with_s": times["with"], "times_without_s": times["without"], "compile_s": compile_s,
+          "penalties": {k: getattr(gan.reg, k) for k in ("r1", "r2", "wgan_gp", "dragan")}}

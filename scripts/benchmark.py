@@ -54,6 +54,8 @@ def parse(argv):
   p.add_argument("--breakdown", action="store_true", help="also time each network pass of the step")
   p.add_argument("--torch-channels-last", action="store_true")
   p.add_argument("--experiments", nargs="?", const="all", default=None)
+  p.add_argument("--penalty-ratio", default=None, metavar="EXPERIMENT",
+                 help="time the D update of EXPERIMENT:runlocal with its gradient penalties vs without")
   p.add_argument("--json", default=None, help="write every figure here")
   p.add_argument("--profile", default=None, help="trace the timed steps into DIR/<impl> (TensorBoard, Perfetto)")
   p.add_argument("--dump-hlo", default=None, help="write XLA's HLO of every compiled program to DIR")
@@ -192,6 +194,15 @@ def main(argv):
         raise ConfigError(f"--experiments: unknown experiment {n!r}; valid: {', '.join(valid)}")
     out = {"compile": benchmark.experiment_compile_times(names)}
     print_compile_table(out["compile"])
+  elif a.penalty_ratio is not None:
+    valid = cli.experiment_names()
+    if a.penalty_ratio not in valid:
+      raise ConfigError(f"--penalty-ratio: unknown experiment {a.penalty_ratio!r}; valid: {', '.join(valid)}")
+    config = cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{a.penalty_ratio}.py") + ":runlocal")
+    r = benchmark.penalty_ratio(config, benchmark.data_spec(config)[0], a.steps, a.warmup)
+    out = {"penalty_ratio": {"experiment": a.penalty_ratio + ":runlocal", **r}}
+    print(f"{a.penalty_ratio}:runlocal D update: {r['d_step_with_s'] * 1e3:.0f} ms with {r['penalties']}, "
+          f"{r['d_step_without_s'] * 1e3:.0f} ms without: ratio {r['ratio']:.2f}")
   else:
     out = bench_models(a)
     print_table(out)

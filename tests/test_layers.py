@@ -96,9 +96,12 @@ def test_spectral_norm_sigma_converges_to_the_largest_singular_value():
   [k·k·C_in, C_out] matrix (numpy SVD); the normalized kernel then has spectral norm 1."""
   from gan_jax.models.layers import SNConv
   x = jnp.ones((1, 6, 6, 5))
-  m = SNConv(7, (3, 3))
+  m = SNConv(7, (3, 3), kernel_init=jax.nn.initializers.normal(1.0))
   v = m.init(jax.random.PRNGKey(3), x, train=False)
   kernel = np.asarray(v["params"]["conv"]["kernel"]).reshape(-1, 7)
+  # The stored weights are the initializer's draw (std 1 here), not W / sigma as flax's own
+  # SpectralNorm would store: the reference implementations keep the raw W.
+  assert 0.8 < kernel.std() < 1.2
   top = np.linalg.svd(kernel, compute_uv=False)[0]
   stats = v["batch_stats"]
   sigmas = []

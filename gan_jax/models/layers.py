@@ -239,7 +239,8 @@ class Conv(_Strided):
 
 # Spectral norm, self-attention, conditional BatchNorm.
 #
-# Spectral normalization (Miyato et al. 2018) is flax's `nn.SpectralNorm`: W / sigma(W), sigma from
+# Spectral normalization (Miyato et al. 2018) is flax's `nn.SpectralNorm` (with the initialization
+# fixed, see `SpectralNorm`): W / sigma(W), sigma from
 # one power iteration per call on the kernel reshaped to [fan_in, fan_out] (the transpose of
 # PyTorch's [out, in·k·k] view: same singular values); the vector u and the last sigma live in the
 # "batch_stats" collection and are written only when `train` is true (the trainer makes the
@@ -248,10 +249,26 @@ class Conv(_Strided):
 # differ by one iteration's progress.
 
 
+class SpectralNorm(nn.SpectralNorm):
+  """flax's SpectralNorm, except that initialization stores the wrapped layer's weights as its
+  initializer drew them. (flax's initializes through its weight transform and so stores W / sigma,
+  about 1/sigma times the drawn weights, where the reference implementations store W: with Adam's
+  absolute step sizes that changes training.) The u vectors and sigma are created from the drawn W."""
+
+  @nn.compact
+  def __call__(self, *args, update_stats: bool, **kwargs):
+    if not self.is_initializing():
+      return super().__call__(*args, update_stats=update_stats, **kwargs)
+    out = self.layer_instance(*args, **kwargs)
+    jax.tree_util.tree_map_with_path(functools.partial(self._spectral_normalize, update_stats=False),
+                                     {"params": self.layer_instance.variables["params"]})
+    return out
+
+
 def _sn(layer: nn.Module, use_sn: bool, eps: float):
   if not use_sn:
     return lambda x, train: layer(x)
-  sn = nn.SpectralNorm(layer, n_steps=1, epsilon=eps)
+  sn = SpectralNorm(layer, n_steps=1, epsilon=eps)
   return lambda x, train: sn(x, update_stats=train)
 
 
@@ -298,20 +315,23 @@ class SNEmbed(nn.Module):
 
   @nn.compact
   def __call__(self, y: jax.Array, train: bool) -> jax.Array:
-    embed = nn.Embed(self.num_embeddings, self.features, embedding_init=self.embedding_init, name="embed")
-    if not self.use_sn:
-      return embed(y)
-    # Normalize the table, then look up: SpectralNorm wraps a layer's call, so wrap the lookup.
-    table = nn.SpectralNorm(_Table(embed), n_steps=1, epsilon=self.sn_eps)(None, update_stats=train)
-    return jnp.take(table, y, axis=0)
+    table = _Table(self.num_embeddings, self.features, self.embedding_init, name="embed")
+    if self.use_sn:
+      # SpectralNorm wraps a layer's call: the wrapped layer's output is the whole table.
+      return jnp.take(SpectralNorm(table, n_steps=1, epsilon=self.sn_eps)(None, update_stats=train), y, axis=0)
+    return jnp.take(table(None), y, axis=0)
 
 
 class _Table(nn.Module):
-  """An `nn.Embed` seen as a layer whose output is its whole table (for SpectralNorm)."""
-  embed: nn.Embed
+  """An embedding table as a layer whose output is the table itself (param path embed/embedding,
+  as nn.Embed's)."""
+  num_embeddings: int
+  features: int
+  embedding_init: Callable
 
-  def __call__(self, _):
-    return self.embed.embedding
+  @nn.compact
+  def __call__(self, _) -> jax.Array:
+    return self.param("embedding", self.embedding_init, (self.num_embeddings, self.features))
 
 
 class SelfAttention(nn.Module):
