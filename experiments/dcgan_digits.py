@@ -23,7 +23,7 @@ from _dcgan import dcgan_config  # noqa: E402
 def get_config(arg=None):
   return dcgan_config("digits", resolution=16, width=32, total_steps=1500, arg=arg, batch_size=64,
                       log_every=50, every=500, ema_halflife_kimg=5.0,
-                      settings={"eval.every": 500, "eval.num_samples": 2000}, local_settings={"eval.every": 25})
+                      settings={"eval.every": 500, "eval.num_samples": 2000}, local_settings={"eval.every": 0})
 
 
 def get_sweeps():

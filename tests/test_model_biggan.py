@@ -287,8 +287,6 @@ def test_registry_entry_truncates_z():
     (DataSpec("image", (16, 16, 1), 10), {}, "supports square resolutions"),
     (DataSpec("image", (256, 256, 3), 1000), {}, "supports square resolutions"),
     (DataSpec("vector", (2,), 0), {}, "needs image data"),
-    (DataSpec("image", (32, 32, 3), 0), {}, "class-conditional"),
-    (CIFAR, {"conditional": False}, "class-conditional"),
     (CIFAR, {"hier": True, "shared": False}, "needs model.shared"),
     (CIFAR, {"z_dim": 126}, "multiple of 4"),
     (CIFAR, {"init": "xavier"}, "valid choices: ortho, N02, glorot"),
@@ -298,6 +296,28 @@ def test_registry_entry_truncates_z():
 def test_bad_configs_raise_config_error(spec, overrides, match):
   with pytest.raises(ConfigError, match=match):
     build_models(_cfg(**overrides), spec)
+
+
+@pytest.mark.parametrize("hier", [True, False])
+def test_unconditional_variant(hier):
+  """Without labels (compare_gan's unconditional BigGAN): no class embedding or projection; with
+  hierarchical z each block's BN is conditioned on its z chunk, without it the BNs are plain."""
+  g, d = build_models(_cfg(conditional=False, hier=hier, shared=hier, z_dim=120 if hier else 128, g_width=4,
+                           d_width=4, attention=0), DataSpec("image", (32, 32, 1), 10))
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, g.z_dim))
+  gv = g.init(jax.random.PRNGKey(1), z, train=False)
+  x, _ = g.apply(gv, z, train=True, mutable=["batch_stats"])
+  assert x.shape == (4, 32, 32, 1) and float(jnp.max(jnp.abs(x))) <= 1.0
+  names = "/".join(jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(gv["params"])[0])
+  assert "shared" not in names and ("gain" in names) == hier
+  dv = d.init(jax.random.PRNGKey(2), x, train=False)
+  assert d.apply(dv, x, train=False).shape == (4,) and "embed" not in dv["params"]
+  if hier:   # the last z chunk moves the last block's BN
+    z2 = z.at[:, -4:].add(1.0)
+    x2, _ = g.apply(gv, z2, train=True, mutable=["batch_stats"])
+    assert float(jnp.max(jnp.abs(x2 - x))) > 1e-4
+  with pytest.raises(ValueError, match="exactly when"):
+    g.apply(gv, z, jnp.zeros((4,), jnp.int32), train=False)
 
 
 _CROSS_REPLICA = r"""

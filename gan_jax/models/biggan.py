@@ -20,6 +20,9 @@ Generator (BigGAN.py `Generator`, paper fig. 15a and appendix B):
 - Self-attention (SAGAN non-local block, `layers.Attention`) after the block whose output has
   `attention` x `attention` pixels: 64 for the 128x128 model (launch_BigGAN_bs256x8.sh `--G_attn 64`).
 - Output: unconditional BN (with gain and bias) -> ReLU -> SN-conv3x3 to the image channels -> tanh.
+- Unconditional (`model.conditional=False`, as compare_gan's BigGAN without labels): no class
+  embedding and no projection; with `hier` each block's BN is conditioned on its z chunk alone,
+  without it the blocks' BNs are plain.
 Channel multipliers (BigGAN.py `G_arch`), in -> out per block: 128: 16,16,8,4,2 -> 16,8,4,2,1;
 64: 16,16,8,4 -> 16,8,4,2; 32: 4,4,4 -> 4,4,4 (times `g_width` = G_ch).
 
@@ -121,6 +124,15 @@ class DBlock(nn.Module):
     return h + shortcut(_avg_pool(x) if self.downsample else x)
 
 
+class _PlainBatchNorm(nn.Module):
+  """BN with its own gain and bias, called like ConditionalBatchNorm (the condition is unused)."""
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, cond: None, train: bool) -> jax.Array:
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.epsilon, name="bn")(x)
+
+
 class BigGANGenerator(nn.Module):
   resolution: int
   channels: int
@@ -137,14 +149,21 @@ class BigGANGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, y: jax.Array | None = None, train: bool = True) -> jax.Array:
-    if y is None:
-      raise ValueError("BigGAN's generator is class-conditional: pass labels y")
+    if (y is None) != (self.num_classes == 0):
+      raise ValueError("pass labels y exactly when the generator is conditional (num_classes > 0)")
     ins, outs = G_ARCH[self.resolution]
     kinit = INITS[self.weight_init]
     conv = functools.partial(layers.SNConv, kernel_init=kinit, sn_eps=self.sn_eps)
     n = len(outs)
     zs = jnp.split(z, n + 1, axis=-1) if self.hier else [z] + [None] * n
-    if self.shared:
+    if not self.num_classes:
+      # Unconditional (compare_gan's BigGAN without labels): each block's BN is conditioned on its
+      # z chunk alone with hierarchical z, and is a plain BN without it.
+      conds = list(zs[1:])
+      cbn = (functools.partial(layers.ConditionalBatchNorm, use_sn=True, use_bias=False, epsilon=self.bn_eps,
+                               sn_eps=self.sn_eps, kernel_init=kinit) if self.hier
+             else functools.partial(_PlainBatchNorm, epsilon=self.bn_eps))
+    elif self.shared:
       emb = nn.Embed(self.num_classes, self.shared_dim, embedding_init=kinit, name="shared")(y)
       conds = [emb if zi is None else jnp.concatenate([emb, zi], axis=-1) for zi in zs[1:]]
       cbn = functools.partial(layers.ConditionalBatchNorm, use_sn=True, use_bias=False, epsilon=self.bn_eps,
@@ -174,8 +193,8 @@ class BigGANDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array | None = None, train: bool = True) -> jax.Array:
-    if y is None:
-      raise ValueError("BigGAN's discriminator is a projection discriminator: pass labels y")
+    if (y is None) != (self.num_classes == 0):
+      raise ValueError("pass labels y exactly when the discriminator is conditional (num_classes > 0)")
     outs, downs, tags = D_ARCH[self.resolution]
     kinit = INITS[self.weight_init]
     conv = functools.partial(layers.SNConv, kernel_init=kinit, sn_eps=self.sn_eps)
@@ -186,6 +205,8 @@ class BigGANDiscriminator(nn.Module):
         h = layers.SelfAttention(kernel_init=kinit, sn_eps=self.sn_eps, name=f"attention{i}")(h, train)
     h = jnp.sum(nn.relu(h), axis=(1, 2))                    # global sum pooling
     out = layers.SNDense(1, kernel_init=kinit, sn_eps=self.sn_eps, name="linear")(h, train)[:, 0]
+    if not self.num_classes:
+      return out
     embed = layers.SNEmbed(self.num_classes, h.shape[-1], embedding_init=kinit, sn_eps=self.sn_eps, name="embed")
     return out + jnp.sum(embed(y, train) * h, axis=-1)     # projection
 
@@ -203,14 +224,12 @@ def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
   h, w, ch = spec.shape
   if h != w or h not in G_ARCH:
     raise ConfigError(f"model 'biggan' supports square resolutions {sorted(G_ARCH)}, got {h}x{w}")
-  if not c.conditional or spec.num_classes == 0:
-    raise ConfigError("model 'biggan' is class-conditional: set model.conditional=True on a dataset with labels"
-                      f" (this one has {spec.num_classes} classes)")
   if c.init not in INITS:
     raise ConfigError(f"unknown model.init {c.init!r}; valid choices: {', '.join(INITS)}")
   if c.z_dist != "normal":
     raise ConfigError(f"model 'biggan' samples z from a normal (truncated at sampling), got z_dist {c.z_dist!r}")
-  if c.hier and not c.shared:
+  num_classes = spec.num_classes if c.conditional else 0
+  if c.hier and not c.shared and num_classes:
     raise ConfigError("model.hier needs model.shared=True (the z chunks are concatenated to the shared embedding)")
   chunks = num_z_chunks(h, c.hier)
   if c.z_dim % chunks:
@@ -220,9 +239,9 @@ def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
   if min(c.g_width, c.d_width) < 1 or any(n % 8 for n in attn_channels):
     raise ConfigError(f"model.g_width and d_width must be >= 1 and give self-attention (at {c.attention}) a multiple"
                       f" of 8 channels, got {c.g_width} and {c.d_width}")
-  g = BigGANGenerator(h, ch, spec.num_classes, c.g_width, c.z_dim, c.shared_dim, c.shared, c.hier,
+  g = BigGANGenerator(h, ch, num_classes, c.g_width, c.z_dim, c.shared_dim, c.shared, c.hier,
                       c.attention, c.init, c.sn_eps, c.bn_eps)
-  d = BigGANDiscriminator(h, spec.num_classes, c.d_width, c.attention, c.init, c.sn_eps)
+  d = BigGANDiscriminator(h, num_classes, c.d_width, c.attention, c.init, c.sn_eps)
   return g, d
 
 
