@@ -184,7 +184,8 @@ def test_wandb_offline_needs_no_network(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   runs = [d for d in os.listdir(os.path.join(wd, "wandb")) if d.startswith("offline-run-")]
   assert len(runs) == 1
-  assert [row["step"] for row in read_jsonl(os.path.join(wd, "metrics.jsonl"))] == [10, 20]
+  # Step 0: the untrained generator's mode metrics (ring8 evaluates); then the training logs.
+  assert [row["step"] for row in read_jsonl(os.path.join(wd, "metrics.jsonl"))] == [0, 10, 20]
 
 
 def test_divergence_stops_with_a_message_and_keeps_checkpoints(load_config, tmp_path):
