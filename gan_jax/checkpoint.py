@@ -37,6 +37,17 @@ class Checkpointer:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
     self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
 
+  def save_only(self, step: int, state: Any) -> None:
+    """Saves `state` at `step` as the one checkpoint of this directory (eval.best's): written and
+    committed first, then every other step is deleted, so a crash leaves at least one."""
+    if step in self._mngr.all_steps():
+      self._mngr.delete(step)
+    self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), force=True)
+    self._mngr.wait_until_finished()
+    for old in self._mngr.all_steps():
+      if old != step:
+        self._mngr.delete(old)
+
   def fits(self, step: int, abstract_state: Any) -> bool:
     """Whether the saved state has the leaves (shapes and dtypes) of `abstract_state`: checked
     from metadata, since a failed restore leaves Orbax's async machinery in a noisy state."""

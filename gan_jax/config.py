@@ -83,8 +83,15 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   # Fixed latents shown in every grid (one row per class for conditional models); `truncation` < 1
   # applies the architecture's truncation trick (BigGAN: truncated z; StyleGAN: psi in W) to grids.
   c.sample = ConfigDict({"num": 64, "truncation": 1.0})
-  # In-training evaluation (2-D mixtures: modes_covered, high_quality_fraction every eval.every).
-  c.eval = ConfigDict({"every": 0, "num_samples": 2500})
+  # In-training evaluation every eval.every steps (0 = never) and at the end. The dataset's own
+  # CPU-scale metrics on eval.num_samples samples (2-D mixtures: modes_covered,
+  # high_quality_fraction, reverse_kl; stacked digits: modes_covered, reverse_kl; digits:
+  # digit_fd); with `metrics` ("fid,kid,is,pr", see gan_jax/metrics/fid.py) the published-network
+  # metrics on `num` images of the EMA generator against `ref` (scripts/ref_stats.py; "" = the
+  # run's training data, first `num_ref` images, cached), each appended to DIR/eval.jsonl with
+  # its protocol. `best` (e.g. "fid") keeps the checkpoint with the best value in DIR/best.
+  c.eval = ConfigDict({"every": 0, "num_samples": 2500, "metrics": "", "num": 10_000, "ref": "",
+                       "num_ref": 50_000, "batch_size": 50, "best": "", "inception": "", "vgg16": ""})
   c.wandb = ConfigDict({"mode": "auto", "project": "gan_jax", "entity": "", "name": ""})
   return c
 
@@ -154,7 +161,7 @@ def validate(config: ConfigDict) -> None:
     optim.OPTIMIZERS.get(config.optim[who].name)
     _check(config.optim[who].lr > 0, f"optim.{who}.lr must be > 0, got {config.optim[who].lr}")
   for key in ("total_steps", "batch_size", "n_critic", "log_every", "ckpt_every", "ckpt.keep",
-              "sample.num", "eval.num_samples"):
+              "sample.num", "eval.num_samples", "eval.batch_size"):
     value = _get(config, key)
     _check(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
   for key in ("sample_every", "eval.every"):
@@ -182,6 +189,15 @@ def validate(config: ConfigDict) -> None:
   _check(0 < config.sample.truncation <= 1, f"sample.truncation must be in (0, 1], got {config.sample.truncation}")
   _check(0 <= config.reg.lecam_decay < 1, f"reg.lecam_decay must be in [0, 1), got {config.reg.lecam_decay}")
   _check(config.schedule.kimg >= 0, f"schedule.kimg must be >= 0, got {config.schedule.kimg}")
+  if config.eval.metrics:
+    from gan_jax.metrics.fid import parse_metrics
+    parse_metrics(config.eval.metrics)
+  for key in ("eval.num", "eval.num_ref"):
+    _check(_get(config, key) >= 2, f"{key} must be >= 2, got {_get(config, key)}")
+  if config.eval.best:
+    from gan_jax.metrics.evaluation import BEST_MODES
+    _check(config.eval.best in BEST_MODES,
+           f"unknown eval.best {config.eval.best!r}; valid choices: {', '.join(sorted(BEST_MODES))}")
   _check(config.data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {config.data.channels}")
 
 

@@ -9,10 +9,30 @@ import math
 import os
 import sys
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
+
+
+def truncate_jsonl(path: str, step: int, keep: Callable[[dict], bool] | None = None) -> None:
+  """Drops the rows of a JSON-lines file whose "step" is after `step` (except those `keep`
+  accepts) and any torn line, atomically: what a resumed run rewrites is never duplicated."""
+  if not os.path.exists(path):
+    return
+  kept = []
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+        if row["step"] <= step or (keep is not None and keep(row)):
+          kept.append(line if line.endswith("\n") else line + "\n")
+      except (json.JSONDecodeError, KeyError, TypeError):
+        continue  # a torn last line from a killed run
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
 
 
 class MetricWriter:
@@ -24,20 +44,7 @@ class MetricWriter:
 
   def truncate_after(self, step: int) -> None:
     """Drops lines logged after `step`: a resumed run rewrites them, never duplicates them."""
-    if not os.path.exists(self.path):
-      return
-    keep = []
-    with open(self.path) as f:
-      for line in f:
-        try:
-          if json.loads(line)["step"] <= step:
-            keep.append(line if line.endswith("\n") else line + "\n")
-        except (json.JSONDecodeError, KeyError, TypeError):
-          continue  # a torn last line from a killed run
-    tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(keep)
-    os.replace(tmp, self.path)
+    truncate_jsonl(self.path, step)
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
     row = {"step": int(step), **{k: _py(v) for k, v in metrics.items()}}

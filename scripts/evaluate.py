@@ -1,13 +1,14 @@
 """Evaluate a run's generator with FID, KID, IS and precision/recall; append the result to DIR/eval.jsonl.
 
-  python scripts/evaluate.py --workdir DIR [--metrics fid,kid,is,pr] [--num N] [--step S]
+  python scripts/evaluate.py --workdir DIR [--metrics fid,kid,is,pr] [--num N] [--step S | --best]
                              [--ref FILE] [--num_ref M] [--batch_size B] [--seed K]
                              [--truncation T] [--member I] [--inception FILE] [--vgg16 FILE]
 
 Samples N images (default 50,000, the standard; FID depends on N, compare only at equal N)
-from the newest (or --step) checkpoint's EMA generator (the raw generator where the run has no
-EMA), chunk by chunk (memory constant in N for FID), conditional models cycling through the
-classes; pushes them through the FID Inception (and VGG-16 for pr) sharded over all devices.
+from the newest (or --step, or with --best the trainer's best-kept) checkpoint's EMA generator
+(the raw generator where the run has no EMA), chunk by chunk (memory constant in N for FID),
+conditional models cycling through the classes; pushes them through the FID Inception (and
+VGG-16 for pr) sharded over all devices.
 The reference: --ref FILE from scripts/ref_stats.py, or else statistics of the run's own training
 data (config.data, the first --num_ref images), computed once and cached under
 $GAN_JAX_CACHE/ref_stats. A reference made with other weights or preprocessing is refused.
@@ -26,6 +27,7 @@ flags.DEFINE_string("workdir", None, "a run directory written by scripts/train.p
 flags.DEFINE_string("metrics", "fid", "comma-separated: fid, kid, is, pr")
 flags.DEFINE_integer("num", 50_000, "number of generated images")
 flags.DEFINE_integer("step", None, "checkpoint step (default: the newest)")
+flags.DEFINE_bool("best", False, "evaluate the best checkpoint kept by the trainer's eval.best (DIR/best)")
 flags.DEFINE_string("ref", None, "reference statistics from scripts/ref_stats.py (default: the run's data)")
 flags.DEFINE_integer("num_ref", 50_000, "without --ref: reference images from the run's data (capped by its size)")
 flags.DEFINE_integer("batch_size", 50, "images per generator chunk and feature batch")
@@ -39,32 +41,6 @@ flags.DEFINE_integer("image_size", 299, "Inception input size (299 for comparabl
 flags.DEFINE_bool("progress", True, "show progress bars")
 
 
-def cached_reference(config, metrics, inception, vgg, num_ref, batch_size, progress):
-  """The run's own training data as a reference, cached by data config, protocol and size."""
-  import hashlib
-  import json
-
-  from gan_jax.data import build_dataset
-  from gan_jax.metrics import fid
-  from gan_jax.metrics.digit_classifier import cache_dir
-
-  ds = build_dataset(config.data)
-  n = min(num_ref, len(ds.source))
-  key = json.dumps({"data": config.data.to_dict(), "metrics": sorted(metrics), "n": n,
-                    "protocol": fid.protocols(inception, vgg)}, sort_keys=True, default=str)
-  path = os.path.join(cache_dir(), "ref_stats",
-                      f"{config.data.name}_{config.data.split}_{config.data.resolution}_"
-                      f"{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz")
-  if os.path.exists(path):
-    return fid.RefStats.load(path), path
-  meta = {k: config.data[k] for k in ("name", "split", "resolution", "channels", "path", "tfds_name")}
-  ref = fid.reference_stats(ds, meta, metrics, inception, vgg, n, batch_size=batch_size, progress=progress)
-  import jax
-  if jax.process_index() == 0:
-    ref.save(path)
-  return ref, path
-
-
 def main(argv):
   cli.parse_flags(argv, config_flag="_none", required=("workdir",))
   f = flags.FLAGS
@@ -76,10 +52,10 @@ def main(argv):
   import time
 
   import jax
-  import numpy as np
 
   from gan_jax import parallel
   from gan_jax.metrics import fid
+  from gan_jax.metrics.evaluation import Evaluator
   from gan_jax.metrics.features import round_batch
   from gan_jax.sampling import generator_params, make_sampler
   from gan_jax.train.loop import load_run, member
@@ -88,13 +64,11 @@ def main(argv):
   parallel.initialize()
   parallel.enable_compilation_cache()
   t0 = time.time()
-  inception, vgg = fid.load_networks(metrics, f.inception, f.vgg16, f.resize, f.image_size)
-  ref_metrics = tuple(m for m in metrics if m != "is")
-  ref, ref_path = None, None
-  if ref_metrics and f.ref:      # checked before the run is loaded: a wrong file fails fast
-    ref, ref_path = fid.RefStats.load(f.ref), f.ref
-    fid.check_protocol(ref, fid.protocols(inception, vgg), ref_path, metrics)
-  config, spec, _, gan, mesh, state, step = load_run(f.workdir, f.step)
+  mesh = parallel.make_mesh()
+  evaluator = Evaluator(metrics, mesh, f.batch_size, f.inception, f.vgg16, f.resize, f.image_size, f.progress)
+  if f.ref:      # checked before the run is loaded: a wrong file fails fast
+    evaluator.set_reference(f.ref)
+  config, spec, _, gan, mesh, state, step = load_run(f.workdir, f.step, best=f.best)
   if spec.kind != "image":
     raise cli.ConfigError(f"these metrics are for images; run {f.workdir} generates {spec.kind} data")
   if not 0 <= f.member < config.population:
@@ -102,36 +76,25 @@ def main(argv):
   if f.truncation < 1 and gan.truncation_mode is None:
     raise cli.ConfigError(f"model {config.model.name!r} has no truncation trick; drop --truncation")
   state = member(state, f.member, config.population)
-
-  if ref_metrics and not f.ref:
-    ref, ref_path = cached_reference(config, ref_metrics, inception, vgg, f.num_ref, f.batch_size, f.progress)
-    fid.check_protocol(ref, fid.protocols(inception, vgg), ref_path, metrics)
+  if not f.ref:
+    evaluator.set_reference(None, config.data, f.num_ref)
 
   chunk = round_batch(f.batch_size, mesh)
   sampler = make_sampler(gan, mesh, chunk=chunk, truncation=f.truncation)
   params = generator_params(state)
-
-  def chunks():
-    for i, start in enumerate(range(0, f.num, chunk)):
-      n = min(chunk, f.num - start)
-      labels = (np.arange(start, start + n) % gan.num_classes).astype(np.int32) if gan.num_classes else None
-      key = parallel.replicate(np.asarray(jax.random.fold_in(jax.random.PRNGKey(f.seed), i)), mesh)
-      yield sampler(params, state.g_vars, key, n, labels)
-
-  fs = fid.compute_features(chunks(), metrics, inception, vgg, mesh, f.batch_size, total=f.num,
-                            desc=f"step {step}", progress=f.progress)
-  values = fid.compare(fs, ref)
-  result = {"step": int(step), **values, "num": fs.num, "metrics": list(metrics), "seed": f.seed,
-            "truncation": f.truncation, "ema": state.ema_params is not None,
-            "ref": os.path.abspath(ref_path) if ref_path else None, "num_ref": ref.num if ref else None,
-            "protocol": fid.protocols(inception, vgg), "time_s": round(time.time() - t0, 2)}
+  out = evaluator(lambda key, n, labels: sampler(params, state.g_vars, key, n, labels), jax.random.PRNGKey(f.seed),
+                  f.num, chunk, gan.num_classes, desc=f"step {step}")
+  record = out.pop("record")
+  result = {"step": int(step), **out, **record, "seed": f.seed, "truncation": f.truncation,
+            "ema": state.ema_params is not None, "source": "best" if f.best else "evaluate",
+            "time_s": round(time.time() - t0, 2)}
   if config.population > 1:
     result["member"] = f.member
   if jax.process_index() == 0:
-    with open(os.path.join(f.workdir, "eval.jsonl"), "a") as out:
-      out.write(json.dumps(result) + "\n")
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, float))
-    print(f"step {step}, {fs.num} samples: {shown}", file=sys.stderr)
+    with open(os.path.join(f.workdir, "eval.jsonl"), "a") as fh:
+      fh.write(json.dumps(result) + "\n")
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in out.items() if isinstance(v, float))
+    print(f"step {step}, {record['num']} samples: {shown}", file=sys.stderr)
 
 
 if __name__ == "__main__":

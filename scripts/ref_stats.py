@@ -71,7 +71,8 @@ def main(argv):
                             progress=f.progress)
   if jax.process_index() == 0:
     ref.save(f.out)
-    print(f"wrote {f.out}: {ref.num} images of {f.data}/{f.split} ({', '.join(metrics)})", file=sys.stderr)
+    print(f"wrote {f.out}: {ref.num} images of {f.data}/{f.split} ({', '.join(metrics)}); "
+          f"{jax.device_count()} devices, {jax.process_count()} processes", file=sys.stderr)
 
 
 if __name__ == "__main__":

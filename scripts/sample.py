@@ -1,10 +1,11 @@
 """Draw samples from a trained run's generator (the EMA generator where there is one).
 
-  python scripts/sample.py --workdir DIR --num N --out PATH [--step S] [--seed K]
+  python scripts/sample.py --workdir DIR --num N --out PATH [--step S | --best] [--seed K]
                            [--truncation T] [--label C]
 
 PATH ending in .png: one grid (image data) or a scatter plot (2-D data); .npy: the raw
-samples; anything else: a folder of N PNG files. Uses the newest checkpoint unless --step.
+samples; anything else: a folder of N PNG files. Uses the newest checkpoint unless --step, or
+--best: the one the trainer kept for the best value of `eval.best`.
 Conditional models: a .png grid has one row per class; otherwise classes come in turn, or all
 from class C with --label. --truncation (0, 1] applies the architecture's truncation trick
 (BigGAN: truncated z; StyleGAN2: psi in W); default: the run's sample.truncation.
@@ -22,6 +23,7 @@ flags.DEFINE_string("workdir", None, "a run directory written by scripts/train.p
 flags.DEFINE_integer("num", 64, "number of samples")
 flags.DEFINE_string("out", None, "output: grid .png, .npy, or a folder for one PNG per sample")
 flags.DEFINE_integer("step", None, "checkpoint step (default: the newest)")
+flags.DEFINE_bool("best", False, "sample the best checkpoint kept by the trainer's eval.best (DIR/best)")
 flags.DEFINE_integer("seed", 0, "seed of the latents")
 flags.DEFINE_integer("member", 0, "population runs: which member (seed = config.seed + member)")
 flags.DEFINE_float("truncation", None, "truncation trick in (0, 1] (default: the run's sample.truncation)")
@@ -43,7 +45,7 @@ def main(argv):
 
   parallel.enable_compilation_cache()
 
-  config, spec, modes, gan, mesh, state, step = load_run(f.workdir, f.step)
+  config, spec, modes, gan, mesh, state, step = load_run(f.workdir, f.step, best=f.best)
   if not 0 <= f.member < config.population:
     raise cli.ConfigError(f"--member must be in [0, {config.population}), got {f.member}")
   state = member(state, f.member, config.population)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -22,6 +23,29 @@ def run_script(script: str, *args: str, devices: int = 1, env: dict | None = Non
   full_env.pop("JAX_NUM_CPU_DEVICES", None) if env is None or "JAX_NUM_CPU_DEVICES" not in env else None
   return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args],
                         capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def run_processes(script: str, *args: str, processes: int = 2, devices: int = 2, env: dict | None = None,
+                  timeout: float = 600) -> list[tuple[int, str, str]]:
+  """Runs scripts/<script> as `processes` JAX processes on 127.0.0.1 (jax.distributed through
+  gan_jax.parallel.initialize), each with `devices` CPU devices: [(returncode, stdout, stderr)]."""
+  port = free_port()
+  procs = []
+  for pid in range(processes):
+    full_env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+                "JAX_NUM_CPU_DEVICES": str(devices), "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                "JAX_NUM_PROCESSES": str(processes), "JAX_PROCESS_ID": str(pid), "WANDB_MODE": "disabled",
+                **(env or {})}
+    procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", script), *args], env=full_env,
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=timeout) for p in procs]
+  return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
 
 
 def experiment(name: str) -> str:

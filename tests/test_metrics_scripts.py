@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import read_jsonl, run_script
+from conftest import experiment, read_jsonl, run_processes, run_script
 
 from gan_jax.metrics import features
 
@@ -62,6 +62,19 @@ def test_missing_weights_and_bad_flags_exit_2(tmp_path):
   assert r.returncode == 2 and "nothing.pth not found" in r.stderr
   r = run_script("convert_weights.py", "--inception", str(fake), env=_env(empty))
   assert r.returncode == 2 and "does not start with the hash in its name (6726825d)" in r.stderr
+  # The trainer checks weights, metric names and eval.best before it writes anything.
+  run = tmp_path / "train_run"
+  base = ("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", str(run),
+          "--config.eval.every=10")
+  for extra, expected in (
+      (("--config.eval.metrics=fid",), "error: inception weights not found: "),
+      (("--config.eval.metrics=fid,lpips",), "unknown metric 'lpips'; valid metrics: fid, kid, is, pr"),
+      (("--config.eval.best=fdi",), "unknown eval.best 'fdi'; valid choices: coverage, density, digit_fd, fid,"),
+      (("--config.eval.best=fid",), "eval.best='fid' is not computed by this run; it computes: digit_fd"),
+      (("--config.eval.metrics=is", "--config.eval.every=0"), "eval.metrics needs eval.every > 0")):
+    r = run_script(*base, *extra, env=_env(empty))
+    assert r.returncode == 2 and expected in r.stderr.strip().splitlines()[-1], (extra, r.stderr[-1500:])
+    assert not run.exists() or not os.listdir(run), extra
 
 
 @pytest.mark.slow
@@ -109,3 +122,85 @@ def test_ref_stats_then_evaluate_on_digits(tmp_path, cache, trained_run):
   np.savez(other, **arrays)
   r = run_script("evaluate.py", *args, "--metrics", "fid", "--ref", other, env=_env(cache))
   assert r.returncode == 2 and "another inception protocol (resize" in r.stderr
+
+
+def _share_digit_classifier(cache_root: str) -> None:
+  """Puts the project's digit classifier (trained once in the default cache) into `cache_root`,
+  so that digit_fd in a run with that cache does not train it again."""
+  from gan_jax.data.digits import digit_images
+  from gan_jax.metrics import digit_classifier
+  digit_classifier.cached_params("digits_16", lambda: digit_images(16))
+  for suffix in (".msgpack", ".msgpack.json"):
+    name = f"digit_classifier_digits_16{suffix}"
+    if not os.path.exists(os.path.join(cache_root, name)):
+      shutil.copy(os.path.join(digit_classifier.cache_dir(), name), os.path.join(cache_root, name))
+
+
+@pytest.mark.slow
+def test_trainer_evaluates_keeps_the_best_and_agrees_with_evaluate_py(tmp_path, cache):
+  _share_digit_classifier(cache)
+  run = str(tmp_path / "run")
+  args = ("--config", experiment("dcgan_digits") + ":runlocal", "--workdir", run, "--config.ckpt_every=20",
+          "--config.eval.every=20", "--config.eval.metrics=fid,kid", "--config.eval.num=60",
+          "--config.eval.num_ref=100", "--config.eval.batch_size=30", "--config.eval.best=fid")
+  r = run_script("train.py", *args, "--config.total_steps=40", env=_env(cache), devices=2)
+  assert r.returncode == 0, r.stderr[-3000:]
+  rows = read_jsonl(os.path.join(run, "eval.jsonl"))
+  assert [row["step"] for row in rows] == [0, 20, 40] and {row["source"] for row in rows} == {"train"}
+  for row in rows:
+    assert row["num"] == 60 and row["num_ref"] == 100 and row["ema"] is True and "RANDOM" in str(row["protocol"])
+    assert np.isfinite(row["fid"]) and row["fid"] > 0 and np.isfinite(row["kid"]) and row["kid_subset_size"] == 60
+  logged = {m["step"]: m for m in read_jsonl(os.path.join(run, "metrics.jsonl")) if "fid" in m}
+  assert sorted(logged) == [0, 20, 40] and all(logged[row["step"]]["fid"] == row["fid"] for row in rows)
+  assert all(np.isfinite(m["digit_fd"]) for m in logged.values())   # the dataset's own metric beside them
+  fids = [row["fid"] for row in rows]
+  with open(os.path.join(run, "best.json")) as f:
+    best = json.load(f)
+  assert best == {"metric": "fid", "mode": "min", "value": min(fids), "step": rows[int(np.argmin(fids))]["step"]}
+  assert os.listdir(os.path.join(run, "best")) == [str(best["step"])]
+
+  # scripts/evaluate.py on the same checkpoint, N and batch size (and the cached reference)
+  # gives the trainer's numbers; --best evaluates the kept checkpoint.
+  common = ("--workdir", run, "--metrics", "fid,kid", "--num", "60", "--batch_size", "30", "--num_ref", "100",
+            "--noprogress")
+  for extra, step in ((("--step", "40"), 40), (("--best",), best["step"])):
+    r = run_script("evaluate.py", *common, *extra, env=_env(cache), devices=2)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = read_jsonl(os.path.join(run, "eval.jsonl"))[-1]
+    trained = next(row for row in rows if row["step"] == step)
+    assert last["step"] == step and last["source"] == ("best" if "--best" in extra else "evaluate")
+    np.testing.assert_allclose([last["fid"], last["kid"]], [trained["fid"], trained["kid"]], rtol=1e-6)
+
+  # Resuming past the end continues eval.jsonl from the checkpoint's step, without duplicates,
+  # and keeps the scripts' rows.
+  r = run_script("train.py", *args, "--config.total_steps=60", env=_env(cache), devices=2)
+  assert r.returncode == 0, r.stderr[-3000:]
+  rows = read_jsonl(os.path.join(run, "eval.jsonl"))
+  assert [(row["step"], row["source"]) for row in rows] == [(0, "train"), (20, "train"), (40, "train"),
+                                                            (40, "evaluate"), (best["step"], "best"), (60, "train")]
+  with open(os.path.join(run, "best.json")) as f:
+    after = json.load(f)
+  assert after["value"] == min(fids + [rows[-1]["fid"]])
+  assert os.listdir(os.path.join(run, "best")) == [str(after["step"])]
+
+
+@pytest.mark.slow
+def test_reference_statistics_from_two_processes_equal_one(tmp_path, cache):
+  """Feature extraction data-parallel over 2 processes x 2 devices (jax.distributed on 127.0.0.1)
+  gives the statistics of one process with one device; process 0 alone writes the file."""
+  args = ("--data", "digits", "--num", "70", "--metrics", "fid,kid", "--resolution", "16", "--batch_size", "20",
+          "--noprogress")
+  one = str(tmp_path / "one.npz")
+  r = run_script("ref_stats.py", *args, "--out", one, env=_env(cache))
+  assert r.returncode == 0, r.stderr[-3000:]
+  two = str(tmp_path / "two.npz")
+  outs = run_processes("ref_stats.py", *args, "--out", two, processes=2, devices=2, env=_env(cache))
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert "4 devices, 2 processes" in outs[0][2] and "wrote" not in outs[1][2]
+  assert sorted(os.listdir(tmp_path)) == ["one.npz", "two.npz"]
+  with np.load(one) as a, np.load(two) as b:
+    assert int(a["num"]) == int(b["num"]) == 70
+    np.testing.assert_allclose(b["pool3"], a["pool3"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b["mu"], a["mu"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b["sigma"], a["sigma"], rtol=1e-4, atol=1e-6)

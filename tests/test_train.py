@@ -3,7 +3,6 @@ SIGTERM, and a learning check."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, experiment, read_jsonl, run_script
+from conftest import ROOT, experiment, read_jsonl, run_processes, run_script
 from PIL import Image
 
 from gan_jax.train import loop
@@ -79,32 +78,17 @@ def test_one_device_equals_eight(tmp_path):
   np.testing.assert_allclose(runs[8], runs[1], atol=1e-5, rtol=0)
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def test_two_processes_equal_one(tmp_path):
   single = str(tmp_path / "single")
   r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", single,
                  *FIVE_STEPS, devices=4)
   assert r.returncode == 0, r.stderr[-3000:]
   multi = str(tmp_path / "multi")
-  port = _free_port()
-  procs = []
-  for pid in range(2):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_NUM_CPU_DEVICES": "2",
-           "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
-           "JAX_PROCESS_ID": str(pid), "WANDB_MODE": "disabled"}
-    procs.append(subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
-         experiment("dcgan_digits") + ":runlocal", "--workdir", multi, *FIVE_STEPS],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-  outs = [p.communicate(timeout=300) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  assert "4 devices, 2 processes" in outs[0][1]
+  outs = run_processes("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", multi,
+                       *FIVE_STEPS, processes=2, devices=2, timeout=300)
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert "4 devices, 2 processes" in outs[0][2]
   np.testing.assert_allclose(_losses(multi), _losses(single), atol=1e-5, rtol=0)
 
 

@@ -31,6 +31,8 @@ class Dataset:
   # In-training evaluation of generated samples [N, ...] -> metrics (eval.every, eval.num_samples):
   # mode coverage for the 2-D mixtures and the stacked digits.
   evaluate: Callable[[np.ndarray], dict] | None = None
+  # The names `evaluate` returns (what eval.best may choose among).
+  eval_metrics: tuple[str, ...] = ()
 
 
 class ArraySource:

@@ -30,4 +30,5 @@ def digits(c: ConfigDict) -> Dataset:
   x, labels = digit_images(c.resolution, c.channels or 1)
   return Dataset(ArraySource(x=x, label=labels), transform=dict,
                  spec=DataSpec("image", x.shape[1:], num_classes=10),
-                 evaluate=DigitFD(f"digits_{c.resolution}", lambda: digit_images(c.resolution)))
+                 evaluate=DigitFD(f"digits_{c.resolution}", lambda: digit_images(c.resolution)),
+                 eval_metrics=("digit_fd",))

@@ -40,6 +40,9 @@ def draw_triples(n_digits: int, n: int, seed: int) -> np.ndarray:
   return np.random.default_rng(seed).integers(0, n_digits, size=(n, 3))
 
 
+EVAL_METRICS = ("modes_covered", "reverse_kl")
+
+
 def _evaluator(name: str, load_data):
   """Lazily trains (or loads) the classifier on first use, so building the dataset stays cheap."""
   def evaluate(samples: np.ndarray) -> dict:
@@ -53,7 +56,8 @@ def stacked_digits(c: ConfigDict) -> Dataset:
   images, labels = digit_images(c.resolution)
   source = StackedSource(lambda j: (images[j], labels[j]), draw_triples(len(images), c.num_examples, c.seed))
   return Dataset(source, transform=dict, spec=DataSpec("image", (c.resolution, c.resolution, 3), 1000),
-                 evaluate=_evaluator(f"digits_{c.resolution}", lambda: digit_images(c.resolution)))
+                 evaluate=_evaluator(f"digits_{c.resolution}", lambda: digit_images(c.resolution)),
+                 eval_metrics=EVAL_METRICS)
 
 
 def _mnist_digits(source, resolution: int, limit: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
@@ -77,4 +81,5 @@ def stacked_mnist(c: ConfigDict) -> Dataset:
   stacks = StackedSource(read, draw_triples(len(source), c.num_examples, c.seed))
   return Dataset(stacks, transform=dict, spec=DataSpec("image", (c.resolution, c.resolution, 3), 1000),
                  evaluate=_evaluator(f"mnist_{c.resolution}",
-                                     functools.partial(_mnist_digits, source, c.resolution)))
+                                     functools.partial(_mnist_digits, source, c.resolution)),
+                 eval_metrics=EVAL_METRICS)

@@ -35,7 +35,8 @@ def sample_mixture(modes: np.ndarray, std: float, n: int, seed: int) -> np.ndarr
 def _mixture(modes: np.ndarray, std: float, c: ConfigDict) -> Dataset:
   x = sample_mixture(modes, std, c.num_examples, c.seed)
   return Dataset(ArraySource(x=x), transform=dict, spec=DataSpec("vector", (2,)), modes=modes,
-                 mode_std=std, evaluate=functools.partial(mode_statistics, modes=modes, std=std))
+                 mode_std=std, evaluate=functools.partial(mode_statistics, modes=modes, std=std),
+                 eval_metrics=("modes_covered", "high_quality_fraction", "reverse_kl"))
 
 
 @DATASETS.register("ring8")

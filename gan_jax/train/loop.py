@@ -24,6 +24,9 @@ from gan_jax.config import ConfigError
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.losses import make_loss
+from gan_jax.metrics.evaluation import BestTracker, Evaluator, check_best
+from gan_jax.metrics.features import round_batch
+from gan_jax.metrics.fid import parse_metrics
 from gan_jax.models import MODELS, DataSpec, build_models
 from gan_jax.optim import make_optimizer
 from gan_jax.regularizers import Regularization
@@ -157,6 +160,7 @@ def train(config: ConfigDict, workdir: str) -> None:
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
   check_batch(config)
   is_main = jax.process_index() == 0
+  evaluator, best_mode = build_evaluator(config, ds, mesh)
   batch_sh = parallel.batch_sharding(mesh, batch_axis=1)   # [batches_per_step, B, ...]
 
   #### Input: this process's slice of every global batch, gan.batches_per_step batches per step.
@@ -172,6 +176,7 @@ def train(config: ConfigDict, workdir: str) -> None:
 
   #### State: initialized replicated, or restored from the newest checkpoint.
   state = init(init_key)
+  best_ckpt = None
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep)
   try:
     latest = ckpt.latest_step()
@@ -202,6 +207,15 @@ def train(config: ConfigDict, workdir: str) -> None:
     # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
     eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
     eval_sampler = make_sampler(gan, mesh, chunk=eval_chunk) if ds.evaluate is not None else None
+    # Published-network metrics: chunks and latents as scripts/evaluate.py's defaults (seed 0), so
+    # the two give the same numbers for the same checkpoint, N and batch size.
+    fid_chunk = round_batch(config.eval.batch_size, mesh)
+    fid_sampler = make_sampler(gan, mesh, chunk=fid_chunk) if evaluator is not None else None
+    eval_log = os.path.join(workdir, "eval.jsonl")
+    best = None
+    if best_mode is not None:
+      best = BestTracker(workdir, config.eval.best, best_mode)
+      best_ckpt = Checkpointer(os.path.join(workdir, "best"), keep=None, async_save=False)
 
     #### Logging.
     metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -209,6 +223,7 @@ def train(config: ConfigDict, workdir: str) -> None:
     if is_main:
       writer = logs.MetricWriter(metrics_path, logs.init_wandb(config, workdir))
       writer.truncate_after(start)
+      logs.truncate_jsonl(eval_log, start, keep=lambda row: row.get("source") != "train")
       print(f"gan_jax: {'resuming at step ' + str(start) if start else 'starting'}; "
             f"{jax.device_count()} devices, {jax.process_count()} processes; workdir {workdir}",
             file=sys.stderr)
@@ -232,18 +247,34 @@ def train(config: ConfigDict, workdir: str) -> None:
         writer.image(step, "samples", path)
 
     def evaluate(step: int) -> dict:
-      if eval_sampler is None:
-        return {}
-      stats = []
+      stats = [{} for _ in range(population)]
       for i in range(population):
-        key = jax.random.fold_in(member(sample_key, i, population), step)
-        pts = eval_sampler(member(generator_params(state), i, population), member(state.g_vars, i, population),
-                           key, config.eval.num_samples)
-        stats.append(ds.evaluate(pts))
+        params, g_vars = member(generator_params(state), i, population), member(state.g_vars, i, population)
+        if eval_sampler is not None:
+          key = jax.random.fold_in(member(sample_key, i, population), step)
+          stats[i].update(ds.evaluate(eval_sampler(params, g_vars, key, config.eval.num_samples)))
+        if evaluator is not None:
+          t0 = time.perf_counter()
+          out = evaluator(lambda k, n, y, p=params, v=g_vars: fid_sampler(p, v, k, n, y), jax.random.PRNGKey(0),
+                          config.eval.num, fid_chunk, gan.num_classes, desc=f"evaluate step {step}")
+          record = out.pop("record")
+          stats[i].update(out)
+          row = {"step": step, **out, **record, "seed": 0, "truncation": 1.0, "ema": state.ema_params is not None,
+                 "source": "train", "time_s": round(time.perf_counter() - t0, 2)}
+          if population > 1:
+            row["member"] = i
+          if is_main:
+            with open(eval_log, "a") as f:
+              f.write(json.dumps(row) + "\n")
       if population == 1:
         return stats[0]
       # Per-member lists; a key missing for a member (reverse_kl with no good sample) is NaN there.
       return {k: [st.get(k, float("nan")) for st in stats] for k in stats[0] | stats[-1]}
+
+    def keep_if_best(step: int, values: dict) -> None:
+      if best is not None and best.improves(values[best.metric]):
+        best_ckpt.save_only(step, state)
+        best.update(step, values[best.metric])
 
     #### Loop.
     progress = None
@@ -256,9 +287,11 @@ def train(config: ConfigDict, workdir: str) -> None:
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest
     step = start
-    if start == 0 and config.eval.every and eval_sampler is not None:
+    evaluates = eval_sampler is not None or evaluator is not None
+    if start == 0 and config.eval.every and evaluates:
       # The untrained generator's metrics: the baseline every later evaluation is compared with.
       initial = evaluate(0)
+      keep_if_best(0, initial)
       if writer is not None:
         writer.write(0, initial)
     for step in range(start + 1, config.total_steps + 1):
@@ -278,7 +311,9 @@ def train(config: ConfigDict, workdir: str) -> None:
 
       t_eval = time.perf_counter()
       eval_now = config.eval.every and (step % config.eval.every == 0 or step == config.total_steps)
-      eval_metrics = evaluate(step) if eval_now else {}
+      eval_metrics = evaluate(step) if eval_now and evaluates else {}
+      if eval_metrics:
+        keep_if_best(step, eval_metrics)
       overhead += time.perf_counter() - t_eval
       if step % config.log_every == 0 or step == config.total_steps:
         means = {k: np.asarray(v, np.float64) / n_acc for k, v in jax.device_get(acc).items()}
@@ -326,6 +361,27 @@ def train(config: ConfigDict, workdir: str) -> None:
       writer.close()
   finally:
     ckpt.close()
+    if best_ckpt is not None:
+      best_ckpt.close()
+
+
+def build_evaluator(config: ConfigDict, ds: Dataset, mesh):
+  """The published-network evaluator of `eval.metrics` (networks and reference loaded, so a
+  missing weight or reference file stops the run before anything is written) and the mode of
+  `eval.best` (None without it)."""
+  e = config.eval
+  metrics = parse_metrics(e.metrics) if e.metrics else ()
+  if metrics and ds.spec.kind != "image":
+    raise ConfigError(f"eval.metrics={e.metrics!r} are image metrics; dataset {config.data.name!r} is "
+                      f"{ds.spec.kind} data")
+  if metrics and not e.every:
+    raise ConfigError("eval.metrics needs eval.every > 0")
+  mode = check_best(e.best, metrics, ds.eval_metrics, config.population, e.every) if e.best else None
+  if not metrics:
+    return None, mode
+  evaluator = Evaluator(metrics, mesh, e.batch_size, e.inception or None, e.vgg16 or None)
+  evaluator.set_reference(e.ref or None, config.data, e.num_ref)
+  return evaluator, mode
 
 
 def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, error: Exception | None) -> str:
@@ -343,8 +399,9 @@ def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, err
           "rerun with the original config or use a new --workdir")
 
 
-def load_run(workdir: str, step: int | None = None):
-  """Rebuilds a finished or running run from its workdir: (config, spec, modes, gan, mesh, state, step)."""
+def load_run(workdir: str, step: int | None = None, best: bool = False):
+  """Rebuilds a finished or running run from its workdir: (config, spec, modes, gan, mesh, state, step);
+  `best`: from the checkpoint kept by `eval.best` (DIR/best) instead of DIR/checkpoints."""
   for name in ("config.json", "data_spec.json"):
     if not os.path.exists(os.path.join(workdir, name)):
       raise ConfigError(f"{os.path.join(workdir, name)} not found; is {workdir!r} a workdir of scripts/train.py?")
@@ -352,8 +409,12 @@ def load_run(workdir: str, step: int | None = None):
     config = config_lib.from_dict(json.load(f))
   spec, modes = read_data_spec(os.path.join(workdir, "data_spec.json"))
   gan, mesh, init, init_key, _, _ = setup(config, spec)
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  ckpt = Checkpointer(ckpt_dir, keep=config.ckpt.keep)
+  if best and step is not None:
+    raise ConfigError("give a checkpoint step or ask for the best one, not both")
+  ckpt_dir = os.path.join(workdir, "best" if best else "checkpoints")
+  if best and not os.path.isdir(ckpt_dir):
+    raise ConfigError(f"no best checkpoint in {workdir}; train with eval.best=METRIC and eval.every > 0")
+  ckpt = Checkpointer(ckpt_dir, keep=1 if best else config.ckpt.keep)
   try:
     steps = ckpt.all_steps()
     if not steps:
