@@ -164,9 +164,47 @@ def run_torch_twin(*, resolution: int, batch: int, width: int, kernel_size: int,
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+TORCH_INCEPTION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                               "torch_inception.py")
+
+
+def fid_throughput(batch: int, size: int, steps: int, warmup: int, repeats: int, compare_torch: bool) -> dict:
+  """Images/s of the FID Inception forward (resize of size x size inputs to 299, pool3 and
+  logits) in JAX on every local device, and with `compare_torch` of pytorch-fid's own module
+  (benchmarks/torch_inception.py, a subprocess, as many threads as cores); the two alternate
+  `repeats` times so that load changes hit both. Random weights at full width: the same
+  FLOPs as the real file."""
+  from gan_jax.metrics import features, inception
+  if compare_torch and importlib.util.find_spec("torch") is None:
+    raise ConfigError("--compare-torch needs PyTorch in this environment: pip install -r "
+                      "benchmarks/requirements.txt (the CPU build; used by benchmarks/ only)")
+  network = features.Network("inception", inception.InceptionV3(), features.random_inception_variables(1.0),
+                             functools.partial(inception.preprocess, size=inception.IMAGE_SIZE, resize="bilinear",
+                                               quantize_input=True), ("pool3", "logits_unbiased"), {})
+  rows = {"jax": [], "torch": []}
+  for _ in range(repeats):
+    rows["jax"].append(features.images_per_second(network, (size, size, 3), batch, steps, warmup))
+    if compare_torch:
+      command = [sys.executable, TORCH_INCEPTION, "--batch", str(batch), "--size", str(size), "--steps", str(steps),
+                 "--warmup", str(max(1, warmup)), "--threads", str(os.cpu_count())]
+      out = subprocess.run(command, capture_output=True, text=True)
+      if out.returncode != 0:
+        raise RuntimeError(f"benchmarks/torch_inception.py failed:\n{out.stderr[-2000:]}")
+      rows["torch"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+  result = {"batch": batch, "input": [size, size, 3], "steps": steps, "repeats": repeats,
+            "jax_images_per_s": [r["images_per_s"] for r in rows["jax"]],
+            "jax_first_call_s": rows["jax"][0]["first_call_s"], "devices": rows["jax"][0]["devices"]}
+  if compare_torch:
+    result["torch_images_per_s"] = [r["images_per_s"] for r in rows["torch"]]
+    result["torch_version"] = rows["torch"][0]["torch"]
+    result["ratios"] = [j / t for j, t in zip(result["jax_images_per_s"], result["torch_images_per_s"])]
+  return result
+
+
 def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
-  """Compile time of each shipped experiment's train step at `runlocal` size, cold (empty
-  persistent cache) and warm (a fresh jit of the same program reading the cache)."""
+  """Compile time of each shipped experiment's initializer and train step at `runlocal` size,
+  cold (empty persistent cache) and warm (a fresh jit of the same programs reading the cache):
+  together the compilation a run pays before its first step."""
   import tempfile
   rows = []
   with tempfile.TemporaryDirectory() as cache:
@@ -185,6 +223,9 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
         if gan.num_classes:
           batch["label"] = jax.ShapeDtypeStruct((gan.batches_per_step, config.batch_size), jnp.int32,
                                                 sharding=sharding)
+        t0 = time.perf_counter()
+        init.lower(init_key).compile()
+        row[f"init_compile_{phase}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
         row[f"compile_{phase}_s"] = time.perf_counter() - t0

@@ -56,6 +56,10 @@ def parse(argv):
   p.add_argument("--experiments", nargs="?", const="all", default=None)
   p.add_argument("--penalty-ratio", default=None, metavar="EXPERIMENT",
                  help="time the D update of EXPERIMENT:runlocal with its gradient penalties vs without")
+  p.add_argument("--fid", action="store_true",
+                 help="images/s of the FID Inception (with --compare-torch: against pytorch-fid's)")
+  p.add_argument("--size", type=int, default=32, help="--fid: input images are size x size (resized to 299)")
+  p.add_argument("--repeats", type=int, default=3, help="--fid: alternating JAX/PyTorch measurements")
   p.add_argument("--json", default=None, help="write every figure here")
   p.add_argument("--profile", default=None, help="trace the timed steps into DIR/<impl> (TensorBoard, Perfetto)")
   p.add_argument("--dump-hlo", default=None, help="write XLA's HLO of every compiled program to DIR")
@@ -173,12 +177,24 @@ def print_table(out: dict) -> None:
 
 
 def print_compile_table(rows: list[dict]) -> None:
-  print("| experiment (runlocal) | model | shape | batch | compile, cold cache s | compile, warm cache s |")
+  print("| experiment (runlocal) | model | shape | batch | init + step compile, cold cache s | "
+        "init + step compile, warm cache s |")
   print("|---|---|---|---|---|---|")
   for r in rows:
     shape = "x".join(map(str, r["shape"])) + (" (from config)" if r["shape_from_config"] else "")
-    print(f"| {r['experiment']} | {r['model']} | {shape} | {r['batch']} | {r['compile_cold_s']:.1f} | "
-          f"{r['compile_warm_s']:.1f} |")
+    cold, warm = (r[f"init_compile_{p}_s"] + r[f"compile_{p}_s"] for p in ("cold", "warm"))
+    print(f"| {r['experiment']} | {r['model']} | {shape} | {r['batch']} | {cold:.1f} "
+          f"({r['init_compile_cold_s']:.1f} + {r['compile_cold_s']:.1f}) | {warm:.1f} |")
+
+
+def print_fid(r: dict) -> None:
+  fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+  print(f"FID Inception forward, batch {r['batch']} of {r['input'][0]}x{r['input'][1]} inputs resized to 299, "
+        f"{r['repeats']} alternating measurements of {r['steps']} batches")
+  print(f"jax ({r['devices']} device(s)): {fmt(r['jax_images_per_s'])} images/s")
+  if "torch_images_per_s" in r:
+    print(f"pytorch-fid (torch {r['torch_version']}): {fmt(r['torch_images_per_s'])} images/s")
+    print(f"ratio jax / torch: {fmt(r['ratios'])}")
 
 
 def main(argv):
@@ -194,6 +210,13 @@ def main(argv):
         raise ConfigError(f"--experiments: unknown experiment {n!r}; valid: {', '.join(valid)}")
     out = {"compile": benchmark.experiment_compile_times(names)}
     print_compile_table(out["compile"])
+  elif a.fid:
+    if a.repeats < 1 or a.size < 1:
+      raise ConfigError(f"--repeats and --size must be >= 1, got {a.repeats}, {a.size}")
+    from gan_jax import parallel
+    parallel.cpu_device_per_core()   # as scripts/evaluate.py and ref_stats.py run the network
+    out = {"fid_throughput": benchmark.fid_throughput(a.batch, a.size, a.steps, a.warmup, a.repeats, a.compare_torch)}
+    print_fid(out["fid_throughput"])
   elif a.penalty_ratio is not None:
     valid = cli.experiment_names()
     if a.penalty_ratio not in valid:

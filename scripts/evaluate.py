@@ -62,6 +62,7 @@ def main(argv):
 
   metrics = fid.parse_metrics(f.metrics)
   parallel.initialize()
+  parallel.cpu_device_per_core()
   parallel.enable_compilation_cache()
   t0 = time.time()
   mesh = parallel.make_mesh()

@@ -56,6 +56,7 @@ def main(argv):
   if f.data not in DATASETS.names():
     raise cli.ConfigError(f"unknown dataset {f.data!r}; valid: {', '.join(DATASETS.names())}")
   parallel.initialize()
+  parallel.cpu_device_per_core()
   parallel.enable_compilation_cache()
   c = base_config().data
   c.name, c.split, c.channels, c.path, c.tfds_name, c.data_dir = (f.data, f.split, f.channels, f.path,

@@ -1,10 +1,13 @@
 """scripts/benchmark.py: the table and JSON it promises, its errors, and the PyTorch twin."""
 import json
 import math
+import os
+import subprocess
+import sys
 
 import jax
 import pytest
-from conftest import run_script
+from conftest import ROOT, run_script
 
 TINY = ["--resolution", "16", "--batch", "8", "--width", "8", "--steps", "2", "--warmup", "1"]
 
@@ -51,7 +54,39 @@ def test_benchmark_experiment_compile_times(tmp_path):
   # CIFAR-10 is not prepared here: its shape comes from the config.
   assert rows["dcgan_cifar10"]["shape"] == [32, 32, 3] and rows["dcgan_cifar10"]["shape_from_config"]
   for row in rows.values():
-    assert row["compile_cold_s"] > 0 and row["compile_warm_s"] > 0
+    for phase in ("cold", "warm"):
+      assert row[f"compile_{phase}_s"] > 0 and row[f"init_compile_{phase}_s"] > 0
+  assert "| ring8 | mlp | 2 | 100 |" in r.stdout
+
+
+@pytest.mark.slow
+def test_fid_throughput_against_pytorch_fid(tmp_path):
+  """benchmark.py --fid times the full-width FID Inception (and pytorch-fid's where torch is
+  installed) and reports each alternating measurement and their ratio."""
+  import importlib.util
+  torch = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("pytorch_fid") is not None
+  out = tmp_path / "fid.json"
+  args = ("--fid", "--batch", "2", "--steps", "1", "--warmup", "1", "--repeats", "2", "--json", str(out))
+  r = run_script("benchmark.py", *args, *(("--compare-torch",) if torch else ()))
+  assert r.returncode == 0, r.stderr[-3000:]
+  f = json.loads(out.read_text())["fid_throughput"]
+  assert f["batch"] == 2 and f["devices"] == 1 and len(f["jax_images_per_s"]) == 2
+  assert all(x > 0 for x in f["jax_images_per_s"])
+  if torch:
+    assert len(f["torch_images_per_s"]) == 2 and "ratio jax / torch" in r.stdout
+    assert f["ratios"] == pytest.approx([j / t for j, t in zip(f["jax_images_per_s"], f["torch_images_per_s"])])
+
+
+def test_inference_commands_take_one_cpu_device_per_core():
+  """parallel.cpu_device_per_core: one device per usable core unless the user set a count."""
+  code = "from gan_jax import parallel; import jax; print(parallel.cpu_device_per_core(), jax.device_count())"
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+  cores = len(os.sched_getaffinity(0))
+  r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+  assert r.returncode == 0 and r.stdout.split() == [str(cores), str(cores)], r.stderr[-2000:]
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=3"
+  r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+  assert r.returncode == 0 and r.stdout.split() == ["None", "3"], r.stderr[-2000:]
 
 
 @pytest.mark.slow
