@@ -20,16 +20,21 @@ def initialize() -> None:
   Explicit: JAX_COORDINATOR_ADDRESS (host:port), JAX_NUM_PROCESSES, JAX_PROCESS_ID.
   Detected by JAX itself: SLURM jobs with several tasks, multi-worker Cloud TPU VMs.
   Single-process runs need nothing.
+
+  When a process dies (kill -9, a lost host), the others stop with an error once its heartbeats
+  have been missing for GAN_JAX_HEARTBEAT_TIMEOUT_S seconds (default 100, JAX's), instead of
+  waiting in a collective forever; rerunning the command on every host resumes.
   """
   if jax.distributed.is_initialized():
     return
+  timeouts = {"heartbeat_timeout_seconds": int(os.environ.get("GAN_JAX_HEARTBEAT_TIMEOUT_S", "100"))}
   coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS")
   if coordinator:
     jax.distributed.initialize(coordinator_address=coordinator,
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-                               process_id=int(os.environ["JAX_PROCESS_ID"]))
+                               process_id=int(os.environ["JAX_PROCESS_ID"]), **timeouts)
   elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
-    jax.distributed.initialize()
+    jax.distributed.initialize(**timeouts)
 
 
 def cpu_device_per_core() -> int | None:

@@ -99,7 +99,7 @@ def test_folder_source_reads_png_and_jpeg(tmp_path):
 @pytest.mark.parametrize("setup,message", [
     ("missing", "is not a folder"),
     ("empty", "no images"),
-    ("corrupt", "can be decoded"),
+    ("corrupt", "no usable image under data.path .* none of its 1 files is a readable image"),
 ])
 def test_folder_errors(tmp_path, setup, message):
   path = tmp_path / "imgs"

@@ -1,8 +1,20 @@
 """Custom data: every PNG/JPEG file under `data.path` (recursively), centre-cropped to a
-square and resized to `data.resolution`, RGB unless `data.channels=1`."""
+square and resized to `data.resolution`, RGB unless `data.channels=1`.
+
+Bad files never stop a run. Images of another size or channel layout (grey, RGBA, palette,
+CMYK) are converted like the others. Files that are not readable images at all (empty, not an
+image, unreadable permissions) are found when the dataset is built, from their headers, and left
+out with a count and an example on stderr; when none is left, exit 2. A file whose header reads
+but whose pixels do not (a truncated download) is found when first read: the next readable
+image of the folder takes its place (so the data order stays a function of `data.seed`), a
+warning names it once, and the trainer logs their number as `data_skipped`.
+"""
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +39,51 @@ def load_image(path: str, channels: int) -> np.ndarray:
     return np.asarray(im.convert("L" if channels == 1 else "RGB"))
 
 
+_BAD = (OSError, UnidentifiedImageError, ValueError, SyntaxError)
+
+
+def readable_header(path: str) -> bool:
+  try:
+    with Image.open(path) as im:
+      im.size  # noqa: B018 - parsing the header is the check
+    return True
+  except _BAD:
+    return False
+
+
+def _decodes(path: str, channels: int) -> bool:
+  try:
+    load_image(path, channels)
+    return True
+  except _BAD:
+    return False
+
+
 class FolderSource:
+  """Random access over image files; undecodable ones are replaced by the next readable file."""
+
   def __init__(self, files: list[str], channels: int, resolution: int):
     self.files, self.channels, self.resolution = files, channels, resolution
+    self.skipped: set[str] = set()     # files whose pixels could not be decoded
+    self._lock = threading.Lock()
 
   def __len__(self) -> int:
     return len(self.files)
 
   def __getitem__(self, i: int) -> dict:
-    return {"x": preprocess(load_image(self.files[i], self.channels), self.resolution, self.channels)}
+    for k in range(len(self.files)):
+      path = self.files[(i + k) % len(self.files)]
+      if path in self.skipped:
+        continue
+      try:
+        return {"x": preprocess(load_image(path, self.channels), self.resolution, self.channels)}
+      except _BAD as e:
+        with self._lock:
+          if path not in self.skipped:
+            self.skipped.add(path)
+            warnings.warn(f"skipping {path}: cannot decode it ({e}); the next readable image takes its place",
+                          stacklevel=2)
+    raise RuntimeError(f"no image under {os.path.dirname(self.files[0])} can be decoded any more")
 
 
 @DATASETS.register("folder")
@@ -50,15 +98,15 @@ def folder(c: ConfigDict) -> Dataset:
   if not files:
     raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under data.path {c.path!r}")
   channels = c.channels or 3
-  # Fail now, not at step 1, when the files cannot be decoded at all.
-  for f in files[:8]:
-    try:
-      load_image(f, channels)
-      break
-    except (OSError, UnidentifiedImageError, ValueError):
-      continue
-  else:
-    raise ConfigError(f"none of the first {min(8, len(files))} images under {c.path!r} can be decoded "
-                      f"(e.g. {files[0]})")
+  good = [f for f in files if readable_header(f)]
+  if len(good) < len(files):
+    bad = sorted(set(files) - set(good))
+    print(f"gan_jax: skipped {len(bad)} of {len(files)} files under {c.path} that are not readable images "
+          f"(e.g. {bad[0]})", file=sys.stderr)
+  # Fail now, not at step 1, when no file can be decoded at all (stops at the first that can).
+  if not any(_decodes(f, channels) for f in good):
+    raise ConfigError(f"no usable image under data.path {c.path!r}: none of its {len(files)} files "
+                      f"{'can be decoded' if good else 'is a readable image'} (e.g. {(good or files)[0]})")
+  files = good
   return Dataset(FolderSource(files, channels, c.resolution), transform=dict,
                  spec=DataSpec("image", (c.resolution, c.resolution, channels)))

@@ -32,6 +32,7 @@ from gan_jax.optim import make_optimizer
 from gan_jax.regularizers import Regularization
 from gan_jax.sampling import class_grid, generator_params, make_sampler
 from gan_jax.train.step import GAN, train_step
+from gan_jax.workdir import WorkdirLock, interrupted_writes
 
 
 class TrainingDiverged(RuntimeError):
@@ -174,10 +175,19 @@ def train(config: ConfigDict, workdir: str) -> None:
                                                       global_shape(local[0][k]))
             for k in local[0]}
 
+  #### One live run per workdir (process 0 holds DIR/lock; a dead holder releases it).
+  lock = WorkdirLock(workdir)
+  if is_main:
+    lock.acquire()
   #### State: initialized replicated, or restored from the newest checkpoint.
   state = init(init_key)
   best_ckpt = None
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.ckpt.keep)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  if is_main:
+    for path in interrupted_writes(ckpt_dir):
+      print(f"gan_jax: warning: ignoring {path}, a checkpoint write that never completed (the run was "
+            "stopped during it); it is left in place and never loaded", file=sys.stderr)
+  ckpt = Checkpointer(ckpt_dir, keep=config.ckpt.keep)
   try:
     latest = ckpt.latest_step()
     if latest is not None:
@@ -317,16 +327,15 @@ def train(config: ConfigDict, workdir: str) -> None:
       overhead += time.perf_counter() - t_eval
       if step % config.log_every == 0 or step == config.total_steps:
         means = {k: np.asarray(v, np.float64) / n_acc for k, v in jax.device_get(acc).items()}
-        bad = [k for k, v in means.items() if not np.all(np.isfinite(v))]
-        if bad:
-          raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps "
-                                 f"({step - n_acc}, {step}]; last checkpoint: step {saved_at}")
+        check_finite(means, step, n_acc, saved_at)
         elapsed = time.perf_counter() - interval_start - overhead
         if interval_steps and elapsed > 0:
           means["steps_per_sec"] = interval_steps / elapsed
           means["images_per_sec"] = interval_steps * images_per_step / elapsed
         if compile_s is not None and n_acc and step - n_acc == start:
           means["compile_s"] = compile_s
+        if getattr(ds.source, "skipped", None):   # image files that could not be decoded (this process)
+          means["data_skipped"] = len(ds.source.skipped)
         means.update(eval_metrics)
         if writer is not None:
           writer.write(step, means)
@@ -342,6 +351,8 @@ def train(config: ConfigDict, workdir: str) -> None:
         write_samples(step)
       stopping = stop(step)
       if step % config.ckpt_every == 0 or step == config.total_steps or stopping:
+        if acc is not None:   # never save a state that a NaN or Inf reached: the last good one stays
+          check_finite(jax.device_get(acc), step, n_acc, saved_at)
         ckpt.save(step, state, data_iter)
         saved_at = step
       overhead += time.perf_counter() - t_side
@@ -363,6 +374,18 @@ def train(config: ConfigDict, workdir: str) -> None:
     ckpt.close()
     if best_ckpt is not None:
       best_ckpt.close()
+    lock.release()
+
+
+def check_finite(sums: dict, step: int, n_steps: int, saved_at: int | None) -> None:
+  """Stops the run (TrainingDiverged: exit 1) when a logged quantity of the last `n_steps` steps
+  (losses, penalties, gradient norms: a non-finite update shows in the gradient norms) is NaN or
+  Inf. Called at logging and before each checkpoint, so no step syncs with the host for it and
+  no checkpoint ever holds a diverged state."""
+  bad = [k for k, v in sums.items() if not np.all(np.isfinite(np.asarray(v, np.float64)))]
+  if bad:
+    raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps ({step - n_steps}, {step}]; "
+                           f"the last checkpoint (step {saved_at}) is intact")
 
 
 def build_evaluator(config: ConfigDict, ds: Dataset, mesh):

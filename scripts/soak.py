@@ -1,0 +1,152 @@
+"""Soak test of resuming: train a toy experiment while killing it (SIGKILL) at random moments,
+then check that the finished run equals an uninterrupted one.
+
+  python scripts/soak.py [--config experiments/dcgan_digits.py:runlocal] [--kills 20] [--steps 200]
+                         [--ckpt_every 5] [--seed 0] [--root DIR] [--set KEY=VALUE ...]
+
+Runs `scripts/train.py` once without interruption (DIR/reference), then again (DIR/soak) with
+`--kills` kill -9s, each at a uniformly random moment between the trainer's "starting"/"resuming"
+line and its expected end, so they land during steps, asynchronous checkpoint writes, sample and
+metric writing alike; the same command is rerun after each kill, as a user would. At the end
+every leaf of the final train state (G, D, EMA, optimizer states, step) and every metrics.jsonl
+value must equal the reference run's (exit 0), and metrics.jsonl must have no torn or repeated
+line; otherwise exit 1 with what differs. Prints how many kills hit a run in progress, how many
+left an interrupted checkpoint write behind, and the wall time. Not part of the test suite
+(minutes to hours); tests/test_faults.py runs it with a few kills.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def train_command(a, workdir: str) -> list[str]:
+  cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", a.config, "--workdir", workdir,
+         f"--config.total_steps={a.steps}", f"--config.ckpt_every={a.ckpt_every}", "--config.wandb.mode=disabled"]
+  return cmd + [f"--config.{kv}" for kv in a.set]
+
+
+def run_to_end(cmd: list[str], log: str) -> None:
+  with open(log, "a") as err:
+    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT).returncode
+  if rc != 0:
+    sys.exit(f"soak: {' '.join(cmd)} failed with exit {rc}; see {log}")
+
+
+def started(log: str, offset: int) -> bool:
+  with open(log, errors="replace") as f:
+    f.seek(offset)
+    text = f.read()
+  return "gan_jax: starting" in text or "gan_jax: resuming" in text
+
+
+def killed_run(cmd: list[str], log: str, window_s: float, rng: random.Random) -> str:
+  """Starts `cmd`, kills it with SIGKILL at a random moment of its run; 'killed' or 'finished'."""
+  offset = os.path.getsize(log) if os.path.exists(log) else 0
+  with open(log, "a") as err:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+  while proc.poll() is None and not started(log, offset):
+    time.sleep(0.05)
+  deadline = time.monotonic() + rng.uniform(0.0, window_s)
+  while proc.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.01)
+  if proc.poll() is not None:
+    if proc.returncode != 0:
+      sys.exit(f"soak: the run failed by itself with exit {proc.returncode}; see {log}")
+    return "finished"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  return "killed"
+
+
+def compare(reference: str, soak: str) -> list[str]:
+  """What differs between two finished runs: final state leaves and metrics.jsonl rows."""
+  import jax
+  import numpy as np
+
+  from gan_jax.train.loop import load_run
+  problems = []
+  a = load_run(reference)
+  b = load_run(soak)
+  if a[-1] != b[-1]:
+    problems.append(f"final checkpoint steps differ: {a[-1]} vs {b[-1]}")
+  leaves_a, leaves_b = jax.tree_util.tree_leaves_with_path(a[5]), jax.tree.leaves(b[5])
+  for (path, x), y in zip(leaves_a, leaves_b, strict=True):
+    if not np.array_equal(np.asarray(x), np.asarray(y)):
+      diff = float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+      problems.append(f"state{jax.tree_util.keystr(path)} differs (max |diff| {diff:.3g})")
+  rows = {}
+  for name, run in (("reference", reference), ("soak", soak)):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+      lines = f.read().splitlines()
+    try:
+      parsed = [json.loads(line) for line in lines]
+    except json.JSONDecodeError as e:
+      problems.append(f"{name} metrics.jsonl has a torn line: {e}")
+      continue
+    steps = [r["step"] for r in parsed]
+    if steps != sorted(set(steps)):
+      problems.append(f"{name} metrics.jsonl steps are repeated or out of order")
+    rows[name] = parsed
+  if len(rows) == 2:
+    timing = ("steps_per_sec", "images_per_sec", "compile_s")
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in timing} for r in rs]  # noqa: E731
+    if strip(rows["reference"]) != strip(rows["soak"]):
+      problems.append("metrics.jsonl values differ from the reference run's")
+  return problems
+
+
+def main() -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--config", default=os.path.join(ROOT, "experiments", "dcgan_digits.py") + ":runlocal")
+  p.add_argument("--kills", type=int, default=20)
+  p.add_argument("--steps", type=int, default=200)
+  p.add_argument("--ckpt_every", type=int, default=5)
+  p.add_argument("--seed", type=int, default=0, help="seed of the kill times")
+  p.add_argument("--root", default=os.path.join("runs", "soak"))
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
+  a = p.parse_args()
+  if a.kills < 0 or a.steps < 1 or a.ckpt_every < 1:
+    print("error: --kills must be >= 0, --steps and --ckpt_every >= 1", file=sys.stderr)
+    return 2
+  rng = random.Random(a.seed)
+  reference, soak = os.path.join(a.root, "reference"), os.path.join(a.root, "soak")
+  if os.path.exists(soak):
+    shutil.rmtree(soak)
+  os.makedirs(a.root, exist_ok=True)
+  log = os.path.join(a.root, "soak.log")
+  t0 = time.monotonic()
+  if not os.path.exists(os.path.join(reference, "metrics.jsonl")):
+    run_to_end(train_command(a, reference), os.path.join(a.root, "reference.log"))
+  window = time.monotonic() - t0 if time.monotonic() - t0 > 1 else 30.0   # about one whole run
+  outcomes, interrupted = [], set()
+  t1 = time.monotonic()
+  for _ in range(a.kills):
+    outcome = killed_run(train_command(a, soak), log, window, rng)
+    outcomes.append(outcome)
+    ckpt_dir = os.path.join(soak, "checkpoints")
+    if os.path.isdir(ckpt_dir):
+      interrupted.update(n for n in os.listdir(ckpt_dir) if ".orbax-checkpoint-tmp" in n)
+    if outcome == "finished":
+      break
+  run_to_end(train_command(a, soak), log)
+  problems = compare(reference, soak)
+  summary = {"kills": outcomes.count("killed"), "finished_before_kill": outcomes.count("finished"),
+             "interrupted_checkpoint_writes": len(interrupted), "steps": a.steps, "ckpt_every": a.ckpt_every,
+             "soak_wall_s": round(time.monotonic() - t1, 1), "equal_to_reference": not problems}
+  print(json.dumps(summary))
+  for line in problems[:20]:
+    print(f"soak: {line}", file=sys.stderr)
+  return 1 if problems else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

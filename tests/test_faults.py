@@ -1,0 +1,189 @@
+"""Fault injection: each failure is made to happen for real (signals, leftover files, a failing
+wandb writer) and the run must survive it with nothing lost."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+from conftest import ROOT, experiment, free_port, read_jsonl, run_processes, run_script
+
+from gan_jax import logging as logs
+
+RUNLOCAL = experiment("dcgan_digits") + ":runlocal"
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+  deadline = time.monotonic() + timeout
+  while not predicate():
+    if time.monotonic() > deadline:
+      raise AssertionError(f"timed out waiting for {what}")
+    time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_second_run_refuses_a_live_workdir_and_a_killed_run_leaves_it_free(tmp_path):
+  run = str(tmp_path / "run")
+  args = ("--config", RUNLOCAL, "--workdir", run, "--config.total_steps=100000", "--config.ckpt_every=20")
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "WANDB_MODE": "disabled"}
+  first = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args], env=env, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  try:
+    ckpts = os.path.join(run, "checkpoints")
+    _wait_for(lambda: os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)), 180,
+              "the first run's first checkpoint")
+    with open(os.path.join(run, "lock")) as f:
+      holder = json.load(f)
+    assert holder["pid"] == first.pid
+    r = run_script("train.py", *args)
+    assert r.returncode == 2
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: workdir {run} is in use by another run (") and f'"pid": {first.pid}' in line
+  finally:
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+  # What a kill during an asynchronous checkpoint write leaves: an uncommitted temporary directory.
+  steps = sorted(int(n) for n in os.listdir(ckpts) if n.isdigit())
+  torn = os.path.join(ckpts, f"{steps[-1] + 20}.orbax-checkpoint-tmp-1234567")
+  os.makedirs(os.path.join(torn, "state"))
+  with open(os.path.join(torn, "state", "partial"), "wb") as f:
+    f.write(b"\0" * 100)
+  # The dead run's lock is gone with it: the same command resumes from its newest checkpoint,
+  # names the interrupted write in a warning, never loads it and leaves it in place.
+  r = run_script("train.py", *args[:-2], f"--config.total_steps={steps[-1] + 40}", "--config.ckpt_every=20")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert f"resuming at step {steps[-1]}" in r.stderr
+  assert f"warning: ignoring {torn}, a checkpoint write that never completed" in r.stderr
+  assert os.path.exists(os.path.join(torn, "state", "partial"))
+  rows = read_jsonl(os.path.join(run, "metrics.jsonl"))
+  assert [r["step"] for r in rows] == sorted({r["step"] for r in rows}) and rows[-1]["step"] == steps[-1] + 40
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
+  """scripts/soak.py with 3 kills (seeded times) and a checkpoint every 2 steps: the final state
+  and every metrics.jsonl value equal the uninterrupted run's; no torn or repeated line."""
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), "--kills", "3", "--steps", "40",
+                      "--ckpt_every", "2", "--seed", "1", "--root", str(tmp_path / "soak"),
+                      "--set", "log_every=2", "--set", "sample_every=10"],
+                     env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}, cwd=ROOT,
+                     capture_output=True, text=True, timeout=900)
+  assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+  summary = json.loads(r.stdout.strip().splitlines()[-1])
+  assert summary["equal_to_reference"] and summary["kills"] + summary["finished_before_kill"] >= 1
+
+
+class _FailingRun:
+  """A wandb run whose service goes away after `ok` calls."""
+
+  def __init__(self, ok: int):
+    self.ok, self.logged = ok, []
+
+  def log(self, row, step):
+    if len(self.logged) >= self.ok:
+      raise ConnectionError("wandb service unreachable")
+    self.logged.append(step)
+
+  def finish(self):
+    raise ConnectionError("wandb service unreachable")
+
+
+def test_wandb_failing_mid_run_keeps_every_local_line(tmp_path):
+  path = str(tmp_path / "metrics.jsonl")
+  run = _FailingRun(ok=2)
+  writer = logs.MetricWriter(path, run)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for step in range(1, 6):
+      writer.write(step, {"d_loss": 0.1 * step})
+    writer.close()
+  assert run.logged == [1, 2] and writer.wandb_run is None
+  assert [r["step"] for r in read_jsonl(path)] == [1, 2, 3, 4, 5]
+  assert sum("wandb logging failed, continuing with local logs only" in str(w.message) for w in caught) == 1
+
+
+def test_wandb_that_cannot_start_leaves_a_warning_and_local_logging(monkeypatch, capsys, tmp_path):
+  import types
+
+  from gan_jax.config import base_config
+
+  def broken_init(**kwargs):
+    raise ConnectionError("no route to api.wandb.ai")
+  monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=broken_init))
+  config = base_config()
+  config.wandb.mode = "online"
+  assert logs.init_wandb(config, str(tmp_path)) is None
+  assert "warning: wandb could not start (no route to api.wandb.ai); logging locally only" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bad_image_files_are_skipped_counted_and_named(tmp_path):
+  """A folder with good images, images of other sizes and channel layouts (converted), files that
+  are not images (left out at start, counted) and a truncated PNG (replaced when read, named,
+  logged as data_skipped); a folder with nothing usable exits 2."""
+  import numpy as np
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  data = tmp_path / "images"
+  data.mkdir()
+  for i in range(9):
+    Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(data / f"good{i}.png")
+  Image.fromarray(rng.integers(0, 255, (40, 30), dtype=np.uint8)).save(data / "grey.png")
+  Image.fromarray(rng.integers(0, 255, (12, 20, 4), dtype=np.uint8)).save(data / "rgba.png")
+  (data / "empty.png").write_bytes(b"")
+  (data / "text.jpg").write_bytes(b"this is not an image")
+  full = (data / "good0.png").read_bytes()
+  (data / "truncated.png").write_bytes(full[:len(full) // 2])
+  args = ("--config", RUNLOCAL, "--workdir", str(tmp_path / "run"), "--config.data.name=folder",
+          f"--config.data.path={data}", "--config.data.resolution=16", "--config.data.channels=1",
+          "--config.batch_size=8", "--config.total_steps=6", "--config.log_every=6", "--config.sample_every=0")
+  r = run_script("train.py", *args)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert f"skipped 2 of 14 files under {data} that are not readable images (e.g. {data / 'empty.png'})" in r.stderr
+  assert f"skipping {data / 'truncated.png'}: cannot decode it" in r.stderr
+  assert read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))[-1]["data_skipped"] == 1
+  for f in [*data.glob("good*.png"), data / "grey.png", data / "rgba.png"]:
+    f.unlink()
+  r = run_script("train.py", *args)
+  assert r.returncode == 2
+  assert ("no usable image under data.path" in r.stderr.strip().splitlines()[-1]
+          and "none of its 3 files can be decoded" in r.stderr)
+
+
+@pytest.mark.slow
+def test_multi_host_run_with_a_killed_process_stops_and_resumes(tmp_path):
+  """Two processes on 127.0.0.1; kill -9 of the non-coordinator: the coordinator stops with an
+  error within a bounded time (heartbeat timeout 10 s here) instead of waiting in a collective
+  forever, and rerunning the command on both processes resumes from the newest checkpoint."""
+  run = str(tmp_path / "run")
+  args = ("--config", RUNLOCAL, "--workdir", run, "--config.ckpt_every=20")
+  env = {"GAN_JAX_HEARTBEAT_TIMEOUT_S": "10", "WANDB_MODE": "disabled"}
+  port = free_port()
+  procs = []
+  for pid in range(2):
+    full = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_NUM_CPU_DEVICES": "1",
+            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(pid),
+            **env}
+    procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args,
+                                   "--config.total_steps=100000"], env=full, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL))
+  try:
+    ckpts = os.path.join(run, "checkpoints")
+    _wait_for(lambda: os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)), 240,
+              "the first checkpoint")
+    procs[1].send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    code = procs[0].wait(timeout=120)
+    assert code != 0 and time.monotonic() - t0 < 60
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  latest = max(int(n) for n in os.listdir(ckpts) if n.isdigit())
+  outs = run_processes("train.py", *args, f"--config.total_steps={latest + 10}", processes=2, devices=1, env=env)
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert f"resuming at step {latest}" in outs[0][2]
