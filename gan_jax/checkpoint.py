@@ -7,12 +7,18 @@ process's grain iterator position.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
+
+
+class CheckpointWriteError(RuntimeError):
+  """A checkpoint could not be written (disk full, read-only or vanished directory); the
+  checkpoints already committed are untouched."""
 
 
 class Checkpointer:
@@ -31,11 +37,31 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return sorted(self._mngr.all_steps())
 
+  def _failed(self, step: int, why: str) -> CheckpointWriteError:
+    steps = ", ".join(map(str, self.all_steps())) or "none"
+    return CheckpointWriteError(f"cannot write checkpoint step {step} to {self.directory}: {why}; the saved "
+                                f"checkpoints (steps {steps}) are intact: free space or fix the folder, then "
+                                "rerun the same command to resume")
+
+  def check_writable(self, step: int, state: Any) -> None:
+    """Refuses to start a write that cannot succeed (read-only folder, less free space than the
+    state needs), so a full disk gives one clear error instead of a torn asynchronous write."""
+    if not os.access(self.directory, os.W_OK) or _read_only(self.directory):
+      raise self._failed(step, "the folder is not writable")
+    need = sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(state))
+    free = shutil.disk_usage(self.directory).free
+    if free < need + (64 << 10):
+      raise self._failed(step, f"{free / 2**20:.2f} MB free, a checkpoint needs about {need / 2**20:.2f} MB")
+
   def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None) -> None:
+    self.check_writable(step, state)
     items = {"state": ocp.args.StandardSave(state)}
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
-    self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
+    try:   # also reports a failure of the previous asynchronous write, which save() waits for
+      self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
+    except (OSError, ValueError, RuntimeError) as e:
+      raise self._failed(step, str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__) from e
 
   def save_only(self, step: int, state: Any) -> None:
     """Saves `state` at `step` as the one checkpoint of this directory (eval.best's): written and
@@ -81,8 +107,20 @@ class Checkpointer:
     self._mngr.wait_until_finished()
 
   def close(self) -> None:
-    self._mngr.wait_until_finished()
-    self._mngr.close()
+    try:
+      self._mngr.wait_until_finished()
+    except (OSError, ValueError, RuntimeError) as e:
+      raise self._failed(self._mngr.latest_step() or 0, str(e).strip().splitlines()[0][:300]) from e
+    finally:
+      self._mngr.close()
+
+
+def _read_only(path: str) -> bool:
+  """Whether `path` is on a read-only mount (os.access says nothing of that for root)."""
+  try:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+  except OSError:
+    return False
 
 
 def abstract_like(state: Any) -> Any:

@@ -103,6 +103,9 @@ def _own_flags() -> list[str]:
 
 def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:
   """Runs fn(argv) and maps failures to exit codes."""
+  import errno
+
+  from gan_jax.checkpoint import CheckpointWriteError
   from gan_jax.train.loop import TrainingDiverged
 
   argv = list(sys.argv if argv is None else argv)
@@ -111,7 +114,13 @@ def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  except TrainingDiverged as e:
+  except (TrainingDiverged, CheckpointWriteError) as e:
     print(f"error: {e}", file=sys.stderr)
+    return 1
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+      raise
+    print(f"error: cannot write {e.filename or 'a file'}: {e.strerror}; files written so far are intact: free "
+          "space or fix the folder, then rerun the same command", file=sys.stderr)
     return 1
   return 0

@@ -4,9 +4,10 @@ then check that the finished run equals an uninterrupted one.
   python scripts/soak.py [--config experiments/dcgan_digits.py:runlocal] [--kills 20] [--steps 200]
                          [--ckpt_every 5] [--seed 0] [--root DIR] [--set KEY=VALUE ...]
 
-Runs `scripts/train.py` once without interruption (DIR/reference), then again (DIR/soak) with
-`--kills` kill -9s, each at a uniformly random moment between the trainer's "starting"/"resuming"
-line and its expected end, so they land during steps, asynchronous checkpoint writes, sample and
+Runs `scripts/train.py` once without interruption (DIR/reference, which also gives the time per
+step), then again (DIR/soak) with `--kills` kill -9s, each at a uniformly random moment within
+the next 4 checkpoint intervals after the trainer's "starting"/"resuming" line (compilation
+included), so they land during compilation, steps, asynchronous checkpoint writes, sample and
 metric writing alike; the same command is rerun after each kill, as a user would. At the end
 every leaf of the final train state (G, D, EMA, optimizer states, step) and every metrics.jsonl
 value must equal the reference run's (exit 0), and metrics.jsonl must have no torn or repeated
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -30,32 +32,47 @@ sys.path.insert(0, ROOT)
 
 def train_command(a, workdir: str) -> list[str]:
   cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", a.config, "--workdir", workdir,
-         f"--config.total_steps={a.steps}", f"--config.ckpt_every={a.ckpt_every}", "--config.wandb.mode=disabled"]
+         f"--config.total_steps={a.steps}", f"--config.ckpt_every={a.ckpt_every}",
+         # metrics.jsonl rows are means over log intervals: aligned with the checkpoints, a resumed
+         # run's rows cover the same steps as the uninterrupted run's
+         f"--config.log_every={a.ckpt_every}", "--config.wandb.mode=disabled"]
   return cmd + [f"--config.{kv}" for kv in a.set]
 
 
-def run_to_end(cmd: list[str], log: str) -> None:
-  with open(log, "a") as err:
-    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT).returncode
-  if rc != 0:
-    sys.exit(f"soak: {' '.join(cmd)} failed with exit {rc}; see {log}")
-
-
-def started(log: str, offset: int) -> bool:
+def start_step(log: str, offset: int) -> int | None:
+  """The step the trainer started from (0, or the one it resumed at), once it has said so."""
   with open(log, errors="replace") as f:
     f.seek(offset)
     text = f.read()
-  return "gan_jax: starting" in text or "gan_jax: resuming" in text
+  if "gan_jax: starting" in text:
+    return 0
+  match = re.search(r"gan_jax: resuming at step (\d+)", text)
+  return int(match.group(1)) if match else None
 
 
-def killed_run(cmd: list[str], log: str, window_s: float, rng: random.Random) -> str:
+def run_to_end(cmd: list[str], log: str) -> float:
+  """Runs `cmd` to its end; seconds from its start line to its exit."""
+  offset = os.path.getsize(log) if os.path.exists(log) else 0
+  with open(log, "a") as err:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+  while proc.poll() is None and start_step(log, offset) is None:
+    time.sleep(0.05)
+  t0 = time.monotonic()
+  if proc.wait() != 0:
+    sys.exit(f"soak: {' '.join(cmd)} failed with exit {proc.returncode}; see {log}")
+  return time.monotonic() - t0
+
+
+def killed_run(cmd: list[str], log: str, step_s: float, a, rng: random.Random) -> str:
   """Starts `cmd`, kills it with SIGKILL at a random moment of its run; 'killed' or 'finished'."""
   offset = os.path.getsize(log) if os.path.exists(log) else 0
   with open(log, "a") as err:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-  while proc.poll() is None and not started(log, offset):
+  while proc.poll() is None and start_step(log, offset) is None:
     time.sleep(0.05)
-  deadline = time.monotonic() + rng.uniform(0.0, window_s)
+  start = start_step(log, offset) or 0
+  window = step_s * min(a.steps - start, 4 * a.ckpt_every)
+  deadline = time.monotonic() + rng.uniform(0.0, window)
   while proc.poll() is None and time.monotonic() < deadline:
     time.sleep(0.01)
   if proc.poll() is not None:
@@ -123,14 +140,13 @@ def main() -> int:
     shutil.rmtree(soak)
   os.makedirs(a.root, exist_ok=True)
   log = os.path.join(a.root, "soak.log")
-  t0 = time.monotonic()
-  if not os.path.exists(os.path.join(reference, "metrics.jsonl")):
-    run_to_end(train_command(a, reference), os.path.join(a.root, "reference.log"))
-  window = time.monotonic() - t0 if time.monotonic() - t0 > 1 else 30.0   # about one whole run
+  if os.path.exists(reference):
+    shutil.rmtree(reference)
+  step_s = run_to_end(train_command(a, reference), os.path.join(a.root, "reference.log")) / a.steps
   outcomes, interrupted = [], set()
   t1 = time.monotonic()
   for _ in range(a.kills):
-    outcome = killed_run(train_command(a, soak), log, window, rng)
+    outcome = killed_run(train_command(a, soak), log, step_s, a, rng)
     outcomes.append(outcome)
     ckpt_dir = os.path.join(soak, "checkpoints")
     if os.path.isdir(ckpt_dir):

@@ -68,7 +68,7 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_pa
   and every metrics.jsonl value equal the uninterrupted run's; no torn or repeated line."""
   r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), "--kills", "3", "--steps", "40",
                       "--ckpt_every", "2", "--seed", "1", "--root", str(tmp_path / "soak"),
-                      "--set", "log_every=2", "--set", "sample_every=10"],
+                      "--set", "sample_every=10"],
                      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}, cwd=ROOT,
                      capture_output=True, text=True, timeout=900)
   assert r.returncode == 0, r.stdout + r.stderr[-3000:]
@@ -187,3 +187,46 @@ def test_multi_host_run_with_a_killed_process_stops_and_resumes(tmp_path):
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert f"resuming at step {latest}" in outs[0][2]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """An 8 MB tmpfs (needs root and mount privileges; skipped elsewhere)."""
+  path = tmp_path / "disk"
+  path.mkdir()
+  r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(path)], capture_output=True, text=True)
+  if r.returncode != 0:
+    pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip() or r.returncode}); needs root")
+  try:
+    yield path
+  finally:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_disk_full_and_read_only_workdir_stop_cleanly_and_keep_checkpoints(small_disk):
+  run = small_disk / "run"
+  args = ("--config", RUNLOCAL, "--workdir", str(run), "--config.ckpt_every=10", "--config.log_every=10",
+          "--config.sample_every=0")
+  r = run_script("train.py", *args, "--config.total_steps=20")
+  assert r.returncode == 0, r.stderr[-3000:]
+  free_kb = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize // 1024
+  with open(small_disk / "filler", "wb") as f:          # leave 40 KB: less than a checkpoint
+    f.write(b"\0" * ((free_kb - 40) * 1024))
+  r = run_script("train.py", *args, "--config.total_steps=40")
+  assert r.returncode == 1
+  line = r.stderr.strip().splitlines()[-1]
+  assert line.startswith(f"error: cannot write checkpoint step 30 to {run / 'checkpoints'}: ")
+  assert "MB free, a checkpoint needs about" in line and "the saved checkpoints (steps 10, 20) are intact" in line
+  assert sorted(os.listdir(run / "checkpoints")) == ["10", "20"]
+  # Read-only: the same clear stop.
+  os.remove(small_disk / "filler")
+  subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+  r = run_script("train.py", *args, "--config.total_steps=40")
+  assert r.returncode in (1, 2) and r.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "Traceback" not in r.stderr
+  subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+  assert sorted(os.listdir(run / "checkpoints")) == ["10", "20"]
+  # With space again, the same command resumes and finishes.
+  r = run_script("train.py", *args, "--config.total_steps=40")
+  assert r.returncode == 0 and "resuming at step 20" in r.stderr, r.stderr[-3000:]

@@ -181,7 +181,7 @@ def train(config: ConfigDict, workdir: str) -> None:
     lock.acquire()
   #### State: initialized replicated, or restored from the newest checkpoint.
   state = init(init_key)
-  best_ckpt = None
+  best_ckpt = progress = None
   ckpt_dir = os.path.join(workdir, "checkpoints")
   if is_main:
     for path in interrupted_writes(ckpt_dir):
@@ -287,7 +287,6 @@ def train(config: ConfigDict, workdir: str) -> None:
         best.update(step, values[best.metric])
 
     #### Loop.
-    progress = None
     if is_main:
       from tqdm import tqdm
       progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
@@ -362,8 +361,6 @@ def train(config: ConfigDict, workdir: str) -> None:
                 file=sys.stderr)
         break
 
-    if progress is not None:
-      progress.close()
     if config.sample_every and step == start:  # nothing left to train: still leave a grid
       write_samples(step)
     if is_main:
@@ -371,6 +368,8 @@ def train(config: ConfigDict, workdir: str) -> None:
     if writer is not None:
       writer.close()
   finally:
+    if progress is not None:   # before any error message, so the bar does not overwrite it
+      progress.close()
     ckpt.close()
     if best_ckpt is not None:
       best_ckpt.close()
