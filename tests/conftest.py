@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -26,9 +25,8 @@ def run_script(script: str, *args: str, devices: int = 1, env: dict | None = Non
 
 
 def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
+  from gan_jax.launch import free_port as port
+  return port()
 
 
 def run_processes(script: str, *args: str, processes: int = 2, devices: int = 2, env: dict | None = None,

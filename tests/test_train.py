@@ -10,7 +10,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, experiment, read_jsonl, run_processes, run_script
+from conftest import ROOT, experiment, read_jsonl, run_script
 from PIL import Image
 
 from gan_jax.train import loop
@@ -84,11 +84,12 @@ def test_two_processes_equal_one(tmp_path):
                  *FIVE_STEPS, devices=4)
   assert r.returncode == 0, r.stderr[-3000:]
   multi = str(tmp_path / "multi")
-  outs = run_processes("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", multi,
-                       *FIVE_STEPS, processes=2, devices=2, timeout=300)
-  for code, _, err in outs:
-    assert code == 0, err[-3000:]
-  assert "4 devices, 2 processes" in outs[0][2]
+  # Through scripts/launch.py's local backend: the same train command on 2 processes x 2 devices.
+  r = run_script("launch.py", "--backend", "local", "--num_processes", "2", "--devices_per_process", "2",
+                 "--log_dir", str(tmp_path / "logs"), "--", "train.py", "--config",
+                 experiment("dcgan_digits") + ":runlocal", "--workdir", multi, *FIVE_STEPS, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:] + open(tmp_path / "logs" / "process_1.log").read()[-2000:]
+  assert "4 devices, 2 processes" in r.stderr
   np.testing.assert_allclose(_losses(multi), _losses(single), atol=1e-5, rtol=0)
 
 
