@@ -195,6 +195,37 @@ def load_sweep(spec: str, name: str, root: str, fixed: dict[str, str] | None = N
   return Sweep(spec, name, keys, fixed, root, trials)
 
 
+LAUNCH_SCRIPT = os.path.join(REPO, "scripts", "launch.py")
+
+
+def with_launcher(sweep: Sweep, backend: str, launch_args: Sequence[str] = ()) -> Sweep:
+  """The sweep with every trial started through scripts/launch.py's `backend` (one trial per
+  allocation or slice; `launch_args` such as `--nodes=2` go to the launcher)."""
+  from gan_jax import launch
+  if backend not in launch.BACKENDS:
+    raise ConfigError(f"unknown --backend {backend!r}; valid choices: process, {', '.join(launch.BACKENDS)}")
+  trials = []
+  for t in sweep.trials:
+    logs = ["--log_dir", os.path.join(t.workdir, "launch_logs")] if backend == "local" else []
+    command = [sys.executable, LAUNCH_SCRIPT, "--backend", backend, *launch_args, *logs, "--", *t.command[1:]]
+    trials.append(dataclasses.replace(t, command=command))
+  return dataclasses.replace(sweep, trials=trials)
+
+
+def wandb_sweep_config(sweep: Sweep) -> dict:
+  """A `wandb sweep` configuration (grid) of the same trials: parameters are the swept config
+  keys, the command is train.py's with a workdir per agent run under the sweep root."""
+  spec_path, _, arg = sweep.experiment.partition(":")
+  spec = os.path.abspath(spec_path) + (f":{arg}" if arg else "")
+  parameters = {f"config.{k}": {"values": list(dict.fromkeys(format_value(t.overrides[k]) for t in sweep.trials))}
+                for k in sweep.keys}
+  parameters.update({f"config.{k}": {"value": v} for k, v in sweep.fixed.items()})
+  return {"name": f"{os.path.basename(spec_path)}:{sweep.name}", "program": TRAIN_SCRIPT, "method": "grid",
+          "parameters": parameters,
+          "command": ["${env}", "${interpreter}", "${program}", "--config", spec, "--workdir",
+                      os.path.join(sweep.root, "{wandb_run_id}"), "${args}"]}
+
+
 def shell_command(trial: Trial) -> str:
   return shlex.join(trial.command)
 

@@ -62,7 +62,12 @@ def main() -> int:
     return 0
   if a.backend == "local":
     return launch.run_local(processes, a.log_dir)
-  return subprocess.run(processes[0].argv, env={**os.environ, **processes[0].env}).returncode
+  try:
+    return subprocess.run(processes[0].argv, env={**os.environ, **processes[0].env}).returncode
+  except FileNotFoundError:
+    print(f"error: {processes[0].argv[0]} not found; run this where it is installed (a SLURM login node, a machine "
+          "with the gcloud CLI), or print the commands with --dry-run", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

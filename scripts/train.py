@@ -2,7 +2,9 @@
 
   python scripts/train.py --config experiments/NAME.py[:ARGS] --workdir DIR [--config.KEY=VALUE ...]
 
-Rerunning the same command resumes from the newest checkpoint in DIR/checkpoints.
+Rerunning the same command resumes from the newest checkpoint in DIR/checkpoints. A literal
+`{wandb_run_id}` in DIR is replaced by $WANDB_RUN_ID (set by `wandb agent`; see
+`scripts/sweep.py --wandb_export`), so each agent run gets its own workdir.
 """
 import os
 import sys
@@ -20,10 +22,16 @@ flags.DEFINE_string("workdir", None, "run directory (created; reused to resume)"
 
 def main(argv):
   config = cli.parse_flags(argv, required=("config", "workdir"))
+  workdir = flags.FLAGS.workdir
+  if "{wandb_run_id}" in workdir:
+    if not os.environ.get("WANDB_RUN_ID"):
+      raise cli.ConfigError("--workdir contains {wandb_run_id} but WANDB_RUN_ID is not set "
+                            "(`wandb agent` sets it)")
+    workdir = workdir.replace("{wandb_run_id}", os.environ["WANDB_RUN_ID"])
   parallel.initialize()
   parallel.enable_compilation_cache()
   from gan_jax.train import loop
-  loop.train(config, flags.FLAGS.workdir)
+  loop.train(config, workdir)
 
 
 if __name__ == "__main__":

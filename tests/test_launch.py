@@ -44,6 +44,8 @@ def test_bad_launches_exit_2_with_one_line():
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and message in r.stderr, (args, r.stderr)
   r = run_script("launch.py", "--backend", "local")
   assert r.returncode == 2 and "nothing to launch" in r.stderr
+  r = run_script("launch.py", "--backend", "slurm", "--", *TRAIN, env={"PATH": "/nonexistent"})
+  assert r.returncode == 2 and "error: srun not found" in r.stderr
 
 
 def test_local_backend_stops_the_others_when_one_process_fails(tmp_path):

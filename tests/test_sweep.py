@@ -183,3 +183,38 @@ def test_sweep_cli_bad_input_exits_2(tmp_path, args, message):
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
   assert not os.path.exists(tmp_path / "r")
+
+
+def test_trials_through_a_launcher_and_the_wandb_export(tmp_path):
+  sweep = sweep_lib.load_sweep(experiment("ring8") + ":runlocal", "smoke", str(tmp_path),
+                               sweep_lib.parse_sets(["total_steps=20"]))
+  slurm = sweep_lib.with_launcher(sweep, "slurm", ["--nodes=2", "--gpus_per_node=4"])
+  t = slurm.trials[2]
+  assert t.command[:7] == [sys.executable, os.path.join(ROOT, "scripts", "launch.py"), "--backend", "slurm",
+                           "--nodes=2", "--gpus_per_node=4", "--"]
+  assert t.command[7:] == sweep.trials[2].command[1:]
+  local = sweep_lib.with_launcher(sweep, "local", ["--num_processes=2"]).trials[0]
+  assert local.command[5:7] == ["--log_dir", os.path.join(local.workdir, "launch_logs")]
+  with pytest.raises(ConfigError, match="unknown --backend 'mpi'; valid choices: process, local, slurm, tpu-vm"):
+    sweep_lib.with_launcher(sweep, "mpi")
+  # The launcher's dry run of a trial is srun around the trial's own train command.
+  r = run_script("launch.py", *t.command[2:6], "--dry-run", *t.command[6:])
+  assert r.returncode == 0 and shlex.split(r.stdout)[:3] == ["srun", "--nodes=2", "--ntasks-per-node=4"]
+
+  out = tmp_path / "wandb.yaml"
+  r = run_script("sweep.py", "--config", experiment("ring8") + ":runlocal", "--sweep", "smoke", "--root",
+                 str(tmp_path / "w"), "--set", "total_steps=20", "--wandb_export", str(out))
+  assert r.returncode == 0, r.stderr[-2000:]
+  cfg = json.loads(out.read_text())
+  assert cfg["method"] == "grid" and cfg["program"] == os.path.join(ROOT, "scripts", "train.py")
+  assert cfg["parameters"] == {"config.loss.name": {"values": ["nonsaturating", "rpgan"]},
+                               "config.seed": {"values": ["0", "1"]}, "config.total_steps": {"value": "20"}}
+  assert cfg["command"][-3:] == ["--workdir", str(tmp_path / "w" / "{wandb_run_id}"), "${args}"]
+  # What an agent run executes: the placeholder becomes the run's id.
+  cmd = [a for a in cfg["command"][3:-1]]
+  r = run_script("train.py", *cmd, "--config.loss.name=rpgan", "--config.seed=1", "--config.total_steps=2",
+                 "--config.sample_every=0", "--config.eval.every=0", env={"WANDB_RUN_ID": "abc123"})
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert os.path.isdir(tmp_path / "w" / "abc123" / "checkpoints" / "2")
+  r = run_script("train.py", *cmd, env={"WANDB_RUN_ID": ""})
+  assert r.returncode == 2 and "WANDB_RUN_ID is not set" in r.stderr
