@@ -34,6 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_TWIN = os.path.join(ROOT, "benchmarks", "torch_dcgan.py")
 # Image channels of the TFDS datasets, for timing their experiments where they are not prepared.
 _CHANNELS = {"mnist": 1}
+# Classes of the datasets the conditional paper baselines use, for shapes read off the config.
+_CLASSES = {"cifar10": 10, "mnist": 10, "imagenet2012": 1000, "imagenet_resized": 1000}
 
 
 def _timed(call, repeats: int, warmup: int = 0) -> list[float]:
@@ -62,7 +64,10 @@ def data_spec(config: ConfigDict) -> tuple[DataSpec, bool]:
     return build_dataset(config.data).spec, False
   except ConfigError:
     c = config.data
-    return DataSpec("image", (c.resolution, c.resolution, c.channels or _CHANNELS.get(c.name, 3))), True
+    classes = 0
+    if config.model.conditional:
+      classes = _CLASSES.get(c.name) or _CLASSES.get(c.tfds_name.split("/")[0], 0)
+    return DataSpec("image", (c.resolution, c.resolution, c.channels or _CHANNELS.get(c.name, 3)), classes), True
 
 
 def _cost_flops(compiled) -> float:

@@ -56,6 +56,8 @@ def parse(argv):
   p.add_argument("--experiments", nargs="?", const="all", default=None)
   p.add_argument("--penalty-ratio", default=None, metavar="EXPERIMENT",
                  help="time the D update of EXPERIMENT:runlocal with its gradient penalties vs without")
+  p.add_argument("--scaling", nargs="?", const="all", default=None, metavar="EXPERIMENTS",
+                 help="parameters, FLOPs per image and the modelled pod/node step time of the paper baselines")
   p.add_argument("--fid", action="store_true",
                  help="images/s of the FID Inception (with --compare-torch: against pytorch-fid's)")
   p.add_argument("--size", type=int, default=32, help="--fid: input images are size x size (resized to 299)")
@@ -210,6 +212,20 @@ def main(argv):
         raise ConfigError(f"--experiments: unknown experiment {n!r}; valid: {', '.join(valid)}")
     out = {"compile": benchmark.experiment_compile_times(names)}
     print_compile_table(out["compile"])
+  elif a.scaling is not None:
+    from gan_jax import scaling
+    names = scaling.BASELINES if a.scaling == "all" else a.scaling.split(",")
+    valid = cli.experiment_names()
+    for n in names:
+      if n not in valid:
+        raise ConfigError(f"--scaling: unknown experiment {n!r}; valid: {', '.join(valid)}")
+    rows = []
+    for n in names:
+      rows.append(scaling.baseline_costs(n))
+      print(f"  {n}: {rows[-1]['flops_per_image'] / 1e9:.1f} GFLOP per image", file=sys.stderr)
+    out = {"scaling": rows, "mfu": scaling.MFU, "platforms": [vars(p) for p in scaling.PLATFORMS],
+           "modelled": {r["experiment"]: [scaling.model_step(r, p) for p in scaling.PLATFORMS] for r in rows}}
+    print(scaling.markdown(rows))
   elif a.fid:
     if a.repeats < 1 or a.size < 1:
       raise ConfigError(f"--repeats and --size must be >= 1, got {a.repeats}, {a.size}")

@@ -104,3 +104,20 @@ def test_torch_twin_matches_parameter_counts(tmp_path):
   assert t["g_params"] == count(jax.eval_shape(DCGANGenerator(16, 3, 8, 4).init, jax.random.PRNGKey(0), z))
   assert t["d_params"] == count(jax.eval_shape(DCGANDiscriminator(16, 8, 4).init, jax.random.PRNGKey(0), x))
   assert math.isfinite(t["d_loss"]) and math.isfinite(t["g_loss"])
+
+
+def test_scaling_costs_and_model():
+  """benchmark.py --scaling's figures for one baseline: parameters counted, gradient bytes from them,
+  the FLOPs per image are positive and the model's arithmetic holds."""
+  from gan_jax import scaling
+  c = scaling.baseline_costs("dcgan_cifar10")
+  assert c["batch"] == 128 and c["d_updates_per_step"] == 1 and c["flops_per_image"] > 1e9
+  assert c["allreduce_bytes_per_step"] == 4 * (c["params_d"] + c["params_g"])
+  assert abs(c["flops_per_step"] - (c["flops_fixed"] + 128 * c["flops_per_image"])) < 1e-6 * c["flops_per_step"]
+  p = scaling.Platform("test", 4, 100.0, 10.0, "")
+  m = scaling.model_step(c, p, mfu=0.5)
+  compute = c["flops_per_step"] / (4 * 100e12 * 0.5)
+  comm = 1.5 * c["allreduce_bytes_per_step"] / 10e9
+  assert m["compute_ms"] == pytest.approx(compute * 1e3) and m["allreduce_ms"] == pytest.approx(comm * 1e3)
+  assert m["efficiency"] == pytest.approx(compute / (compute + comm))
+  assert "| dcgan_cifar10 | 32 | 128 |" in scaling.markdown([c])
