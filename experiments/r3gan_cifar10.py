@@ -15,10 +15,10 @@ embedding 768-d (projection); batch 512; Adam beta1 0, eps 1e-8, lr 2e-4 -> 5e-5
 0.99, R1 = R2 weight gamma 0.05 -> 0.005, EMA half-life 0 -> 5 Mimg, all cosine ramps over 20 Mimg
 then held. Duration 250 Mimg (the paper's Table 9 as quoted by the authors in R3GAN issue #18; the
 CLI default is "infinite"): 488,282 steps of 512. G 20,781,952 and D 21,280,512 parameters (the
-official networks instantiated with this preset). Not reproduced here yet: the augmentation
-(ADA `bgc` pipeline + cutout, probability 0 -> 0.55 on the same cosine; x-flip mirror on) and the
-bfloat16 stages. Published FID-50k 1.96 (brownvc/R3GAN-CIFAR10 model card / the paper's CIFAR-10
-table).
+official networks instantiated with this preset). The augmentation (ADA `bgc` pipeline + cutout,
+probability 0 -> 0.55 on the same cosine) is on (`augment.*`, gan_jax/augment); not reproduced yet:
+the x-flip mirror of the dataset and the bfloat16 stages. Published FID-50k 1.96
+(brownvc/R3GAN-CIFAR10 model card / the paper's CIFAR-10 table).
 
 Args: kimg=N (training duration in thousands of images), runlocal (digits at 16x16, widths 32,
 conditional on the 10 digit classes, 300 steps of 32: a laptop-sized run of the same recipe; learning rates 5x the

@@ -17,8 +17,9 @@ half-life 0 -> 0.5 Mimg, cosine ramps over 20 Mimg then held. G 23,057,952 and D
 parameters (official networks instantiated with this preset). The paper's training duration for FFHQ
 (its Table 9) could not be read from the sources available here and the official CLI trains until
 stopped: the default `kimg` is the 20 Mimg over which the ramps run; pass kimg=N for a longer run.
-Not reproduced yet: augmentation (ADA `bgc` + cutout, probability 0 -> 0.3; x-flips on) and the
-bfloat16 stages. Published FID-50k 2.75 (huggingface.co/brownvc/R3GAN-FFHQ-256x256 model card).
+Augmentation: ADA `bgc` + cutout, probability 0 -> 0.3 on the same cosine
+(`augment.*`). Not reproduced yet: the dataset x-flips and the bfloat16 stages. Published FID-50k
+2.75 (huggingface.co/brownvc/R3GAN-FFHQ-256x256 model card).
 
 Args: kimg=N, runlocal (unconditional digits at 16x16, widths 32, 16, 8 narrowing towards the
 image as the preset does, 300 steps of 32; learning rates 5x the

@@ -16,9 +16,9 @@ lr 2e-4 -> 5e-5, beta2 0.9 -> 0.99, R1 = R2 weight gamma 2 -> 0.2, EMA half-life
 cosine ramps over 20 Mimg then held. G 22,429,824 and D 22,381,440 parameters (official networks
 instantiated with this preset). The paper's training duration for FFHQ (its Table 9) could not be
 read from the sources available here and the official CLI trains until stopped: the default `kimg`
-is the 20 Mimg over which the preset's ramps run; pass kimg=N for a longer run. Not reproduced yet:
-augmentation (ADA `bgc` + cutout, probability 0 -> 0.3 on the same cosine; x-flips on) and the
-bfloat16 stages. Published FID-50k 1.95 (huggingface.co/brownvc/R3GAN-FFHQ-64x64 model card).
+is the 20 Mimg over which the preset's ramps run; pass kimg=N for a longer run. Augmentation:
+ADA `bgc` + cutout, probability 0 -> 0.3 on the same cosine (`augment.*`). Not reproduced yet: the
+dataset x-flips and the bfloat16 stages. Published FID-50k 1.95 (huggingface.co/brownvc/R3GAN-FFHQ-64x64 model card).
 
 Args: kimg=N, runlocal (unconditional digits at 16x16, widths 32, 32, 16, 300 steps of 32; learning rates 5x the
 paper's at this toy size, see r3gan.apply_runlocal).

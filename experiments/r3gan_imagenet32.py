@@ -17,8 +17,8 @@ cardinality 96 (group size 32 at expansion 2), z 64-d, G class embedding 64-d, D
 weight gamma 0.5 -> 0.05, EMA half-life 0 -> 50 Mimg, cosine ramps over 200 Mimg then held.
 Duration 1000 Mimg (the paper's Table 9 as quoted in R3GAN issue #18): 244,141 steps of 4096.
 G 82,914,304 and D 86,548,992 parameters (official networks instantiated with this preset and
-1000 classes). Not reproduced yet: augmentation (ADA `bgc` + cutout, probability 0 -> 0.5 on the same
-cosine; x-flips on) and the bfloat16 stages. Published FID-50k 1.27
+1000 classes). Augmentation: ADA `bgc` + cutout, probability 0 -> 0.5 on the
+same cosine (`augment.*`). Not reproduced yet: the dataset x-flips and the bfloat16 stages. Published FID-50k 1.27
 (the paper's ImageNet-32 table as indexed by benchmark sites; model card
 huggingface.co/brownvc/R3GAN-ImgNet-32x32).
 

@@ -17,8 +17,8 @@ cardinality 96 (group size 32 at expansion 2), z 64-d, G class embedding 64-d, D
 weight gamma 1 -> 0.1, EMA half-life 0 -> 50 Mimg, cosine ramps over 200 Mimg then held.
 Duration 1000 Mimg (the paper's Table 9 as quoted in R3GAN issue #18): 244,141 steps of 4096.
 G 103,570,432 and D 107,205,120 parameters (official networks instantiated with this preset and
-1000 classes). Not reproduced yet: augmentation (ADA `bgc` + cutout, probability 0 -> 0.4 on the same
-cosine; x-flips on) and the bfloat16 stages. Published FID-50k 2.09
+1000 classes). Augmentation: ADA `bgc` + cutout, probability 0 -> 0.4 on the
+same cosine (`augment.*`). Not reproduced yet: the dataset x-flips and the bfloat16 stages. Published FID-50k 2.09
 (huggingface.co/brownvc/R3GAN-ImgNet-64x64 model card).
 
 Args: kimg=N, runlocal (digits at 16x16 conditional on the 10 classes, widths 48, 300 steps of 32; learning rates 5x the

@@ -29,6 +29,7 @@ def get_config(arg=None):
   c = base_config("r3gan")
   r3gan.apply_preset(c, "CIFAR10")
   c.model.conditional = False
+  c.augment.name = "none"
   c.data.name = "stacked_mnist"
   c.data.num_examples = 128_000
   c.total_steps = math.ceil(a.kimg * 1000 / c.batch_size)

@@ -92,6 +92,12 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   # its protocol. `best` (e.g. "fid") keeps the checkpoint with the best value in DIR/best.
   c.eval = ConfigDict({"every": 0, "num_samples": 2500, "metrics": "", "num": 10_000, "ref": "",
                        "num_ref": 50_000, "batch_size": 50, "best": "", "inception": "", "vgg16": ""})
+  # Differentiable augmentation of D's inputs (gan_jax/augment/__init__.py): name none | diffaugment |
+  # ada; pipeline (ada groups "bgc", "bgcfnc", "bgc,cutout:0.5"; diffaugment "color,translation,cutout");
+  # p (unset: 0 for ada, 1 for diffaugment); p_final: cosine schedule over schedule.kimg; target > 0
+  # with ada: adaptive p (ADA), moved every `interval` D steps by batch·interval/(kimg·1000).
+  c.augment = ConfigDict({"name": "none", "pipeline": "", "p": _maybe_float(), "p_final": _maybe_float(),
+                          "target": 0.6, "interval": 4, "kimg": 500.0})
   c.wandb = ConfigDict({"mode": "auto", "project": "gan_jax", "entity": "", "name": ""})
   return c
 
@@ -199,6 +205,11 @@ def validate(config: ConfigDict) -> None:
     _check(config.eval.best in BEST_MODES,
            f"unknown eval.best {config.eval.best!r}; valid choices: {', '.join(sorted(BEST_MODES))}")
   _check(config.data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {config.data.channels}")
+  from gan_jax.augment import AugmentConfigError, make_augment
+  try:
+    make_augment(config.augment) if "augment" in config else None   # absent in runs made before it
+  except AugmentConfigError as e:
+    raise ConfigError(str(e)) from None
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

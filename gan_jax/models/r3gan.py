@@ -311,7 +311,7 @@ class Preset:
   beta2: tuple[float, float]
   gamma: tuple[float, float]
   ema_halflife_kimg: tuple[float, float]
-  aug_p: tuple[float, float]        # augmentation probability (not implemented yet)
+  aug_p: tuple[float, float]        # augmentation probability, cosine over `decay_kimg` (augment.p, p_final)
   decay_kimg: float
   batch_size: int
   gpus: int
@@ -335,8 +335,12 @@ PRESETS = {
 def apply_preset(c: ConfigDict, name: str) -> ConfigDict:
   """Fills `c` (a base_config("r3gan")) with preset `name` of the official train.py: architecture,
   batch size, Adam (beta1 0, eps 1e-8) with cosine lr and beta2, loss rpgan with R1 = R2 = gamma
-  every D step on a cosine, EMA half-life on a cosine from 0; all ramps over `decay_kimg`
-  (training_loop.cosine_decay_with_warmup: cosine to the final value, then held)."""
+  every D step on a cosine, EMA half-life on a cosine from 0, and the augmentation of train.py
+  (`--aug=1`: AugmentPipe with xflip, rotate90, xint, scale, rotate, aniso, xfrac at strength 1,
+  brightness, contrast, lumaflip, hue, saturation at 0.5, cutout at 1; not adaptive) with its
+  probability on a cosine from `aug_p[0]` to `aug_p[1]`; all ramps over `decay_kimg`
+  (training_loop.cosine_decay_with_warmup: cosine to the final value, then held). The dataset
+  x-flips of `--mirror=1` are not applied (no data-side mirroring in gan_jax yet)."""
   p = PRESETS[name]
   c.data.resolution = p.resolution
   c.model.widths = p.widths
@@ -354,6 +358,7 @@ def apply_preset(c: ConfigDict, name: str) -> ConfigDict:
   c.schedule.kimg = p.decay_kimg
   c.ema.halflife_kimg = p.ema_halflife_kimg[0]
   c.ema.halflife_final_kimg = p.ema_halflife_kimg[1]
+  c.augment.update(name="ada", pipeline="bg,color:0.5,cutout", p=p.aug_p[0], p_final=p.aug_p[1], target=0.0)
   return c
 
 

@@ -22,7 +22,7 @@ class TrainState:
   ema_params: Params      # EMA of g_params, or None when EMA is off
   g_opt: optax.OptState
   d_opt: optax.OptState
-  reg_state: dict         # regularizer state (LeCam's EMA anchors), {} when none
+  reg_state: dict         # regularizer state (LeCam's anchors, PL mean, ADA's adaptive p and r_t sums), {} when none
 
 
 def sample_latents(key: jax.Array, n: int, z_dim: int, dist: str) -> jax.Array:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import regularizers as regs
+from gan_jax.augment import Augment
 from gan_jax.losses import AdversarialLoss
 from gan_jax.schedules import cosine_ramp
 from gan_jax.train.state import TrainState, init_state, sample_latents
@@ -44,12 +45,14 @@ class GAN:
   schedule_images: float = 0.0          # duration of the cosine ramps (schedule.kimg · 1000)
   num_classes: int = 0                  # > 0: G and D are conditional on labels
   truncation_mode: str | None = None    # "z", "w" or None: how sample truncation applies
+  augment: Augment = Augment()          # what D sees: aug(x) (gan_jax/augment); Augment() = none
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
     reg_state = regs.lecam_init() if self.reg.lecam > 0 else {}
     if self.reg.pl_weight > 0:
       reg_state["pl_mean"] = jnp.zeros((), jnp.float32)
+    reg_state.update(self.augment.init_state())   # the adaptive augmentation p, when there is one
     return init_state(key, self.generator, self.discriminator, data_shape, self.z_dim, self.g_tx,
                       self.d_tx, self.use_ema, reg_state, self.num_classes)
 
@@ -127,16 +130,19 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, z, fake_labels, g_key)[0])
   reg = gan.reg
   images = gan.images(state.step)
+  aug_p, aug_real, aug_fake = _augmenters(gan, state, key)
 
   def loss_fn(d_params):
-    real_logits, d_vars = gan.discriminate(d_params, state.d_vars, real, real_labels, d_key)
-    fake_logits, d_vars = gan.discriminate(d_params, d_vars, fake, fake_labels, d_key)
+    real_logits, d_vars = gan.discriminate(d_params, state.d_vars, aug_real(real), real_labels, d_key)
+    fake_logits, d_vars = gan.discriminate(d_params, d_vars, aug_fake(fake), fake_labels, d_key)
     adversarial = gan.loss.d(real_logits, fake_logits)
     loss, logs, reg_state = adversarial, {}, state.reg_state
     if reg.has_gradient_penalty:
       # Penalties see D with the statistics of this step; their own statistics updates are dropped.
-      d_fn = lambda x: gan.discriminate(d_params, d_vars, x, real_labels, d_key)[0]  # noqa: E731
-      d_fn_fake = lambda x: gan.discriminate(d_params, d_vars, x, fake_labels, d_key)[0]  # noqa: E731
+      # With augmentation they differentiate D∘aug at the un-augmented inputs (R3GAN), with the
+      # draws of the adversarial term's reals (fakes for R2).
+      d_fn = lambda x: gan.discriminate(d_params, d_vars, aug_real(x), real_labels, d_key)[0]  # noqa: E731
+      d_fn_fake = lambda x: gan.discriminate(d_params, d_vars, aug_fake(x), fake_labels, d_key)[0]  # noqa: E731
       weights = {"r1": cosine_ramp(reg.r1, gan.gamma_final, gan.schedule_images)(images),
                  "r2": cosine_ramp(reg.r2, gan.gamma_final, gan.schedule_images)(images)}
 
@@ -169,10 +175,24 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   d_params = optax.apply_updates(state.d_params, updates)
   if reg.clip > 0:
     d_params = regs.clip_weights(d_params, reg.clip)
+  if gan.augment.enabled:
+    reg_state = gan.augment.update(reg_state, real_logits, d_step, real.shape[0])
+    # aug_rt: E[sign(D(aug(real)))] of this D step, ADA's overfitting heuristic r_t.
+    logs = {**logs, "aug_p": aug_p, "aug_rt": jnp.mean(jnp.sign(real_logits.astype(jnp.float32)))}
   state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state)
   # d_loss is the adversarial term alone (comparable across regularizers); penalties are logged raw.
   return state, {"d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
                  "d_grad_norm": optax.tree.norm(grads), **logs}
+
+
+def _augmenters(gan: GAN, state: TrainState, key: jax.Array):
+  """(p, aug_real, aug_fake): the current augmentation probability and the two augmentations of
+  this update (per-image draws from keys folded out of the update's key; identities when off)."""
+  if not gan.augment.enabled:
+    return None, (lambda x: x), (lambda x: x)
+  p = gan.augment.probability(state.reg_state, gan.images(state.step), gan.schedule_images)
+  real_key, fake_key = jax.random.fold_in(key, 5), jax.random.fold_in(key, 6)
+  return p, (lambda x: gan.augment(real_key, x, p)), (lambda x: gan.augment(fake_key, x, p))
 
 
 def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
@@ -184,12 +204,13 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
   if not gan.num_classes:
     real_labels = None
   reg = gan.reg
+  _, aug_real, aug_fake = _augmenters(gan, state, key)
 
   def loss_fn(g_params):
     fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, g_key)
     # D is not updated by the G step: its statistics updates are dropped.
-    fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, fake, fake_labels, d_key)
-    real_logits = (gan.discriminate(state.d_params, state.d_vars, real, real_labels, d_key)[0]
+    fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
+    real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(real), real_labels, d_key)[0]
                    if gan.loss.g_uses_real else jnp.zeros_like(fake_logits))
     adversarial = gan.loss.g(real_logits, fake_logits)
     loss, logs, reg_state = adversarial, {}, state.reg_state
