@@ -14,6 +14,7 @@ import ml_collections
 from ml_collections import ConfigDict, config_dict
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+NAN_POLICIES = ("stop", "skip")
 Z_DISTS = ("normal", "uniform")
 
 
@@ -38,6 +39,10 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.population = 1
   c.log_every = 50
   c.ckpt_every = 500
+  # A NaN or Inf in a loss, penalty, gradient or parameter: "stop" (exit 1 naming the step range
+  # and the quantity; no checkpoint of the diverged state) or "skip" (the step's update is undone
+  # inside the step and counted: nonfinite_skipped in metrics.jsonl).
+  c.nan_policy = "stop"
   c.sample_every = 500
 
   # ls_a, ls_b, ls_c: the a-b-c coding of least_squares (Mao et al. 2017): fake, real, G's target.
@@ -176,6 +181,8 @@ def validate(config: ConfigDict) -> None:
   _check(config.model.z_dist in Z_DISTS,
          f"unknown model.z_dist {config.model.z_dist!r}; valid choices: {', '.join(Z_DISTS)}")
   _check(config.model.z_dim >= 1, f"model.z_dim must be >= 1, got {config.model.z_dim}")
+  _check(config.get("nan_policy", "stop") in NAN_POLICIES,
+         f"unknown nan_policy {config.get('nan_policy')!r}; valid choices: {', '.join(NAN_POLICIES)}")
   _check(config.wandb.mode in WANDB_MODES,
          f"unknown wandb.mode {config.wandb.mode!r}; valid choices: {', '.join(WANDB_MODES)}")
   _check(0.0 <= config.ema.decay < 1.0, f"ema.decay must be in [0, 1), got {config.ema.decay}")

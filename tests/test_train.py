@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, experiment, read_jsonl, run_script
 from PIL import Image
 
+from gan_jax.config import ConfigError
 from gan_jax.train import loop
 
 
@@ -185,6 +186,30 @@ def test_divergence_stops_with_a_message_and_keeps_checkpoints(load_config, tmp_
                      match=r"NaN or Inf within steps \(40, 50\]; the last checkpoint \(step 40\) is intact"):
     loop.train(c, str(tmp_path))
   assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == [20, 30, 40]
+
+
+def test_nan_policy_skip_undoes_and_counts_nonfinite_steps(load_config, tmp_path):
+  """nan_policy=skip: 40 good steps, then a learning rate that makes every update non-finite:
+  the run goes on to step 60, each bad step is undone inside the step (the parameters stay those
+  of step 40, bit for bit) and counted; a bad config value exits with the valid choices."""
+  c = load_config("experiments/ring8.py:runlocal")
+  c.update_from_flattened_dict({"wandb.mode": "disabled", "total_steps": 40, "log_every": 10, "ckpt_every": 20,
+                                "sample_every": 0, "eval.every": 0, "nan_policy": "skip"})
+  loop.train(c, str(tmp_path))
+  *_, good, _ = loop.load_run(str(tmp_path))
+  c.update_from_flattened_dict({"total_steps": 60, "optim.d.lr": 1e30, "optim.g.lr": 1e30})
+  loop.train(c, str(tmp_path))
+  *_, after, step = loop.load_run(str(tmp_path))
+  assert step == 60 and int(after.step) == 60 and int(after.reg_state["nonfinite_skipped"]) == 20
+  for a, b in zip(_flat((good.g_params, good.d_params, good.ema_params)),
+                  _flat((after.g_params, after.d_params, after.ema_params))):
+    np.testing.assert_array_equal(a, b)
+  rows = read_jsonl(str(tmp_path / "metrics.jsonl"))
+  assert [r["nonfinite_skipped"] for r in rows] == [0, 0, 0, 0, 10, 20]
+  assert all(np.isfinite(r["d_loss"]) for r in rows)
+  c.nan_policy = "ignore"
+  with pytest.raises(ConfigError, match="unknown nan_policy 'ignore'; valid choices: stop, skip"):
+    loop.train(c, str(tmp_path / "other"))
 
 
 def test_population_members_equal_separate_runs(load_config, tmp_path):

@@ -19,6 +19,7 @@ from ml_collections import ConfigDict
 from gan_jax import config as config_lib
 from gan_jax import logging as logs
 from gan_jax import parallel
+from gan_jax.augment import Augment, make_augment
 from gan_jax.checkpoint import Checkpointer, abstract_like
 from gan_jax.config import ConfigError
 from gan_jax.data import Dataset, build_dataset
@@ -84,7 +85,9 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
                                 pl_batch_shrink=r.pl_batch_shrink),
              gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
              num_classes=spec.num_classes if config.model.conditional else 0,
-             truncation_mode=MODELS.get(config.model.name).truncation)
+             truncation_mode=MODELS.get(config.model.name).truncation,
+             augment=make_augment(config.augment) if "augment" in config else Augment(),
+             nan_skip=config.get("nan_policy", "stop") == "skip")
 
 
 def check_batch(config: ConfigDict) -> None:
@@ -325,7 +328,7 @@ def train(config: ConfigDict, workdir: str) -> None:
         keep_if_best(step, eval_metrics)
       overhead += time.perf_counter() - t_eval
       if step % config.log_every == 0 or step == config.total_steps:
-        means = {k: np.asarray(v, np.float64) / n_acc for k, v in jax.device_get(acc).items()}
+        means = interval_means(jax.device_get(acc), n_acc, jax.device_get(metrics))
         check_finite(means, step, n_acc, saved_at)
         elapsed = time.perf_counter() - interval_start - overhead
         if interval_steps and elapsed > 0:
@@ -374,6 +377,17 @@ def train(config: ConfigDict, workdir: str) -> None:
     if best_ckpt is not None:
       best_ckpt.close()
     lock.release()
+
+
+def interval_means(sums: dict, n: int, last: dict) -> dict:
+  """Means of the summed step metrics over an interval of n steps; with nan_policy="skip", over
+  its good steps only (`step_ok`), and the running count of undone steps as it stands now."""
+  ok = np.asarray(sums["step_ok"], np.float64) if "step_ok" in sums else n
+  means = {k: np.asarray(v, np.float64) / np.maximum(ok, 1) for k, v in sums.items()
+           if k not in ("step_ok", "nonfinite_skipped")}
+  if "nonfinite_skipped" in last:
+    means["nonfinite_skipped"] = np.asarray(last["nonfinite_skipped"])
+  return means
 
 
 def check_finite(sums: dict, step: int, n_steps: int, saved_at: int | None) -> None:

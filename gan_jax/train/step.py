@@ -46,6 +46,7 @@ class GAN:
   num_classes: int = 0                  # > 0: G and D are conditional on labels
   truncation_mode: str | None = None    # "z", "w" or None: how sample truncation applies
   augment: Augment = Augment()          # what D sees: aug(x) (gan_jax/augment); Augment() = none
+  nan_skip: bool = False                # nan_policy="skip": a step with a non-finite value is undone
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
@@ -53,6 +54,8 @@ class GAN:
     if self.reg.pl_weight > 0:
       reg_state["pl_mean"] = jnp.zeros((), jnp.float32)
     reg_state.update(self.augment.init_state())   # the adaptive augmentation p, when there is one
+    if self.nan_skip:
+      reg_state["nonfinite_skipped"] = jnp.zeros((), jnp.int32)
     return init_state(key, self.generator, self.discriminator, data_shape, self.z_dim, self.g_tx,
                       self.d_tx, self.use_ema, reg_state, self.num_classes)
 
@@ -262,6 +265,7 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   for G when its loss needs reals); key: the run's base key (folded with the step)."""
   key = jax.random.fold_in(key, state.step)
   d_key, g_key = jax.random.split(key)
+  before = state
   reals = batch["x"]
   labels = batch.get("label") if gan.num_classes else None
 
@@ -285,4 +289,21 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   for who, opt in (("g", state.g_opt), ("d", state.d_opt)):
     if hasattr(opt, "hyperparams"):
       metrics[f"{who}_lr"] = opt.hyperparams["learning_rate"]
-  return state.replace(step=step), metrics
+  state = state.replace(step=step)
+  if gan.nan_skip:
+    state, metrics = _undo_if_nonfinite(before, state, metrics)
+  return state, metrics
+
+
+def _undo_if_nonfinite(before: TrainState, after: TrainState, metrics: dict) -> tuple[TrainState, dict]:
+  """nan_policy="skip": when any metric (losses, penalties, gradient norms) or any new G or D
+  parameter is NaN or Inf, the step's updates are undone (the data is consumed, the step counter
+  advances) and counted in reg_state["nonfinite_skipped"]; decided inside the step, no host sync.
+  The step's metrics are then zeros with `step_ok` 0, so interval means count good steps only."""
+  checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((metrics, after.g_params, after.d_params))]
+  ok = jnp.all(jnp.stack(checks))
+  state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), after, before.replace(step=after.step))
+  skipped = before.reg_state["nonfinite_skipped"] + (~ok).astype(jnp.int32)
+  state = state.replace(reg_state={**state.reg_state, "nonfinite_skipped": skipped})
+  metrics = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in metrics.items()}
+  return state, {**metrics, "step_ok": ok.astype(jnp.float32), "nonfinite_skipped": skipped}
