@@ -40,10 +40,11 @@ def test_p_zero_is_the_identity_exactly(channels):
   x = _images(c=channels)
   key = jax.random.PRNGKey(3)
   full = dict(parse_ada_pipeline("bgcfnc"))
-  np.testing.assert_array_equal(jax.jit(lambda x: ada.ada_augment(key, x, 0.0, full))(x), x)
+  f = jax.jit(lambda x, p: ada.ada_augment(key, x, p, full))
+  np.testing.assert_array_equal(f(x, 0.0), x)
   np.testing.assert_array_equal(diffaugment.diffaugment(key, x, 0.0), x)
   # ... and p = 1 changes every image.
-  y = ada.ada_augment(key, x, 1.0, full)
+  y = f(x, 1.0)
   assert np.all(np.abs(np.asarray(y - x)).reshape(len(x), -1).max(1) > 1e-3)
 
 
@@ -285,7 +286,7 @@ def test_gradient_penalty_is_taken_at_the_unaugmented_input():
 def test_train_step_adapts_p_from_the_logged_rt():
   """4 steps (interval 4, n_critic 1): p moves once, in the direction of mean(aug_rt) - target."""
   cfg = config_lib.base_config().augment
-  cfg.update(name="ada", pipeline="bgc", p=0.3, target=0.6, interval=4, kimg=1.0)
+  cfg.update(name="ada", pipeline="cutout", p=0.3, target=0.6, interval=4, kimg=1.0)
   gan = _image_gan(augment=make_augment(cfg))
   state = gan.init(jax.random.PRNGKey(0), (4, 4, 1))
   assert float(state.reg_state["aug_p"]) == pytest.approx(0.3)
@@ -353,43 +354,52 @@ def test_one_device_and_four_draw_the_same_augmentations(tmp_path):
 
 # ---------------------------------------------------------------- the trainer
 
-@pytest.mark.slow
-def test_ada_run_logs_p_and_resumes_exactly(tmp_path):
-  """dcgan_digits:runlocal with ADA: aug_p and aug_rt logged, p in the checkpoint, 1 vs 4 devices
-  equal, and resuming mid-run (p restored) matches the straight run."""
-  common = ["--config.augment.name=ada", "--config.augment.kimg=2", "--config.log_every=4",
-            "--config.batch_size=32", "--config.sample_every=0", "--config.ckpt_every=4"]
-  runs = {}
-  for name, devices, steps in (("one", 1, 8), ("four", 4, 8), ("resumed", 1, 4), ("resumed", 1, 8)):
-    wd = str(tmp_path / name)
-    r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", wd,
-                   f"--config.total_steps={steps}", *common, devices=devices)
-    assert r.returncode == 0, r.stderr[-3000:]
-    runs[name] = read_jsonl(os.path.join(wd, "metrics.jsonl"))
-  one = runs["one"]
-  assert [r["step"] for r in one] == [4, 8] and all(0 <= r["aug_p"] <= 1 and -1 <= r["aug_rt"] <= 1 for r in one)
-  assert one[1]["aug_p"] != one[0]["aug_p"]                  # p moved (by 32·4/2000 per interval)
-  for other in ("four", "resumed"):
-    for a, b in zip(one, runs[other], strict=True):
-      for k in ("aug_p", "aug_rt", "d_loss", "g_loss"):
-        np.testing.assert_allclose(b[k], a[k], atol=1e-5, err_msg=f"{other} {k}")
-  with open(os.path.join(tmp_path, "one", "config.json")) as f:
-    assert json.load(f)["augment"]["name"] == "ada"
+def test_adaptive_p_is_checkpointed_and_old_states_still_fit(tmp_path):
+  """The ADA state (p, sign sum, count) rides in reg_state through an Orbax save and restore; a
+  run without augmentation has exactly the leaves it had before augmentation existed."""
+  from gan_jax.checkpoint import Checkpointer, abstract_like
+  cfg = config_lib.base_config().augment
+  cfg.update(name="ada", pipeline="cutout", p=0.0, target=0.6)
+  gan = _image_gan(augment=make_augment(cfg))
+  state = gan.init(jax.random.PRNGKey(0), (4, 4, 1))
+  state = state.replace(reg_state={**state.reg_state, "aug_p": jnp.float32(0.375),
+                                   "aug_sign_sum": jnp.float32(-7.0), "aug_sign_count": jnp.int32(48)})
+  ckpt = Checkpointer(str(tmp_path / "ckpt"), keep=1, async_save=False)
+  ckpt.save_only(3, state)
+  assert ckpt.fits(3, abstract_like(state))
+  restored = ckpt.restore(3, abstract_like(state))
+  ckpt.close()
+  assert {k: float(v) for k, v in restored.reg_state.items()} == {"aug_p": 0.375, "aug_sign_sum": -7.0,
+                                                                 "aug_sign_count": 48.0}
+  plain = _image_gan()
+  with_ada, without = gan.init(jax.random.PRNGKey(0), (4, 4, 1)), plain.init(jax.random.PRNGKey(0), (4, 4, 1))
+  assert len(jax.tree.leaves(with_ada)) == len(jax.tree.leaves(without)) + 3
+  assert jax.tree.structure(without) == jax.tree.structure(dataclasses.replace(plain, augment=Augment()).init(
+      jax.random.PRNGKey(0), (4, 4, 1)))
 
 
 @pytest.mark.slow
-def test_ada_beats_no_augmentation_on_a_few_hundred_digits(tmp_path):
-  """Limited data: DCGAN (widths 16, batch 32) on the first 100 digits for 400 steps (128 epochs),
-  seeds 0, 1, 2 as one population: digit_fd against all 1797 digits at the end is lower with ADA
-  (bgc, target 0.6, kimg 2, p from 0) for the seed mean and for at least 2 of the 3 seeds."""
+def test_ada_beats_no_augmentation_on_a_few_digits(tmp_path):
+  """Limited data: limited_digits:runlocal (DCGAN widths 16, batch 32) on the first 25 digits for
+  300 steps (384 epochs), seeds 0, 1, 2 as one population; digit_fd (1000 samples, against all 1797
+  digits) at the end is lower with ADA (bgc, target 0.6, interval 4, kimg 2, p from 0) for the
+  seed mean and for at least 2 of the 3 seeds. Measured: none 3309, 3628, 3355; ADA 2666, 2759,
+  2649 (p ended at 3.0, 1.7, 1.1: D overfits 25 images at once). The README's study is the
+  full-size version."""
   final = {}
   for aug in ("none", "ada"):
     wd = str(tmp_path / aug)
     r = run_script("train.py", "--config",
-                   experiment("limited_digits") + f":augment={aug},num=100,steps=400,population=3,ada_kimg=2.0,"
+                   experiment("limited_digits") + f":augment={aug},num=25,steps=300,population=3,ada_kimg=2.0,"
                    "runlocal", "--workdir", wd)
     assert r.returncode == 0, r.stderr[-3000:]
-    final[aug] = np.asarray([row for row in read_jsonl(os.path.join(wd, "metrics.jsonl"))
-                             if "digit_fd" in row][-1]["digit_fd"])
+    rows = read_jsonl(os.path.join(wd, "metrics.jsonl"))
+    final[aug] = np.asarray([row for row in rows if "digit_fd" in row][-1]["digit_fd"])
+    with open(os.path.join(wd, "config.json")) as f:
+      assert json.load(f)["augment"]["name"] == aug
+  # The ADA run logs p (rising from 0: D overfits) and r_t per member.
+  p = np.asarray([row["aug_p"] for row in rows if "aug_p" in row])
+  rt = np.asarray([row["aug_rt"] for row in rows if "aug_rt" in row])
+  assert p.shape == rt.shape == (12, 3) and np.all(p[-1] > 0.2) and np.all(np.abs(rt) <= 1)
   assert final["ada"].mean() < final["none"].mean(), final
   assert (final["ada"] < final["none"]).sum() >= 2, final
