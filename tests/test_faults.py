@@ -230,3 +230,14 @@ def test_disk_full_and_read_only_workdir_stop_cleanly_and_keep_checkpoints(small
   # With space again, the same command resumes and finishes.
   r = run_script("train.py", *args, "--config.total_steps=40")
   assert r.returncode == 0 and "resuming at step 20" in r.stderr, r.stderr[-3000:]
+
+
+def test_an_empty_tfds_split_is_a_config_error():
+  import tensorflow_datasets as tfds
+
+  from gan_jax.config import ConfigError, base_config
+  from gan_jax.data import build_dataset
+  c = base_config().data
+  c.name = "cifar10"
+  with tfds.testing.mock_data(num_examples=0), pytest.raises(ConfigError, match="split 'train' is empty"):
+    build_dataset(c)
