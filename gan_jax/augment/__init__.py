@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from gan_jax.augment import ada as ada_lib
 from gan_jax.augment import diffaugment as diffaugment_lib
+from gan_jax.config import ConfigError
 from gan_jax.schedules import cosine_ramp
 
 NAMES = ("none", "diffaugment", "ada")
@@ -37,8 +38,8 @@ DEFAULT_PIPELINE = {"ada": "bgc", "diffaugment": "color,translation,cutout"}
 DEFAULT_P = {"none": 0.0, "ada": 0.0, "diffaugment": 1.0}
 
 
-class AugmentConfigError(ValueError):
-  """A bad augment.* value (gan_jax.config turns it into a ConfigError)."""
+class AugmentConfigError(ConfigError):
+  """A bad augment.* value: one line naming the valid choices, exit code 2."""
 
 
 def parse_ada_pipeline(spec: str) -> tuple[tuple[str, float], ...]:
@@ -93,6 +94,9 @@ class Augment:
 
   def __call__(self, key: jax.Array, images: jax.Array, p: jax.Array | float) -> jax.Array:
     """Augmented images [B, H, W, C] (in [-1, 1]); each image draws its own parameters from `key`."""
+    if self.enabled and images.ndim != 4:
+      raise AugmentConfigError(f"augment.name={self.name!r} augments images [B, H, W, C], got shape "
+                               f"{tuple(images.shape)}; valid: augment.name=none for this data")
     if self.name == "ada":
       return ada_lib.ada_augment(key, images, p, dict(self.ada_strength))
     if self.name == "diffaugment":
@@ -128,10 +132,14 @@ class Augment:
             "aug_sign_count": jnp.where(due, 0, count)}
 
 
-def make_augment(c) -> Augment:
-  """Augment from the `augment` config block; AugmentConfigError names the valid choices."""
+def make_augment(c, data_kind: str = "image") -> Augment:
+  """Augment from the `augment` config block; AugmentConfigError names the valid choices.
+  `data_kind`: the dataset's DataSpec.kind; augmentation needs images."""
   if c.name not in NAMES:
     raise AugmentConfigError(f"unknown augment.name {c.name!r}; valid choices: {', '.join(NAMES)}")
+  if c.name != "none" and data_kind != "image":
+    raise AugmentConfigError(f"augment.name={c.name!r} augments images; this dataset has {data_kind} data; "
+                             "valid: augment.name=none")
   p = DEFAULT_P[c.name] if c.p is None else float(c.p)
   for key, value in (("p", p), ("p_final", c.p_final)):
     if value is not None and not 0.0 <= value <= 1.0:
