@@ -59,7 +59,7 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.data.path = ""              # image folder for data.name=folder
   c.data.resolution = 32
   c.data.channels = 0           # 0 = the dataset's own; 1 or 3 converts
-  c.data.num_examples = 100_000  # size of the sampled training set of the 2-D mixtures
+  c.data.num_examples = 100_000  # 2-D mixtures: size of the sampled set; digits: the first N of the 1797
   c.data.seed = 0               # data order and synthetic data; independent of `seed`
   c.data.num_threads = 4        # grain read threads per process
 

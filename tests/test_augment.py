@@ -407,3 +407,11 @@ def test_ada_beats_no_augmentation_on_a_few_digits(tmp_path):
   assert p.shape == rt.shape == (12, 3) and np.all(p[-1] > 0.2) and np.all(np.abs(rt) <= 1)
   assert final["ada"].mean() < final["none"].mean(), final
   assert (final["ada"] < final["none"]).sum() >= 2, final
+
+
+def test_augmenting_vector_data_stops_before_anything_is_written(tmp_path):
+  wd = tmp_path / "ring"
+  r = run_script("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", str(wd),
+                 "--config.augment.name=ada")
+  assert r.returncode == 2 and "augment.name='ada' augments images; this dataset has vector data" in r.stderr
+  assert not wd.exists()

@@ -86,7 +86,7 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
              gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
              num_classes=spec.num_classes if config.model.conditional else 0,
              truncation_mode=MODELS.get(config.model.name).truncation,
-             augment=make_augment(config.augment) if "augment" in config else Augment(),
+             augment=make_augment(config.augment, spec.kind) if "augment" in config else Augment(),
              nan_skip=config.get("nan_policy", "stop") == "skip")
 
 
