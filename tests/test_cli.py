@@ -8,11 +8,14 @@ from PIL import Image
 
 
 def _snapshot(workdir):
+  """Every file's size and mtime, but DIR/lock: a run that takes the workdir's lock writes its
+  host and pid there before it can find that the checkpoint does not fit (gan_jax/workdir.py)."""
   out = {}
   for root, _, files in os.walk(workdir):
     for f in files:
       p = os.path.join(root, f)
-      out[p] = (os.path.getsize(p), os.path.getmtime(p))
+      if p != os.path.join(workdir, "lock"):
+        out[p] = (os.path.getsize(p), os.path.getmtime(p))
   return out
 
 
@@ -28,7 +31,7 @@ def _bad_folder(tmp_path, kind):
 CASES = {
     "unknown_key": (["--config.optim.g.lrr=1"], "unknown config key 'config.optim.g.lrr'; valid keys under "
                     "'config.optim.g': b1, b2, b2_final, eps, lr, lr_final, name"),
-    "unknown_section_key": (["--config.bogus=1"], "valid keys under 'config': batch_size"),
+    "unknown_section_key": (["--config.bogus=1"], "valid keys under 'config': augment, batch_size"),
     "wrong_type": (["--config.batch_size=abc"], "bad value: flag --config.batch_size=abc"),
     "unknown_loss": (["--config.loss.name=bogus"], "unknown loss 'bogus'; valid choices: hinge, least_squares"),
     "unknown_model": (["--config.model.name=bogus"], "unknown model 'bogus'; valid choices: "),
@@ -36,7 +39,7 @@ CASES = {
     "indivisible_batch": (["--config.batch_size=36"], "batch_size=36 is not divisible by the 8 devices"),
     "tfds_not_prepared": (["--config.data.name=mnist", "--config.data.data_dir={tmp}/tfds"], "tfds build mnist"),
     "empty_folder": (["--config.data.name=folder", "--config.data.path={empty}"], "no images"),
-    "unreadable_folder": (["--config.data.name=folder", "--config.data.path={corrupt}"], "can be decoded"),
+    "unreadable_folder": (["--config.data.name=folder", "--config.data.path={corrupt}"], "no usable image under data.path"),
     "missing_experiment": (None, "config file"),
     "unknown_flag": (["--bogus_flag=1"], "unknown flag --bogus_flag"),
     "changed_model_on_resume": (["--config.model.g_width=8"], "changed keys: model.g_width (16 -> 8)"),

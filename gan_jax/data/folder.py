@@ -99,7 +99,7 @@ def folder(c: ConfigDict) -> Dataset:
     raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under data.path {c.path!r}")
   channels = c.channels or 3
   good = [f for f in files if readable_header(f)]
-  if len(good) < len(files):
+  if good and len(good) < len(files):
     bad = sorted(set(files) - set(good))
     print(f"gan_jax: skipped {len(bad)} of {len(files)} files under {c.path} that are not readable images "
           f"(e.g. {bad[0]})", file=sys.stderr)
