@@ -70,7 +70,16 @@ def data_spec(config: ConfigDict) -> tuple[DataSpec, bool]:
     return DataSpec("image", (c.resolution, c.resolution, c.channels or _CHANNELS.get(c.name, 3)), classes), True
 
 
-def _cost_flops(compiled) -> float:
+def abstract_batch(gan, batch_size: int, spec: DataSpec, sharding=None) -> dict:
+  """ShapeDtypeStructs of one train-step batch: x [batches_per_step, B, ...] (and labels)."""
+  shape = (gan.batches_per_step, batch_size)
+  batch = {"x": jax.ShapeDtypeStruct((*shape, *spec.shape), jnp.float32, sharding=sharding)}
+  if gan.num_classes:
+    batch["label"] = jax.ShapeDtypeStruct(shape, jnp.int32, sharding=sharding)
+  return batch
+
+
+def cost_flops(compiled) -> float:
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
@@ -124,7 +133,7 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
   return {"framework": "jax", "jax_version": jax.__version__, "devices": jax.device_count(),
           "step_times_s": times, "median_step_s": median, "min_step_s": min(times), "max_step_s": max(times),
           "images_per_s": images / median, "compile_s": compile_s, "first_step_s": first_step_s,
-          "flops_per_step": _cost_flops(compiled), "compiled_memory_mb": _memory_mb(compiled),
+          "flops_per_step": cost_flops(compiled), "compiled_memory_mb": _memory_mb(compiled),
           "peak_rss_mb": peak_rss_mb(), **losses}
 
 
@@ -222,12 +231,7 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
       for phase in ("cold", "warm"):
         gan, mesh, init, init_key, step_key, _ = setup(config, spec)
         state = jax.eval_shape(init, init_key)
-        sharding = parallel.batch_sharding(mesh, batch_axis=1)
-        batch = {"x": jax.ShapeDtypeStruct((gan.batches_per_step, config.batch_size, *spec.shape), jnp.float32,
-                                           sharding=sharding)}
-        if gan.num_classes:
-          batch["label"] = jax.ShapeDtypeStruct((gan.batches_per_step, config.batch_size), jnp.int32,
-                                                sharding=sharding)
+        batch = abstract_batch(gan, config.batch_size, spec, parallel.batch_sharding(mesh, batch_axis=1))
         t0 = time.perf_counter()
         init.lower(init_key).compile()
         row[f"init_compile_{phase}_s"] = time.perf_counter() - t0

@@ -21,7 +21,6 @@ import dataclasses
 import os
 
 import jax
-import jax.numpy as jnp
 
 from gan_jax import cli
 
@@ -50,14 +49,11 @@ BASELINES = ("dcgan_cifar10", "dcgan_celeba64", "sngan_cifar10", "sngan_stl10", 
 
 
 def _step_flops(gan, state, spec, step_key, batch: int) -> float:
+  """XLA's FLOP count of the lowered (not compiled) train step at `batch`."""
+  from gan_jax.benchmark import abstract_batch, cost_flops
   from gan_jax.train.step import train_step
-  x = {"x": jax.ShapeDtypeStruct((gan.batches_per_step, batch, *spec.shape), jnp.float32)}
-  if gan.num_classes:
-    x["label"] = jax.ShapeDtypeStruct((gan.batches_per_step, batch), jnp.int32)
-  cost = jax.jit(lambda s, b, k: train_step(gan, s, b, k)).lower(state, x, step_key).cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0]
-  return float(cost["flops"])
+  step = jax.jit(lambda s, b, k: train_step(gan, s, b, k))
+  return cost_flops(step.lower(state, abstract_batch(gan, batch, spec), step_key))
 
 
 def count(tree) -> int:

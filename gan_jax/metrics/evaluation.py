@@ -39,11 +39,13 @@ SOURCE = {"fid": "fid", "kid": "kid", "is": "is", "precision": "pr", "recall": "
 
 
 def cached_reference(data_config, metrics: tuple[str, ...], inception, vgg, num_ref: int, batch_size: int,
-                     mesh=None, progress: bool = True) -> tuple[fid.RefStats, str]:
+                     mesh=None, progress: bool = True, ds=None) -> tuple[fid.RefStats, str]:
   """Reference statistics of a run's own training data (its first `num_ref` images), computed
-  once and cached under $GAN_JAX_CACHE/ref_stats, keyed by data config, metrics, protocol and size."""
-  from gan_jax.data import build_dataset
-  ds = build_dataset(data_config)
+  once and cached under $GAN_JAX_CACHE/ref_stats, keyed by data config, metrics, protocol and size.
+  `ds`: the dataset of `data_config` when the caller has already built it."""
+  if ds is None:
+    from gan_jax.data import build_dataset
+    ds = build_dataset(data_config)
   n = min(num_ref, len(ds.source))
   key = json.dumps({"data": data_config.to_dict(), "metrics": sorted(metrics), "n": n,
                     "protocol": fid.protocols(inception, vgg)}, sort_keys=True, default=str)
@@ -78,7 +80,7 @@ class Evaluator:
   def needs_reference(self) -> bool:
     return any(m != "is" for m in self.metrics)
 
-  def set_reference(self, ref_path: str | None = None, data_config=None, num_ref: int = 50_000) -> None:
+  def set_reference(self, ref_path: str | None = None, data_config=None, num_ref: int = 50_000, ds=None) -> None:
     """Reference statistics from `ref_path` (scripts/ref_stats.py), or else of a run's own
     training data (`data_config`, its first `num_ref` images, cached); refused when made with
     another protocol or lacking what the metrics need."""
@@ -89,7 +91,7 @@ class Evaluator:
     else:
       ref_metrics = tuple(m for m in self.metrics if m != "is")
       self.ref, self.ref_path = cached_reference(data_config, ref_metrics, self.inception, self.vgg, num_ref,
-                                                 self.batch_size, self.mesh, self.progress)
+                                                 self.batch_size, self.mesh, self.progress, ds)
     fid.check_protocol(self.ref, self.protocol, self.ref_path, self.metrics)
 
   def __call__(self, sample: Callable, key: jax.Array, num: int, chunk: int, num_classes: int = 0,

@@ -416,7 +416,7 @@ def build_evaluator(config: ConfigDict, ds: Dataset, mesh):
   if not metrics:
     return None, mode
   evaluator = Evaluator(metrics, mesh, e.batch_size, e.inception or None, e.vgg16 or None)
-  evaluator.set_reference(e.ref or None, config.data, e.num_ref)
+  evaluator.set_reference(e.ref or None, config.data, e.num_ref, ds)
   return evaluator, mode
 
 
