@@ -15,6 +15,7 @@ from ml_collections import ConfigDict, config_dict
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 NAN_POLICIES = ("stop", "skip")
+PRECISIONS = ("float32", "bfloat16")
 Z_DISTS = ("normal", "uniform")
 
 
@@ -44,6 +45,21 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   # inside the step and counted: nonfinite_skipped in metrics.jsonl).
   c.nan_policy = "stop"
   c.sample_every = 500
+  # Gradient accumulation: each D and G update averages the gradients of `grad_accum` micro-batches
+  # of batch_size / grad_accum (a paper's batch on fewer devices; see gan_jax/train/step.py).
+  c.grad_accum = 1
+  # Compute dtype of G and D: "bfloat16" runs the networks in bf16 with float32 parameters,
+  # optimizer states, losses, penalties and normalization statistics (gan_jax/train/step.py).
+  c.precision = "float32"
+  # A profiler trace (TensorBoard/Perfetto, DIR/profile) of steps START:STOP, or N steps after the
+  # first (compiling) one; "" = none.
+  c.profile_steps = ""
+  # Sharding of G, D, EMA and optimizer states over the 'data' mesh axis (batches always split on it):
+  # `fsdp` splits every leaf of at least `min_size_mb` MB (as float32) along its largest dimension that
+  # divides by the device count; `rules` ("REGEX=DIM,REGEX=none", first match on paths such as
+  # g_params/Dense_0/kernel or d_opt/inner_state/0/mu/...) override it leaf by leaf. Checkpoints
+  # restore onto any device count (Orbax reshards).
+  c.sharding = ConfigDict({"fsdp": False, "min_size_mb": 4.0, "rules": ""})
 
   # ls_a, ls_b, ls_c: the a-b-c coding of least_squares (Mao et al. 2017): fake, real, G's target.
   c.loss = ConfigDict({"name": "nonsaturating", "ls_a": 0.0, "ls_b": 1.0, "ls_c": 1.0})
@@ -183,6 +199,20 @@ def validate(config: ConfigDict) -> None:
   _check(config.model.z_dim >= 1, f"model.z_dim must be >= 1, got {config.model.z_dim}")
   _check(config.get("nan_policy", "stop") in NAN_POLICIES,
          f"unknown nan_policy {config.get('nan_policy')!r}; valid choices: {', '.join(NAN_POLICIES)}")
+  _check(config.get("precision", "float32") in PRECISIONS,
+         f"unknown precision {config.get('precision')!r}; valid choices: {', '.join(PRECISIONS)}")
+  accum = config.get("grad_accum", 1)
+  _check(isinstance(accum, int) and accum >= 1, f"grad_accum must be an integer >= 1, got {accum!r}")
+  _check(config.batch_size % accum == 0,
+         f"batch_size={config.batch_size} is not divisible by grad_accum={accum}")
+  parse_profile_steps(config.get("profile_steps", ""))
+  if "sharding" in config:
+    from gan_jax.parallel import parse_sharding_rules
+    _check(config.sharding.min_size_mb >= 0, f"sharding.min_size_mb must be >= 0, got {config.sharding.min_size_mb}")
+    try:
+      parse_sharding_rules(config.sharding.rules)
+    except ValueError as e:
+      raise ConfigError(f"sharding.rules: {e}") from None
   _check(config.wandb.mode in WANDB_MODES,
          f"unknown wandb.mode {config.wandb.mode!r}; valid choices: {', '.join(WANDB_MODES)}")
   _check(0.0 <= config.ema.decay < 1.0, f"ema.decay must be in [0, 1), got {config.ema.decay}")
@@ -217,6 +247,25 @@ def validate(config: ConfigDict) -> None:
     make_augment(config.augment) if "augment" in config else None   # absent in runs made before it
   except AugmentConfigError as e:
     raise ConfigError(str(e)) from None
+
+
+def parse_profile_steps(value: str, start: int = 0) -> tuple[int, int] | None:
+  """`profile_steps`: "START:STOP" (steps START..STOP-1) or "N" (the N steps after the first step of
+  this invocation, which compiles: start+2 .. start+N+1); "" = None."""
+  value = str(value).strip()
+  if not value:
+    return None
+  try:
+    if ":" in value:
+      a, b = (int(x) for x in value.split(":"))
+    else:
+      a = start + 2
+      b = a + int(value)
+  except ValueError:
+    raise ConfigError(f"profile_steps must be N or START:STOP (integers), got {value!r}") from None
+  if not 1 <= a < b:
+    raise ConfigError(f"profile_steps {value!r}: need 1 <= START < STOP (N >= 1)")
+  return a, b
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

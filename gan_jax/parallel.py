@@ -13,6 +13,8 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+__all__ = ["P"]  # re-exported: callers compare specs with parallel.P()
+
 
 def initialize() -> None:
   """Starts the multi-controller runtime when the environment asks for it.
@@ -93,3 +95,78 @@ def replicate(value: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
   """A host value that is the same on every process -> a replicated global array."""
   value = np.asarray(value)
   return jax.make_array_from_callback(value.shape, replicated(mesh), lambda index: value[index])
+
+
+def parse_sharding_rules(rules: str) -> list[tuple[str, int | None]]:
+  """"REGEX=DIM,REGEX=none" -> [(regex, dim or None)]: `sharding.rules`. Raises ValueError naming the
+  bad item (the config validation turns it into a one-line error)."""
+  import re
+
+  out = []
+  for item in filter(None, (s.strip() for s in rules.split(","))):
+    pattern, eq, dim = item.rpartition("=")
+    if not eq or not pattern:
+      raise ValueError(f"sharding rule {item!r} is not REGEX=DIM (DIM an integer or 'none')")
+    try:
+      re.compile(pattern)
+    except re.error as e:
+      raise ValueError(f"sharding rule {item!r}: bad regex ({e})") from None
+    if dim.strip().lower() in ("none", "replicate"):
+      out.append((pattern, None))
+    else:
+      try:
+        out.append((pattern, int(dim)))
+      except ValueError:
+        raise ValueError(f"sharding rule {item!r}: DIM must be an integer or 'none'") from None
+  return out
+
+
+def leaf_spec(path: str, shape: tuple[int, ...], n: int, fsdp: bool, min_size: int,
+              rules: list[tuple[str, int | None]], leading: int = 0) -> P:
+  """The PartitionSpec of one state leaf over the 'data' axis of n devices.
+
+  The first rule whose regex matches `path` ("g_params/Dense_0/kernel", "d_opt/inner_state/0/mu/...")
+  decides: a dimension to split, or None (replicated); a rule's dimension must divide by n.
+  Without a matching rule, `fsdp` splits leaves of at least `min_size` elements along their
+  largest dimension that divides by n (the last of equals), like big_vision's fsdp tactic and
+  ZeRO-3; the rest stay replicated. `leading` axes (a population's member axis) are never split."""
+  import re
+
+  inner = shape[leading:]
+  dim = None
+  for pattern, rule_dim in rules:
+    if re.search(pattern, path):
+      if rule_dim is not None:
+        if not inner or not -len(inner) <= rule_dim < len(inner):
+          raise ValueError(f"sharding rule {pattern!r}={rule_dim}: {path} has shape {inner}")
+        dim = rule_dim % len(inner)
+        if inner[dim] % n:
+          raise ValueError(f"sharding rule {pattern!r}={rule_dim}: dimension {dim} of {path} (shape {inner}) "
+                           f"does not divide by the {n} devices")
+      break
+  else:
+    if fsdp and int(np.prod(inner, dtype=np.int64)) >= min_size:
+      divisible = [i for i, s in enumerate(inner) if s % n == 0 and s >= n]
+      if divisible:
+        dim = max(divisible, key=lambda i: (inner[i], i))
+  if dim is None or n == 1:
+    return P()
+  spec = [None] * len(shape)
+  spec[leading + dim] = "data"
+  return P(*spec)
+
+
+def state_shardings(abstract: object, mesh: jax.sharding.Mesh, fsdp: bool = False, min_size_mb: float = 4.0,
+                    rules: str = "", leading: int = 0) -> object:
+  """NamedShardings for every leaf of the train state `abstract` (shapes), by `leaf_spec`; the
+  minimum size is in MB of float32 (min_size_mb · 2^18 elements)."""
+  parsed = parse_sharding_rules(rules)
+  n = mesh.shape["data"]
+  min_size = int(min_size_mb * (1 << 18))
+
+  def one(path, leaf):
+    name = jax.tree_util.keystr(path, simple=True, separator="/")
+    shape = tuple(getattr(leaf, "shape", ()))
+    return NamedSharding(mesh, leaf_spec(name, shape, n, fsdp, min_size, parsed, leading if shape else 0))
+
+  return jax.tree_util.tree_map_with_path(one, abstract)

@@ -27,6 +27,8 @@ def make_sampler(gan: GAN, mesh: jax.sharding.Mesh, chunk: int, truncation: floa
 
   @functools.partial(jax.jit, out_shardings=replicated(mesh))
   def one_chunk(params, g_vars, key, i, y):
+    # Weights stored split (sharding.fsdp) are gathered whole, as in the train step.
+    params, g_vars = jax.lax.with_sharding_constraint((params, g_vars), replicated(mesh))
     k = jax.random.fold_in(key, i)
     z = gan.latents(k, chunk, truncation)
     # Train mode only for generators with normalization statistics (see the module docstring);

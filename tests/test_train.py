@@ -10,7 +10,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, experiment, read_jsonl, run_script
+from conftest import ROOT, experiment, read_jsonl, run_processes, run_script
 from PIL import Image
 
 from gan_jax.config import ConfigError
@@ -66,17 +66,38 @@ FIVE_STEPS = ["--config.total_steps=5", "--config.log_every=1", "--config.batch_
               "--config.sample_every=0", "--config.n_critic=2", "--config.ema.halflife_kimg=1.0"]
 
 
-def test_one_device_equals_eight(tmp_path):
+FSDP = ["--config.sharding.fsdp=True", "--config.sharding.min_size_mb=0"]
+
+
+def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(tmp_path):
+  """5 steps on 1 device, and on 8 with G, D, EMA and Adam states split over the devices (FSDP,
+  every leaf): the same losses. The 8-device checkpoint restores on this 1-device process (equal to
+  the 1-device run's state) and resumes on 2 processes x 2 devices. The 8-device run also traces
+  steps 2-3 with the profiler."""
   runs = {}
   for devices in (1, 8):
     wd = str(tmp_path / f"dev{devices}")
+    extra = [*FSDP, "--config.profile_steps=2"] if devices == 8 else []
     r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", wd,
-                   *FIVE_STEPS, devices=devices)
+                   *FIVE_STEPS, *extra, devices=devices)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{devices} devices" in r.stderr
     runs[devices] = _losses(wd)
   assert runs[1].shape == (5, 2)
   np.testing.assert_allclose(runs[8], runs[1], atol=1e-5, rtol=0)
+  traces = [f for _, _, files in os.walk(tmp_path / "dev8" / "profile") for f in files if f.endswith(".xplane.pb")]
+  assert traces and "profiled steps 2-3" in r.stderr
+  *_, one, _ = loop.load_run(str(tmp_path / "dev1"))
+  *_, eight, step = loop.load_run(str(tmp_path / "dev8"))
+  assert step == 5
+  for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-5)
+  outs = run_processes("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir",
+                       str(tmp_path / "dev8"), *FIVE_STEPS[1:], *FSDP, "--config.total_steps=7")
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert "resuming at step 5; 4 devices, 2 processes" in outs[0][2]
+  assert [row["step"] for row in read_jsonl(os.path.join(tmp_path, "dev8", "metrics.jsonl"))][-2:] == [6, 7]
 
 
 def test_two_processes_equal_one(tmp_path):

@@ -264,6 +264,13 @@ class SpectralNorm(nn.SpectralNorm):
                                      {"params": self.layer_instance.variables["params"]})
     return out
 
+  def _spectral_normalize(self, path, vs, update_stats):
+    """W / sigma in W's own dtype: with bf16 compute (precision=bfloat16) the power iteration and
+    sigma run in float32 (the u vector is float32) and the normalized weights go back to bf16, so
+    the layer computes in bf16 instead of being promoted to float32."""
+    out = super()._spectral_normalize(path, vs, update_stats)
+    return out.astype(jnp.asarray(vs).dtype)
+
 
 def _sn(layer: nn.Module, use_sn: bool, eps: float):
   if not use_sn:
@@ -355,7 +362,8 @@ class SelfAttention(nn.Module):
     pool = lambda t: nn.max_pool(t, (2, 2), strides=(2, 2))  # noqa: E731
     phi = pool(conv(c // 8, name="phi")(x, train)).reshape(b, h * w // 4, c // 8)
     g = pool(conv(c // 2, name="g")(x, train)).reshape(b, h * w // 4, c // 2)
-    beta = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", theta, phi), axis=-1)
+    # The softmax in float32 (bf16 compute keeps it there: logits of many positions).
+    beta = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", theta, phi).astype(jnp.float32), axis=-1).astype(x.dtype)
     o = conv(c, name="o")(jnp.einsum("bqk,bkc->bqc", beta, g).reshape(b, h, w, c // 2), train)
     gamma = self.param("gamma", nn.initializers.zeros, ())
     return x + gamma * o

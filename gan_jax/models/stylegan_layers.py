@@ -205,7 +205,9 @@ def modulated_conv2d(x: jax.Array, w: jax.Array, styles: jax.Array, noise: jax.A
   x = conv2d_resample(x, w.astype(x.dtype), f, up=up, padding=padding, impl=impl)
   if demodulate:
     # sum_{k,k,i} (w s_i)^2 = sum_i s_i^2 sum_{k,k} w^2 : [B, O]
-    dcoefs = lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(w), axis=(0, 1)) + 1e-8)
+    # In float32 whatever the compute dtype (a sum of k·k·I squares).
+    s32, w32 = styles.astype(jnp.float32), w.astype(jnp.float32)
+    dcoefs = lax.rsqrt(jnp.square(s32) @ jnp.sum(jnp.square(w32), axis=(0, 1)) + 1e-8)
     x = x * dcoefs[:, None, None, :].astype(x.dtype)
   if noise is not None:
     x = x + noise.astype(x.dtype)
@@ -221,7 +223,7 @@ def minibatch_stddev(x: jax.Array, group_size: int | None = 4, num_channels: int
   if n % g:
     raise ValueError(f"minibatch stddev: batch {n} is not divisible by the group size {g}")
   f = num_channels
-  y = x.reshape(g, n // g, h, w, f, c // f)
+  y = x.astype(jnp.float32).reshape(g, n // g, h, w, f, c // f)   # statistics in float32
   y = y - jnp.mean(y, axis=0)
   y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)   # [n, H, W, F, c]
   y = jnp.mean(y, axis=(1, 2, 4))                         # [n, F]

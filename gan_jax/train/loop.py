@@ -87,7 +87,8 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
              num_classes=spec.num_classes if config.model.conditional else 0,
              truncation_mode=MODELS.get(config.model.name).truncation,
              augment=make_augment(config.augment, spec.kind) if "augment" in config else Augment(),
-             nan_skip=config.get("nan_policy", "stop") == "skip")
+             nan_skip=config.get("nan_policy", "stop") == "skip", grad_accum=config.get("grad_accum", 1),
+             compute_dtype=config.get("precision", "float32"))
 
 
 def check_batch(config: ConfigDict) -> None:
@@ -97,6 +98,10 @@ def check_batch(config: ConfigDict) -> None:
                       f"use a multiple of {n_dev}")
   if config.batch_size % n_proc:
     raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {n_proc} processes")
+  accum = config.get("grad_accum", 1)
+  if (config.batch_size // accum) % n_dev:
+    raise ConfigError(f"the micro-batch batch_size/grad_accum={config.batch_size // accum} is not divisible by "
+                      f"the {n_dev} devices; use a batch_size that is a multiple of grad_accum·{n_dev}")
 
 
 def members(fn, population: int):
@@ -124,19 +129,50 @@ def setup(config: ConfigDict, spec: DataSpec):
   base_key = parallel.replicate(raw, mesh)
   split = members(lambda k: tuple(jax.random.split(k, 3)), n)
   init_key, step_key, sample_key = jax.jit(split, out_shardings=rep)(base_key)
-  init = jax.jit(members(functools.partial(gan.init, data_shape=spec.shape), n), out_shardings=rep)
+  init_fn = members(functools.partial(gan.init, data_shape=spec.shape), n)
+  init = jax.jit(init_fn, out_shardings=state_shardings(config, mesh, jax.eval_shape(init_fn, init_key)))
   return gan, mesh, init, init_key, step_key, sample_key
 
 
-def jit_step(gan: GAN, mesh, population: int):
-  """The jitted train step `(state, batch, key) -> (state, metrics)`: state and keys replicated,
+def state_shardings(config: ConfigDict, mesh, abstract):
+  """The train state's shardings by `sharding.*` (replicated by default; FSDP and rules split
+  leaves over 'data'); a population's member axis is never split."""
+  s = config.get("sharding")
+  if s is None:   # runs made before the key existed
+    return jax.tree.map(lambda _: parallel.replicated(mesh), abstract)
+  try:
+    return parallel.state_shardings(abstract, mesh, s.fsdp, s.min_size_mb, s.rules,
+                                    leading=1 if config.population > 1 else 0)
+  except ValueError as e:
+    raise ConfigError(f"sharding.rules: {e}") from None
+
+
+def jit_step(gan: GAN, mesh, population: int, state_sharding=None):
+  """The jitted train step `(state, batch, key) -> (state, metrics)`: the state in
+  `state_sharding` (a tree of shardings like the state; default replicated), keys replicated,
   the batch split over the mesh's data axis, the old state's buffers donated."""
   rep = parallel.replicated(mesh)
+  state_sharding = rep if state_sharding is None else state_sharding
   step = functools.partial(train_step, gan)
+  if any(sh.spec != parallel.P() for sh in jax.tree.leaves(state_sharding)):
+    step = _gathered(step, rep)
   if population > 1:   # one program for all members: the batch is shared, state and keys are not
     step = jax.vmap(step, in_axes=(0, None, 0))
-  return jax.jit(step, in_shardings=(rep, parallel.batch_sharding(mesh, batch_axis=1), rep),
-                 out_shardings=(rep, rep), donate_argnums=(0,))
+  return jax.jit(step, in_shardings=(state_sharding, parallel.batch_sharding(mesh, batch_axis=1), rep),
+                 out_shardings=(state_sharding, rep), donate_argnums=(0,))
+
+
+def _gathered(step, rep):
+  """FSDP: G's and D's weights (and their state collections) are stored split over 'data' and
+  gathered whole at the start of the step (one all-gather each); the gradients then meet the
+  split optimizer states, EMA and stored weights, whose updates XLA computes split. Without this
+  constraint GSPMD would carry the weights' splits into the activations, which are split by batch."""
+  def gathered_step(state, batch, key):
+    whole = lambda tree: jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, rep), tree)  # noqa: E731
+    state = state.replace(g_params=whole(state.g_params), d_params=whole(state.d_params),
+                          g_vars=whole(state.g_vars), d_vars=whole(state.d_vars))
+    return step(state, batch, key)
+  return gathered_step
 
 
 def write_data_spec(ds: Dataset, path: str) -> None:
@@ -185,6 +221,7 @@ def train(config: ConfigDict, workdir: str) -> None:
   #### State: initialized replicated, or restored from the newest checkpoint.
   state = init(init_key)
   best_ckpt = progress = None
+  tracing = False
   ckpt_dir = os.path.join(workdir, "checkpoints")
   if is_main:
     for path in interrupted_writes(ckpt_dir):
@@ -215,7 +252,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       write_data_spec(ds, os.path.join(workdir, "data_spec.json"))
     #### The compiled step.
     population = config.population
-    step_fn = jit_step(gan, mesh, population)
+    step_fn = jit_step(gan, mesh, population, jax.tree.map(lambda x: x.sharding, state))
     sampler = make_sampler(gan, mesh, chunk=config.sample.num, truncation=config.sample.truncation)
     # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
     eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
@@ -299,6 +336,9 @@ def train(config: ConfigDict, workdir: str) -> None:
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest
     step = start
+    # Profiler trace of steps [a, b) on process 0 (TensorBoard's profile plugin or Perfetto read it).
+    profile = config_lib.parse_profile_steps(config.get("profile_steps", ""), start) if is_main else None
+    profile_dir = os.path.join(workdir, "profile")
     evaluates = eval_sampler is not None or evaluator is not None
     if start == 0 and config.eval.every and evaluates:
       # The untrained generator's metrics: the baseline every later evaluation is compared with.
@@ -308,8 +348,17 @@ def train(config: ConfigDict, workdir: str) -> None:
         writer.write(0, initial)
     for step in range(start + 1, config.total_steps + 1):
       batch = next_batch()
+      if profile and step == profile[0]:
+        jax.profiler.start_trace(profile_dir)
+        tracing = True
       t0 = time.perf_counter()
       state, metrics = step_fn(state, batch, step_key)
+      if tracing and (step == profile[1] - 1 or step == config.total_steps):
+        jax.block_until_ready(state)
+        jax.profiler.stop_trace()
+        tracing = False
+        print(f"gan_jax: profiled steps {profile[0]}-{step} into {profile_dir} (tensorboard --logdir "
+              f"{profile_dir}, or ui.perfetto.dev)", file=sys.stderr)
       acc = metrics if acc is None else jax.tree.map(lambda a, m: a + m, acc, metrics)
       n_acc += 1
       if compile_s is None:
@@ -371,6 +420,8 @@ def train(config: ConfigDict, workdir: str) -> None:
     if writer is not None:
       writer.close()
   finally:
+    if tracing:
+      jax.profiler.stop_trace()
     if progress is not None:   # before any error message, so the bar does not overwrite it
       progress.close()
     ckpt.close()
@@ -458,9 +509,9 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
     step = steps[-1] if step is None else step
     if step not in steps:
       raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
-    rep = parallel.replicated(mesh)
-    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep),
-                            jax.eval_shape(init, init_key))
+    shapes = jax.eval_shape(init, init_key)
+    abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes,
+                            state_shardings(config, mesh, shapes))
     state = ckpt.restore(step, abstract)
   finally:
     ckpt.close()

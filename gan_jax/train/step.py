@@ -47,6 +47,8 @@ class GAN:
   truncation_mode: str | None = None    # "z", "w" or None: how sample truncation applies
   augment: Augment = Augment()          # what D sees: aug(x) (gan_jax/augment); Augment() = none
   nan_skip: bool = False                # nan_policy="skip": a step with a non-finite value is undone
+  grad_accum: int = 1                   # micro-batches per update (gradients averaged; see `_accumulated_grad`)
+  compute_dtype: str = "float32"        # "bfloat16": G and D compute in bf16 (see `_apply`)
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
@@ -90,11 +92,11 @@ class GAN:
     """G(z, y) (or G's `method`). In train mode normalization layers use batch statistics and
     the state collections (BN statistics, spectral-norm vectors) are updated: returns the update."""
     kwargs = {"truncation_psi": truncation} if truncation < 1.0 and self.truncation_mode == "w" else {}
-    return _apply(self.generator, params, g_vars, (z, y), key, train, method, kwargs)
+    return _apply(self.generator, params, g_vars, (z, y), key, train, method, kwargs, self.compute_dtype)
 
   def discriminate(self, params: Any, d_vars: dict, x: jax.Array, y: jax.Array | None = None,
                    key: jax.Array | None = None) -> tuple[jax.Array, dict]:
-    return _apply(self.discriminator, params, d_vars, (x, y), key, True)
+    return _apply(self.discriminator, params, d_vars, (x, y), key, True, dtype=self.compute_dtype)
 
   def ema_beta(self, step: jax.Array) -> jax.Array:
     """Per-step EMA decay: `ema.decay`, or 0.5^(B / half-life in images) (StyleGAN2-ADA)."""
@@ -108,16 +110,80 @@ class GAN:
 
 
 def _apply(module: nn.Module, params: Any, variables: dict, args: tuple, key: jax.Array | None, train: bool,
-           method: str | None = None, kwargs: dict | None = None) -> tuple[Any, dict]:
-  """module.apply with the state collections mutable in training, and the "noise" stream."""
+           method: str | None = None, kwargs: dict | None = None, dtype: str = "float32") -> tuple[Any, dict]:
+  """module.apply with the state collections mutable in training, and the "noise" stream.
+
+  `dtype` "bfloat16" (precision=bfloat16): the float parameters and inputs enter the module in bf16,
+  so its layers compute in bf16, while the stored parameters, their gradients (the casts' transposes
+  give float32), the outputs (cast back: losses and penalties are float32) and the state collections
+  (BatchNorm statistics, spectral-norm vectors, W average: their new values are cast back to their
+  float32 dtype) stay float32. Inside the architectures the numerically sensitive reductions run
+  in float32 as well: BatchNorm statistics (flax), spectral-norm power iteration and sigma,
+  attention softmax, StyleGAN2's demodulation and minibatch standard deviation."""
   if args[-1] is None:
     args = args[:-1]          # unconditional: the module's default y
+  low = dtype != "float32"
+  if low:
+    params, args = _cast((params, args), jnp.dtype(dtype))
   rngs = {"noise": key} if key is not None else None
   full = {"params": params, **variables}
   kw = dict(kwargs or {}, train=train, rngs=rngs, method=method)
   if variables and train:
-    return module.apply(full, *args, mutable=list(variables), **kw)
-  return module.apply(full, *args, **kw), variables
+    out, new_vars = module.apply(full, *args, mutable=list(variables), **kw)
+    if low:
+      out = _cast(out, jnp.float32)
+      new_vars = jax.tree.map(lambda new, old: new.astype(old.dtype), dict(new_vars), dict(variables))
+    return out, new_vars
+  out = module.apply(full, *args, **kw)
+  return (_cast(out, jnp.float32) if low else out), variables
+
+
+def _cast(tree: Any, dtype) -> Any:
+  """The floating-point leaves of `tree` in `dtype` (integer labels and keys untouched)."""
+  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)
+
+
+def _accumulated_grad(grad_fn: Any, params: Any, inputs: dict, k: int) -> tuple[Any, Any]:
+  """Gradient accumulation: `grad_fn(params, micro, i) -> (grads, aux)` over the k micro-batches
+  of `inputs` (every leaf split along its leading batch axis), one after another (lax.scan: one
+  micro-batch's activations live at a time), returning the mean gradient and the auxiliaries
+  stacked [k, ...]. With k = 1: grad_fn(params, inputs, None), the plain step.
+
+  Every micro-batch starts from the same state, so the mean over micro-batches of a loss that is
+  a mean over examples is the big batch's loss, and its gradient the big batch's gradient. Exact
+  for losses, R1/R2 and the other per-example penalties without normalization layers; BatchNorm
+  normalizes each micro-batch with its own statistics (ghost batch norm), batch-coupled terms
+  (RaGAN's mean over the other batch, LeCam's penalty against anchors that include this batch's
+  mean) see the micro-batch, and random draws shaped by the batch
+  (noise inputs, augmentations, WGAN-GP's interpolation) differ, as in every framework."""
+  if k == 1:
+    return grad_fn(params, inputs, None)
+  # Micro-batch i is rows i, i+k, i+2k, ...: with the batch split over devices, every device holds
+  # its share of every micro-batch, so the split needs no communication.
+  micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1), inputs)
+
+  def body(total, xs):
+    i, m = xs
+    grads, aux = grad_fn(params, m, i)
+    return jax.tree.map(jnp.add, total, grads), aux
+
+  total, auxs = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), (jnp.arange(k), micro))
+  return jax.tree.map(lambda g: g / k, total), auxs
+
+
+def _mean_micro(tree: Any, k: int) -> Any:
+  """Stacked per-micro-batch values [k, ...] -> one value: float leaves averaged (state updates
+  that are linear in a batch mean, e.g. BatchNorm running means, LeCam anchors, the path-length
+  EMA, equal the big batch's; spectral-norm vectors are the same in every micro-batch), other
+  leaves from the first micro-batch. Identity for k = 1."""
+  if k == 1:
+    return tree
+  return jax.tree.map(lambda x: jnp.mean(x, axis=0) if jnp.issubdtype(x.dtype, jnp.floating) else x[0], tree)
+
+
+def _fold(key: jax.Array, i) -> jax.Array:
+  """Micro-batch i's key (the key itself without accumulation)."""
+  return key if i is None else jax.random.fold_in(key, 1000 + i)
 
 
 def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_step: jax.Array | int = 0,
@@ -125,61 +191,72 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   """One discriminator update; `d_step` counts D updates over the run (for lazy penalties)."""
   z_key, reg_key = jax.random.split(key)
   y_key, g_key, d_key = (jax.random.fold_in(key, i) for i in (1, 2, 3))
-  z = gan.latents(z_key, real.shape[0])
-  fake_labels = gan.labels(y_key, real.shape[0])
-  if not gan.num_classes:
-    real_labels = None
-  # G's statistics updates from this forward pass are dropped: only the G step moves G.
-  fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, z, fake_labels, g_key)[0])
+  n = real.shape[0]
+  inputs = {"real": real, "z": gan.latents(z_key, n), "fake_labels": gan.labels(y_key, n),
+            "real_labels": real_labels if gan.num_classes else None}
   reg = gan.reg
   images = gan.images(state.step)
-  aug_p, aug_real, aug_fake = _augmenters(gan, state, key)
+  aug_p = _augmenters(gan, state, key)[0]
 
-  def loss_fn(d_params):
-    real_logits, d_vars = gan.discriminate(d_params, state.d_vars, aug_real(real), real_labels, d_key)
-    fake_logits, d_vars = gan.discriminate(d_params, d_vars, aug_fake(fake), fake_labels, d_key)
-    adversarial = gan.loss.d(real_logits, fake_logits)
-    loss, logs, reg_state = adversarial, {}, state.reg_state
-    if reg.has_gradient_penalty:
-      # Penalties see D with the statistics of this step; their own statistics updates are dropped.
-      # With augmentation they differentiate D∘aug at the un-augmented inputs (R3GAN), with the
-      # draws of the adversarial term's reals (fakes for R2).
-      d_fn = lambda x: gan.discriminate(d_params, d_vars, aug_real(x), real_labels, d_key)[0]  # noqa: E731
-      d_fn_fake = lambda x: gan.discriminate(d_params, d_vars, aug_fake(x), fake_labels, d_key)[0]  # noqa: E731
-      weights = {"r1": cosine_ramp(reg.r1, gan.gamma_final, gan.schedule_images)(images),
-                 "r2": cosine_ramp(reg.r2, gan.gamma_final, gan.schedule_images)(images)}
+  def grads_of(d_params, m, i):
+    """Gradient and auxiliaries of one (micro-)batch `m`; `i` its index (None: the whole batch)."""
+    _, aug_real, aug_fake = _augmenters(gan, state, _fold(key, i))
+    # G's statistics updates from this forward pass are dropped: only the G step moves G.
+    fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"],
+                                              _fold(g_key, i))[0])
+    real, real_labels, fake_labels = m["real"], m["real_labels"], m["fake_labels"]
 
-      def penalties(_):
-        return regs.gradient_penalties(reg, d_fn, real, fake, reg_key, weights, d_fn_fake)
+    def loss_fn(d_params):
+      real_logits, d_vars = gan.discriminate(d_params, state.d_vars, aug_real(real), real_labels, d_key)
+      fake_logits, d_vars = gan.discriminate(d_params, d_vars, aug_fake(fake), fake_labels, d_key)
+      adversarial = gan.loss.d(real_logits, fake_logits)
+      loss, logs, reg_state = adversarial, {}, state.reg_state
+      if reg.has_gradient_penalty:
+        # Penalties see D with the statistics of this step; their own statistics updates are dropped.
+        # With augmentation they differentiate D∘aug at the un-augmented inputs (R3GAN), with the
+        # draws of the adversarial term's reals (fakes for R2).
+        d_fn = lambda x: gan.discriminate(d_params, d_vars, aug_real(x), real_labels, d_key)[0]  # noqa: E731
+        d_fn_fake = lambda x: gan.discriminate(d_params, d_vars, aug_fake(x), fake_labels, d_key)[0]  # noqa: E731
+        weights = {"r1": cosine_ramp(reg.r1, gan.gamma_final, gan.schedule_images)(images),
+                   "r2": cosine_ramp(reg.r2, gan.gamma_final, gan.schedule_images)(images)}
 
-      if reg.lazy_every > 1:
-        # StyleGAN2's lazy regularization: every k-th D step, scaled by k.
-        zeros = jax.eval_shape(penalties, None)
-        def scaled(_):
+        def penalties(_):
+          return regs.gradient_penalties(reg, d_fn, real, fake, _fold(reg_key, i), weights, d_fn_fake)
+
+        if reg.lazy_every > 1:
+          # StyleGAN2's lazy regularization: every k-th D step, scaled by k.
+          zeros = jax.eval_shape(penalties, None)
+          def scaled(_):
+            total, logs = penalties(None)
+            return total * reg.lazy_every, logs   # logs stay raw; zero on the skipped steps
+
+          total, logs = jax.lax.cond(
+              jnp.asarray(d_step) % reg.lazy_every == 0, scaled,
+              lambda _: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros), None)
+        else:
           total, logs = penalties(None)
-          return total * reg.lazy_every, logs   # logs stay raw; zero on the skipped steps
+        loss = loss + total
+      if reg.lecam > 0:
+        reg_state, anchor_real, anchor_fake = regs.lecam_anchors(state.reg_state, real_logits, fake_logits,
+                                                                 reg.lecam_decay)
+        logs["lecam"] = regs.lecam(real_logits, fake_logits, anchor_real, anchor_fake)
+        loss = loss + reg.lecam * logs["lecam"]
+      return loss, (d_vars, reg_state, real_logits, fake_logits, {"d_loss": adversarial, **logs})
 
-        total, logs = jax.lax.cond(
-            jnp.asarray(d_step) % reg.lazy_every == 0, scaled,
-            lambda _: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zeros), None)
-      else:
-        total, logs = penalties(None)
-      loss = loss + total
-    if reg.lecam > 0:
-      reg_state, anchor_real, anchor_fake = regs.lecam_anchors(state.reg_state, real_logits, fake_logits,
-                                                               reg.lecam_decay)
-      logs["lecam"] = regs.lecam(real_logits, fake_logits, anchor_real, anchor_fake)
-      loss = loss + reg.lecam * logs["lecam"]
-    return loss, (d_vars, reg_state, real_logits, fake_logits, {"d_loss": adversarial, **logs})
+    return jax.grad(loss_fn, has_aux=True)(d_params)
 
-  (_, (d_vars, reg_state, real_logits, fake_logits, logs)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.d_params)
+  k = gan.grad_accum
+  grads, (d_vars, reg_state, real_logits, fake_logits, logs) = _accumulated_grad(grads_of, state.d_params,
+                                                                                 inputs, k)
+  d_vars, reg_state, logs = _mean_micro((d_vars, reg_state, logs), k)
+  if k > 1:   # back to batch order (micro-batch i holds rows i, i+k, ...)
+    real_logits, fake_logits = (jnp.swapaxes(x, 0, 1).reshape(n) for x in (real_logits, fake_logits))
   updates, d_opt = gan.d_tx.update(grads, state.d_opt, state.d_params)
   d_params = optax.apply_updates(state.d_params, updates)
   if reg.clip > 0:
     d_params = regs.clip_weights(d_params, reg.clip)
   if gan.augment.enabled:
-    reg_state = gan.augment.update(reg_state, real_logits, d_step, real.shape[0])
+    reg_state = gan.augment.update(reg_state, real_logits, d_step, n)
     # aug_rt: E[sign(D(aug(real)))] of this D step, ADA's overfitting heuristic r_t.
     logs = {**logs, "aug_p": aug_p, "aug_rt": jnp.mean(jnp.sign(real_logits.astype(jnp.float32)))}
   state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state)
@@ -202,32 +279,38 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
              real_labels: jax.Array | None = None) -> tuple[TrainState, dict]:
   y_key, g_key, d_key, pl_key = (jax.random.fold_in(key, i) for i in (1, 2, 3, 4))
   n = real.shape[0]
-  z = gan.latents(key, n)
-  fake_labels = gan.labels(y_key, n)
-  if not gan.num_classes:
-    real_labels = None
+  inputs = {"real": real, "z": gan.latents(key, n), "fake_labels": gan.labels(y_key, n),
+            "real_labels": real_labels if gan.num_classes else None}
   reg = gan.reg
-  _, aug_real, aug_fake = _augmenters(gan, state, key)
 
-  def loss_fn(g_params):
-    fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, g_key)
-    # D is not updated by the G step: its statistics updates are dropped.
-    fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
-    real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(real), real_labels, d_key)[0]
-                   if gan.loss.g_uses_real else jnp.zeros_like(fake_logits))
-    adversarial = gan.loss.g(real_logits, fake_logits)
-    loss, logs, reg_state = adversarial, {}, state.reg_state
-    if reg.ortho > 0:
-      logs["ortho"] = regs.orthogonal(g_params)
-      loss = loss + reg.ortho * logs["ortho"]
-    if reg.pl_weight > 0:
-      pl, reg_state, logs["pl_length"] = _path_length_penalty(gan, g_params, g_vars, z, fake_labels, g_key,
-                                                              pl_key, state.step, reg_state)
-      logs["pl_penalty"] = pl
-      loss = loss + reg.pl_weight * reg.pl_every * pl
-    return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs})
+  def grads_of(g_params, m, i):
+    _, aug_real, aug_fake = _augmenters(gan, state, _fold(key, i))
+    z, fake_labels = m["z"], m["fake_labels"]
 
-  (_, (g_vars, reg_state, logs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+    def loss_fn(g_params):
+      fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, _fold(g_key, i))
+      # D is not updated by the G step: its statistics updates are dropped.
+      fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
+      real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(m["real"]), m["real_labels"], d_key)[0]
+                     if gan.loss.g_uses_real else jnp.zeros_like(fake_logits))
+      adversarial = gan.loss.g(real_logits, fake_logits)
+      loss, logs, reg_state = adversarial, {}, state.reg_state
+      if reg.ortho > 0:
+        logs["ortho"] = regs.orthogonal(g_params)
+        loss = loss + reg.ortho * logs["ortho"]
+      if reg.pl_weight > 0:
+        pl, reg_state, logs["pl_length"] = _path_length_penalty(gan, g_params, g_vars, z, fake_labels,
+                                                                _fold(g_key, i), _fold(pl_key, i), state.step,
+                                                                reg_state)
+        logs["pl_penalty"] = pl
+        loss = loss + reg.pl_weight * reg.pl_every * pl
+      return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs})
+
+    return jax.grad(loss_fn, has_aux=True)(g_params)
+
+  k = gan.grad_accum
+  grads, aux = _accumulated_grad(grads_of, state.g_params, inputs, k)
+  g_vars, reg_state, logs = _mean_micro(aux, k)
   updates, g_opt = gan.g_tx.update(grads, state.g_opt, state.g_params)
   state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_vars=g_vars, g_opt=g_opt,
                         reg_state=reg_state)
