@@ -100,7 +100,7 @@ def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(
   assert [row["step"] for row in read_jsonl(os.path.join(tmp_path, "dev8", "metrics.jsonl"))][-2:] == [6, 7]
 
 
-def test_two_processes_equal_one(tmp_path):
+def test_two_and_four_processes_equal_one(tmp_path):
   single = str(tmp_path / "single")
   r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", single,
                  *FIVE_STEPS, devices=4)
@@ -113,6 +113,14 @@ def test_two_processes_equal_one(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:] + open(tmp_path / "logs" / "process_1.log").read()[-2000:]
   assert "4 devices, 2 processes" in r.stderr
   np.testing.assert_allclose(_losses(multi), _losses(single), atol=1e-5, rtol=0)
+  # 4 processes x 1 device, with the state split over the 4 processes (FSDP).
+  four = str(tmp_path / "four")
+  outs = run_processes("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", four,
+                       *FIVE_STEPS, *FSDP, processes=4, devices=1)
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert "4 devices, 4 processes" in outs[0][2]
+  np.testing.assert_allclose(_losses(four), _losses(single), atol=1e-5, rtol=0)
 
 
 def test_tfds_path_end_to_end(load_config, tmp_path):
