@@ -13,8 +13,6 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["P"]  # re-exported: callers compare specs with parallel.P()
-
 
 def initialize() -> None:
   """Starts the multi-controller runtime when the environment asks for it.

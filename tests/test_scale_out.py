@@ -72,8 +72,7 @@ def test_state_shardings_of_a_real_train_state(load_config):
   split = {p for p, s in paths.items() if parallel.leaf_spec(p, s, 8, True, 4096, []) != parallel.P()}
   assert "g_params/Dense_0/kernel" in split and "d_params/Conv_1/kernel" in split
   assert {"g_opt/inner_state/0/mu/Dense_0/kernel", "d_opt/inner_state/0/nu/Conv_1/kernel"} <= split
-  if abstract.ema_params is not None:
-    assert "ema_params/Dense_0/kernel" in split
+  assert "ema_params/Dense_0/kernel" in split   # the runlocal config has an EMA (half-life 5 kimg)
   assert not any(p.endswith("count") or "BatchNorm" in p for p in split)
   shardings = parallel.state_shardings(abstract, mesh, fsdp=True, min_size_mb=0)
   assert len(jax.tree.leaves(shardings)) == len(jax.tree.leaves(abstract))

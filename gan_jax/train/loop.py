@@ -218,7 +218,7 @@ def train(config: ConfigDict, workdir: str) -> None:
   lock = WorkdirLock(workdir)
   if is_main:
     lock.acquire()
-  #### State: initialized replicated, or restored from the newest checkpoint.
+  #### State: initialized in its shardings (sharding.*), or restored from the newest checkpoint.
   state = init(init_key)
   best_ckpt = progress = None
   tracing = False
