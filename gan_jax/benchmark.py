@@ -245,7 +245,8 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
 def penalty_ratio(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: int = 2) -> dict:
   """Time of one discriminator update with the config's gradient penalties (e.g. R3GAN's R1 + R2
   every step) against the same update with every penalty off: both compiled, then called in
-  alternation so that load changes hit both alike; medians."""
+  alternation so that load changes hit both alike; medians. Also XLA's FLOP count of each: the
+  ratio an implementation running both at the same FLOP rate would reach."""
   import dataclasses
 
   from gan_jax.train.step import d_update
@@ -272,6 +273,9 @@ def penalty_ratio(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: i
     for name, c in call.items():
       times[name] += _timed(c, 1)
   med = {name: statistics.median(t) for name, t in times.items()}
+  flops = {name: cost_flops(f) for name, f in fns.items()}
   return {"d_step_with_s": med["with"], "d_step_without_s": med["without"], "ratio": med["with"] / med["without"],
+          "flops_with": flops["with"], "flops_without": flops["without"],
+          "flops_ratio": flops["with"] / flops["without"],
           "times_with_s": times["with"], "times_without_s": times["without"], "compile_s": compile_s,
           "penalties": {k: getattr(gan.reg, k) for k in ("r1", "r2", "wgan_gp", "dragan")}}

@@ -46,6 +46,17 @@ def per_example_grad_sq_norm(d_fn: DFn, x: jax.Array) -> jax.Array:
   return jnp.sum(jnp.square(g.reshape(g.shape[0], -1).astype(jnp.float32)), axis=1)
 
 
+def logits_and_grad_sq_norm(d_fn: DFn, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(D(x) [B], ||∇ₓ D(x_i)||² [B]) from one forward pass: the input gradient is the pullback
+  (jax.vjp) of ones through the same pass that gives the logits, so a D step whose adversarial
+  term and R1 (or R2) look at the same inputs differentiates one forward pass, not two (as
+  R3GAN's official loss does with autograd.grad(create_graph=True) on its logits). Same
+  per-example caveat as `per_example_grad_sq_norm`."""
+  logits, pullback = jax.vjp(d_fn, x)
+  (g,) = pullback(jnp.ones_like(logits))
+  return logits, jnp.sum(jnp.square(g.reshape(g.shape[0], -1).astype(jnp.float32)), axis=1)
+
+
 def zero_centred_penalty(d_fn: DFn, x: jax.Array) -> jax.Array:
   """E ||∇ₓ D(x)||²: R1 when x are reals, R2 when x are fakes (without the gamma/2)."""
   return jnp.mean(per_example_grad_sq_norm(d_fn, x))
@@ -130,8 +141,13 @@ class Regularization:
 
 
 def gradient_penalties(reg: Regularization, d_fn: DFn, real: jax.Array, fake: jax.Array, key: jax.Array,
-                       gammas: dict | None = None, d_fn_fake: DFn | None = None) -> tuple[jax.Array, dict]:
+                       gammas: dict | None = None, d_fn_fake: DFn | None = None,
+                       sq_norms: dict | None = None) -> tuple[jax.Array, dict]:
   """Weighted sum of the enabled gradient penalties and each raw value (for logging).
+
+  `sq_norms` may give R1's and R2's per-example ||∇ₓ D||² already computed by the caller
+  ({"r1": [B], "r2": [B]}, from `logits_and_grad_sq_norm` on the adversarial term's forward
+  pass); the penalties not in it differentiate `d_fn` themselves.
 
   `gammas` may give the current R1/R2 weights ({"r1": ..., "r2": ...}) when gamma follows a
   schedule; otherwise reg.r1 and reg.r2 are used. A conditional D sees the real labels in `d_fn`
@@ -140,12 +156,11 @@ def gradient_penalties(reg: Regularization, d_fn: DFn, real: jax.Array, fake: ja
   gammas = gammas or {"r1": reg.r1, "r2": reg.r2}
   total, logs = jnp.zeros((), jnp.float32), {}
   k_gp, k_dragan = jax.random.split(key)
-  if reg.r1 > 0:
-    logs["r1"] = zero_centred_penalty(d_fn, real)
-    total += 0.5 * gammas["r1"] * logs["r1"]
-  if reg.r2 > 0:
-    logs["r2"] = zero_centred_penalty(d_fn_fake, fake)
-    total += 0.5 * gammas["r2"] * logs["r2"]
+  sq_norms = sq_norms or {}
+  for name, fn, x in (("r1", d_fn, real), ("r2", d_fn_fake, fake)):
+    if getattr(reg, name) > 0:
+      logs[name] = jnp.mean(sq_norms[name]) if name in sq_norms else zero_centred_penalty(fn, x)
+      total += 0.5 * gammas[name] * logs[name]
   if reg.wgan_gp > 0:
     logs["wgan_gp"] = wgan_gp(d_fn, real, fake, k_gp)
     total += reg.wgan_gp * logs["wgan_gp"]

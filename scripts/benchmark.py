@@ -241,7 +241,8 @@ def main(argv):
     r = benchmark.penalty_ratio(config, benchmark.data_spec(config)[0], a.steps, a.warmup)
     out = {"penalty_ratio": {"experiment": a.penalty_ratio + ":runlocal", **r}}
     print(f"{a.penalty_ratio}:runlocal D update: {r['d_step_with_s'] * 1e3:.0f} ms with {r['penalties']}, "
-          f"{r['d_step_without_s'] * 1e3:.0f} ms without: ratio {r['ratio']:.2f}")
+          f"{r['d_step_without_s'] * 1e3:.0f} ms without: ratio {r['ratio']:.2f} "
+          f"(XLA FLOPs {r['flops_with'] / 1e9:.2f} vs {r['flops_without'] / 1e9:.2f} G: {r['flops_ratio']:.2f})")
   else:
     out = bench_models(a)
     print_table(out)

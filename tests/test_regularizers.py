@@ -112,6 +112,39 @@ def _gan(**kw):
 REAL = jax.random.normal(jax.random.PRNGKey(5), (8, 2))
 
 
+def test_logits_and_grad_sq_norm_from_one_pass_equal_the_separate_ones():
+  model = _MLP()
+  x = jax.random.normal(jax.random.PRNGKey(2), (6, 3))
+  params = model.init(jax.random.PRNGKey(0), x)
+  d_fn = lambda inp: model.apply(params, inp)  # noqa: E731
+  logits, sq = regs.logits_and_grad_sq_norm(d_fn, x)
+  np.testing.assert_allclose(logits, d_fn(x), rtol=1e-6)
+  np.testing.assert_allclose(sq, regs.per_example_grad_sq_norm(d_fn, x), rtol=1e-6)
+
+
+def test_fused_r1_r2_update_equals_the_penalties_differentiated_apart():
+  """The D step takes R1 and R2 from its adversarial forward passes; its gradient must equal that of
+  adversarial loss + gamma/2 (R1 + R2) with every term differentiated on its own."""
+  gan = _gan(reg=regs.Regularization(r1=0.7, r2=0.3), d_tx=optax.sgd(1.0))
+  s0 = gan.init(jax.random.PRNGKey(0), (2,))
+  key = jax.random.PRNGKey(4)
+  s1, metrics = d_update(gan, s0, REAL, key)
+  # The fakes of that update (its key derivation: z from the first split, G's key folded with 2).
+  z = gan.latents(jax.random.split(key)[0], REAL.shape[0])
+  fake = gan.generate(s0.g_params, s0.g_vars, z, None, jax.random.fold_in(key, 2))[0]
+
+  def loss(p):
+    d = lambda x: gan.discriminate(p, s0.d_vars, x)[0]  # noqa: E731
+    return (gan.loss.d(d(REAL), d(fake)) + 0.35 * regs.zero_centred_penalty(d, REAL)
+            + 0.15 * regs.zero_centred_penalty(d, fake))
+
+  grads = jax.grad(loss)(s0.d_params)
+  np.testing.assert_allclose(metrics["r1"], regs.zero_centred_penalty(
+      lambda x: gan.discriminate(s0.d_params, s0.d_vars, x)[0], REAL), rtol=1e-5)
+  for g, before, after in zip(*map(jax.tree.leaves, (grads, s0.d_params, s1.d_params))):
+    np.testing.assert_allclose(before - after, g, rtol=1e-4, atol=1e-7)
+
+
 def test_lazy_regularization_every_k_steps_scaled_by_k():
   lazy = _gan(reg=regs.Regularization(r1=1.0, lazy_every=4))
   eager = _gan(reg=regs.Regularization(r1=1.0))

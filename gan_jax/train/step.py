@@ -207,8 +207,23 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
     real, real_labels, fake_labels = m["real"], m["real_labels"], m["fake_labels"]
 
     def loss_fn(d_params):
-      real_logits, d_vars = gan.discriminate(d_params, state.d_vars, aug_real(real), real_labels, d_key)
-      fake_logits, d_vars = gan.discriminate(d_params, d_vars, aug_fake(fake), fake_labels, d_key)
+      # R1 and R2 at every step look at the adversarial term's inputs (D∘aug at the un-augmented
+      # reals and fakes, with the same draws): their input gradients come from the adversarial
+      # forward passes themselves (one forward per input instead of two, and one backward through
+      # it). Only where D keeps no state: a D with BatchNorm statistics or spectral-norm vectors
+      # gives the penalties its state after both adversarial passes, as the unfused form does.
+      fuse = reg.lazy_every <= 1 and not state.d_vars
+      sq_norms = {}
+
+      def logits(x, labels, aug, name, d_vars):
+        if fuse and getattr(reg, name) > 0:
+          d_fn = lambda x: gan.discriminate(d_params, d_vars, aug(x), labels, d_key)[0]  # noqa: E731
+          out, sq_norms[name] = regs.logits_and_grad_sq_norm(d_fn, x)
+          return out, d_vars
+        return gan.discriminate(d_params, d_vars, aug(x), labels, d_key)
+
+      real_logits, d_vars = logits(real, real_labels, aug_real, "r1", state.d_vars)
+      fake_logits, d_vars = logits(fake, fake_labels, aug_fake, "r2", d_vars)
       adversarial = gan.loss.d(real_logits, fake_logits)
       loss, logs, reg_state = adversarial, {}, state.reg_state
       if reg.has_gradient_penalty:
@@ -221,7 +236,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
                    "r2": cosine_ramp(reg.r2, gan.gamma_final, gan.schedule_images)(images)}
 
         def penalties(_):
-          return regs.gradient_penalties(reg, d_fn, real, fake, _fold(reg_key, i), weights, d_fn_fake)
+          return regs.gradient_penalties(reg, d_fn, real, fake, _fold(reg_key, i), weights, d_fn_fake, sq_norms)
 
         if reg.lazy_every > 1:
           # StyleGAN2's lazy regularization: every k-th D step, scaled by k.
