@@ -10,7 +10,9 @@ to start one process per host (or per GPU) with that environment:
   others' to `<log_dir>/process_<i>.log`; when one fails, the others are stopped.
 - `slurm`: `srun` with one task per node or per GPU; JAX reads SLURM_* itself.
 - `tpu-vm`: `gcloud compute tpus tpu-vm ssh NAME --worker=all --command ...`: every worker of the
-  slice runs the command in the repository; JAX reads the coordinator from the TPU metadata.
+  slice runs the script (its path relative to the repository) in its checkout at `repo_dir`, with
+  GAN_JAX_DISTRIBUTED=1, so `initialize` calls `jax.distributed.initialize()`, which reads the
+  coordinator from the TPU metadata.
 
 `plan(...)` returns the commands (and environments) it would run; `--dry-run` prints them so
 users can adapt them to their cluster.
@@ -61,6 +63,21 @@ def script_argv(command: list[str]) -> list[str]:
   return [sys.executable, os.path.abspath(path), *command[1:]]
 
 
+def _remote_dir(path: str) -> str:
+  """`path` quoted for a remote shell, a leading ~ left to that shell (the worker's home)."""
+  if path == "~" or path.startswith("~/"):
+    rest = path[2:]
+    return "~/" + shlex.quote(rest) if rest else "~"
+  return shlex.quote(path)
+
+
+def _in_repo(args: list[str]) -> list[str]:
+  """The script path relative to the repository (the workers have their own checkout at --repo_dir)."""
+  if args and os.path.isabs(args[0]) and args[0].startswith(REPO + os.sep):
+    return [os.path.relpath(args[0], REPO), *args[1:]]
+  return args
+
+
 def plan(backend: str, command: list[str], *, num_processes: int = 2, devices_per_process: int = 1,
          nodes: int = 1, gpus_per_node: int = 0, slurm_args: tuple[str, ...] = (), tpu: str = "",
          zone: str = "", project: str = "", repo_dir: str = "") -> list[Process]:
@@ -86,7 +103,7 @@ def plan(backend: str, command: list[str], *, num_processes: int = 2, devices_pe
     return [Process([*srun, *slurm_args, *argv], {})]
   if not tpu or not zone:
     raise ConfigError("--backend tpu-vm needs --tpu NAME and --zone ZONE")
-  remote = f"cd {shlex.quote(repo_dir or REPO)} && {shlex.join(['python3', *argv[1:]])}"
+  remote = f"cd {_remote_dir(repo_dir or REPO)} && GAN_JAX_DISTRIBUTED=1 {shlex.join(['python3', *_in_repo(argv[1:])])}"
   gcloud = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu, f"--zone={zone}", "--worker=all",
             f"--command={remote}"]
   if project:

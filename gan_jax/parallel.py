@@ -18,7 +18,9 @@ def initialize() -> None:
   """Starts the multi-controller runtime when the environment asks for it.
 
   Explicit: JAX_COORDINATOR_ADDRESS (host:port), JAX_NUM_PROCESSES, JAX_PROCESS_ID.
-  Detected by JAX itself: SLURM jobs with several tasks, multi-worker Cloud TPU VMs.
+  Detected by JAX itself: SLURM jobs with several tasks, multi-worker Cloud TPU VMs (GKE sets
+  TPU_WORKER_HOSTNAMES; on TPU VMs reached by `gcloud ... ssh --worker=all`, scripts/launch.py sets
+  GAN_JAX_DISTRIBUTED=1, and JAX reads the slice's coordinator from the TPU metadata server).
   Single-process runs need nothing.
 
   When a process dies (kill -9, a lost host), the others stop with an error once its heartbeats
@@ -33,7 +35,8 @@ def initialize() -> None:
     jax.distributed.initialize(coordinator_address=coordinator,
                                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                                process_id=int(os.environ["JAX_PROCESS_ID"]), **timeouts)
-  elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
+  elif (os.environ.get("GAN_JAX_DISTRIBUTED") == "1" or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+        or "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")):
     jax.distributed.initialize(**timeouts)
 
 

@@ -3,6 +3,7 @@ import shlex
 import sys
 import time
 
+import pytest
 from conftest import ROOT, run_script
 
 TRAIN = ("train.py", "--config", "experiments/dcgan_digits.py:runlocal", "--workdir", "runs/x")
@@ -33,7 +34,10 @@ def test_dry_run_commands_of_every_backend():
                 "--repo_dir", "~/gan_jax")
   assert tpu[:9] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "--project=p", "pod", "--zone=us-central2-b",
                      "--worker=all"]
-  assert tpu[9] == "--command=cd '~/gan_jax' && python3 " + shlex.join([f"{ROOT}/scripts/train.py", *TRAIN[1:]])
+  # The worker's own checkout: ~ expanded by its shell, the script relative to the repository, and
+  # jax.distributed started from the TPU metadata.
+  assert tpu[9] == "--command=cd ~/gan_jax && GAN_JAX_DISTRIBUTED=1 python3 " + shlex.join(
+      ["scripts/train.py", *TRAIN[1:]])
 
 
 def test_bad_launches_exit_2_with_one_line():
@@ -55,3 +59,25 @@ def test_local_backend_stops_the_others_when_one_process_fails(tmp_path):
   r = run_script("launch.py", "--backend", "local", "--num_processes", "3", "--log_dir", str(tmp_path),
                  "--", sys.executable, "-c", code, timeout=100)
   assert r.returncode == 3 and time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize("env,starts", [({}, False), ({"GAN_JAX_DISTRIBUTED": "1"}, True),
+                                        ({"SLURM_NTASKS": "8"}, True), ({"SLURM_NTASKS": "1"}, False),
+                                        ({"TPU_WORKER_HOSTNAMES": "w0,w1"}, True)])
+def test_initialize_starts_jax_distributed_from_the_environment(monkeypatch, env, starts):
+  """What the launchers set (GAN_JAX_DISTRIBUTED=1 on TPU VMs, SLURM's task count) starts the
+  multi-controller runtime with JAX's own detection; a single process starts nothing."""
+  import jax
+
+  from gan_jax import parallel
+  for k in ("GAN_JAX_DISTRIBUTED", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "JAX_COORDINATOR_ADDRESS"):
+    monkeypatch.delenv(k, raising=False)
+  for k, v in env.items():
+    monkeypatch.setenv(k, v)
+  calls = []
+  monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  parallel.initialize()
+  assert bool(calls) == starts
+  if starts:
+    assert set(calls[0]) == {"heartbeat_timeout_seconds"}   # coordinator and ids left to JAX's detection

@@ -185,30 +185,41 @@ def test_bfloat16_compute_stays_close_to_float32(load_config):
   assert diff.max() < 5e-3 and diff.max() > 0   # close, and not the same program
 
 
-def test_bfloat16_forward_passes_of_spectrally_normalized_and_style_networks(load_config):
-  """SNGAN (spectral norm: sigma in float32, weights back to bf16) and StyleGAN2 (demodulation and
-  minibatch stddev in float32), runlocal configs at half their width: at initialization, G's
-  images and D's logits in bf16 are within 3 % (relative L2) of float32's, and come back as
+BF16_NETWORKS = [("experiments/sngan_cifar10.py:runlocal", {"model.g_width": 8, "model.d_width": 8}),
+                 ("experiments/stylegan2_ffhq256.py:runlocal", {"model.channel_max": 32}),
+                 ("experiments/biggan_cifar10.py:runlocal", {}),
+                 ("experiments/sagan_imagenet128.py:runlocal", {}),
+                 ("experiments/r3gan_cifar10.py:runlocal", {})]
+
+
+@pytest.mark.parametrize("spec,widths", BF16_NETWORKS, ids=[s.split("/")[1].split(".")[0] for s, _ in BF16_NETWORKS])
+def test_bfloat16_forward_passes_of_every_large_architecture(load_config, spec, widths):
+  """SNGAN (spectral norm: sigma in float32, weights back to bf16), StyleGAN2 (demodulation and
+  minibatch stddev in float32), BigGAN and SAGAN (self-attention softmax in float32, conditional BN
+  statistics in float32) and R3GAN (grouped convolutions, no normalization), runlocal configs (SNGAN
+  and StyleGAN2 at half their width), conditional where the paper's model is: at initialization,
+  G's images and D's logits in bf16 are within 3 % (relative L2) of float32's, and come back as
   float32."""
-  for spec, widths in (("experiments/sngan_cifar10.py:runlocal", {"model.g_width": 8, "model.d_width": 8}),
-                       ("experiments/stylegan2_ffhq256.py:runlocal", {"model.channel_max": 32})):
-    c = load_config(spec)
-    c.update_from_flattened_dict(widths)
-    base = loop.build_gan(c, DataSpec("image", (16, 16, 1)))
-    gans = {"float32": base, "bfloat16": dataclasses.replace(base, compute_dtype="bfloat16")}
-    state = jax.jit(functools.partial(base.init, data_shape=(16, 16, 1)))(jax.random.PRNGKey(0))
-    outs = {}
-    for precision, gan in gans.items():
-      @jax.jit
-      def forward(state, z, key, gan=gan):
-        images = gan.generate(state.g_params, state.g_vars, z, None, key, train=False)[0]
-        return images, gan.discriminate(state.d_params, state.d_vars, jnp.tanh(images), None, key)[0]
-      images, logits = forward(state, gans["float32"].latents(jax.random.PRNGKey(1), 8), jax.random.PRNGKey(2))
-      assert images.dtype == logits.dtype == jnp.float32
-      outs[precision] = (np.asarray(images), np.asarray(logits))
-    for a, b in zip(outs["float32"], outs["bfloat16"]):
-      rel = np.linalg.norm(b - a) / np.linalg.norm(a)
-      assert 0 < rel < 0.03, (spec, rel)
+  c = load_config(spec)
+  c.update_from_flattened_dict(widths)
+  shape = (c.data.resolution, c.data.resolution, 1)
+  classes = 10 if c.model.conditional else 0
+  base = loop.build_gan(c, DataSpec("image", shape, classes))
+  gans = {"float32": base, "bfloat16": dataclasses.replace(base, compute_dtype="bfloat16")}
+  state = jax.jit(functools.partial(base.init, data_shape=shape))(jax.random.PRNGKey(0))
+  y = jnp.arange(8) % 10 if classes else None
+  outs = {}
+  for precision, gan in gans.items():
+    @jax.jit
+    def forward(state, z, key, gan=gan):
+      images = gan.generate(state.g_params, state.g_vars, z, y, key, train=False)[0]
+      return images, gan.discriminate(state.d_params, state.d_vars, jnp.tanh(images), y, key)[0]
+    images, logits = forward(state, gans["float32"].latents(jax.random.PRNGKey(1), 8), jax.random.PRNGKey(2))
+    assert images.dtype == logits.dtype == jnp.float32
+    outs[precision] = (np.asarray(images), np.asarray(logits))
+  for a, b in zip(outs["float32"], outs["bfloat16"]):
+    rel = np.linalg.norm(b - a) / np.linalg.norm(a)
+    assert 0 < rel < 0.03, (spec, rel)
 
 
 # --- multi-device and multi-process runs ----------------------------------------------------------
@@ -224,11 +235,12 @@ def _losses(workdir):
 
 
 @pytest.mark.slow
-def test_biggan_on_2_processes_with_fsdp_equals_1_process(tmp_path):
+def test_biggan_on_2_and_4_processes_with_and_without_fsdp_equals_1_process(tmp_path):
   """BigGAN (class-conditional, shared embedding, hierarchical z, conditional BN, self-attention,
   orthogonal regularization) at toy width on 4 devices in all: 1 process x 4 devices with the
-  state replicated, and 2 processes x 2 devices with G, D, EMA and Adam states split over the 4
-  devices (FSDP): the same losses at every step."""
+  state replicated, 2 processes x 2 devices with G, D, EMA and Adam states split over the 4
+  devices (FSDP), and 4 processes x 1 device with the state replicated: the same losses at every
+  step."""
   name = experiment("biggan_imagenet128") + ":runlocal"
   single = str(tmp_path / "single")
   r = run_script("train.py", "--config", name, "--workdir", single, *TOY_BIGGAN, devices=4)
@@ -241,6 +253,12 @@ def test_biggan_on_2_processes_with_fsdp_equals_1_process(tmp_path):
   assert "4 devices, 2 processes" in outs[0][2]
   assert _losses(single).shape == (3, 2)
   np.testing.assert_allclose(_losses(multi), _losses(single), atol=2e-5, rtol=0)
+  four = str(tmp_path / "four")
+  outs = run_processes("train.py", "--config", name, "--workdir", four, *TOY_BIGGAN, processes=4, devices=1)
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert "4 devices, 4 processes" in outs[0][2]
+  np.testing.assert_allclose(_losses(four), _losses(single), atol=2e-5, rtol=0)
 
 
 @pytest.mark.slow
@@ -278,3 +296,19 @@ def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both_and_resumes
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert f"resuming at step {steps[0]}" in outs[0][2]
+
+
+def test_persistent_compilation_cache_is_written_then_read(tmp_path):
+  """train.py stores its compiled programs in the persistent cache (GAN_JAX_COMPILE_CACHE); a second
+  run of the same command in a new workdir compiles the same programs and finds every one of them
+  there: it adds no entry and rewrites none."""
+  cache = tmp_path / "cache"
+  args = ["--config", experiment("dcgan_digits") + ":runlocal", "--config.total_steps=2", "--config.log_every=1",
+          "--config.sample_every=0", "--config.eval.every=0", "--config.ckpt_every=2"]
+  entries = []
+  for run in ("first", "second"):
+    r = run_script("train.py", *args, "--workdir", str(tmp_path / run), env={"GAN_JAX_COMPILE_CACHE": str(cache)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    entries.append(sorted((p.name, p.stat().st_mtime_ns) for p in cache.rglob("*-cache")))
+  assert entries[0], "nothing was written to the compilation cache"
+  assert entries[1] == entries[0]

@@ -35,8 +35,11 @@ normalised to sum 1; upsampling inserts zeros, pads (2, 1) and filters with gain
 pads (1, 1), filters and keeps every second sample. The 2-D filter is separable, so it is applied
 here as two 1-D passes (same values; `upsample2d_direct` / `downsample2d_direct` in the tests).
 
-Left out: the official code runs the 3-4 highest-resolution stages of G and D in bfloat16
-(`FP16Stages`); everything here is float32. Augmentation is a later issue.
+Precision: the official code runs the 3-4 highest-resolution stages of G and D in bfloat16
+(`FP16Stages`, recorded per preset as `Preset.bf16_stages`, not applied per stage here);
+`--config.precision=bfloat16` runs every stage in bf16 with float32 parameters, losses and
+penalties (gan_jax/train/step.py `_apply`), and the default is float32 throughout. Augmentation:
+the `augment` config block (gan_jax/augment).
 """
 from __future__ import annotations
 
