@@ -73,6 +73,10 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.data.data_dir = ""          # TFDS data_dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data.download = False       # let TFDS download and prepare a missing dataset
   c.data.path = ""              # image folder for data.name=folder
+  c.data.path_a = ""            # data.name=folder_pair: the two domains' image folders (unpaired)
+  c.data.path_b = ""
+  c.data.load_size = 0          # two-domain data: resize to this, then random-crop data.resolution (0 = off)
+  c.data.flip = False           # two-domain data: random horizontal flips in training
   c.data.resolution = 32
   c.data.channels = 0           # 0 = the dataset's own; 1 or 3 converts
   c.data.num_examples = 100_000  # 2-D mixtures: size of the sampled set; digits: the first N of the 1797
@@ -194,9 +198,10 @@ def validate(config: ConfigDict) -> None:
   for key in ("sample_every", "eval.every"):
     value = _get(config, key)
     _check(value >= 0, f"{key} must be >= 0 (0 = never), got {value}")
-  _check(config.model.z_dist in Z_DISTS,
-         f"unknown model.z_dist {config.model.z_dist!r}; valid choices: {', '.join(Z_DISTS)}")
-  _check(config.model.z_dim >= 1, f"model.z_dim must be >= 1, got {config.model.z_dim}")
+  if "z_dim" in config.model:   # translation models (cyclegan) have no latents
+    _check(config.model.z_dist in Z_DISTS,
+           f"unknown model.z_dist {config.model.z_dist!r}; valid choices: {', '.join(Z_DISTS)}")
+    _check(config.model.z_dim >= 1, f"model.z_dim must be >= 1, got {config.model.z_dim}")
   _check(config.get("nan_policy", "stop") in NAN_POLICIES,
          f"unknown nan_policy {config.get('nan_policy')!r}; valid choices: {', '.join(NAN_POLICIES)}")
   _check(config.get("precision", "float32") in PRECISIONS,

@@ -4,7 +4,9 @@ A dataset is a random-access `source` (len and [i]) plus a per-example `transfor
 inputs: {"x": float32 image [H, W, C] in [-1, 1] or vector [D], "label": int32 where known}.
 Sources that need no download: `ring8`, `grid25` (2-D mixtures), `digits` (scikit-learn's
 1797 handwritten digits). TFDS: `mnist`, `cifar10`, `celeba`, or any TFDS name via
-`data.name=tfds` + `data.tfds_name`. Custom data: `folder` (PNG/JPEG under `data.path`).
+`data.name=tfds` + `data.tfds_name`. Custom data: `folder` (PNG/JPEG under `data.path`). Two-domain (unpaired) data for
+image-to-image translation, examples {"a": image, "b": image}: `cycle_gan` (TFDS),
+`folder_pair`, `digits_pair` (see unpaired.py).
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ class Dataset:
   evaluate: Callable[[np.ndarray], dict] | None = None
   # The names `evaluate` returns (what eval.best may choose among).
   eval_metrics: tuple[str, ...] = ()
+  # Random training augmentation (raw example, numpy Generator) -> example, used instead of
+  # `transform` by the training pipeline when set (two-domain data: random crops and flips).
+  train_transform: Callable[[Any, np.random.Generator], Example] | None = None
 
 
 class ArraySource:
@@ -57,4 +62,5 @@ def build_dataset(data_cfg: ConfigDict) -> Dataset:
 
 
 # Registration happens on import.
-from gan_jax.data import digits, folder, stacked, tfds_source, toy2d  # noqa: E402,F401
+# unpaired last: it builds on digits, folder and tfds_source.
+from gan_jax.data import digits, folder, stacked, tfds_source, toy2d, unpaired  # noqa: E402,F401

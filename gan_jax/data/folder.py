@@ -88,25 +88,30 @@ class FolderSource:
 
 @DATASETS.register("folder")
 def folder(c: ConfigDict) -> Dataset:
-  if not c.path:
-    raise ConfigError("data.name=folder needs --config.data.path=DIR (a folder of PNG/JPEG images)")
-  if not os.path.isdir(c.path):
-    raise ConfigError(f"data.path {c.path!r} is not a folder")
-  if not os.access(c.path, os.R_OK | os.X_OK):
-    raise ConfigError(f"data.path {c.path!r} is not readable")
-  files = list_images(c.path)
-  if not files:
-    raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under data.path {c.path!r}")
   channels = c.channels or 3
+  return Dataset(folder_source(c.path, channels, c.resolution), transform=dict,
+                 spec=DataSpec("image", (c.resolution, c.resolution, channels)))
+
+
+def folder_source(path: str, channels: int, resolution: int, key: str = "data.path") -> FolderSource:
+  """The readable images under `path` (`key`: the config key named in errors)."""
+  if not path:
+    raise ConfigError(f"data.name={'folder' if key == 'data.path' else 'folder_pair'} needs --config.{key}=DIR "
+                      "(a folder of PNG/JPEG images)")
+  if not os.path.isdir(path):
+    raise ConfigError(f"{key} {path!r} is not a folder")
+  if not os.access(path, os.R_OK | os.X_OK):
+    raise ConfigError(f"{key} {path!r} is not readable")
+  files = list_images(path)
+  if not files:
+    raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {key} {path!r}")
   good = [f for f in files if readable_header(f)]
   if good and len(good) < len(files):
     bad = sorted(set(files) - set(good))
-    print(f"gan_jax: skipped {len(bad)} of {len(files)} files under {c.path} that are not readable images "
+    print(f"gan_jax: skipped {len(bad)} of {len(files)} files under {path} that are not readable images "
           f"(e.g. {bad[0]})", file=sys.stderr)
   # Fail now, not at step 1, when no file can be decoded at all (stops at the first that can).
   if not any(_decodes(f, channels) for f in good):
-    raise ConfigError(f"no usable image under data.path {c.path!r}: none of its {len(files)} files "
+    raise ConfigError(f"no usable image under {key} {path!r}: none of its {len(files)} files "
                       f"{'can be decoded' if good else 'is a readable image'} (e.g. {(good or files)[0]})")
-  files = good
-  return Dataset(FolderSource(files, channels, c.resolution), transform=dict,
-                 spec=DataSpec("image", (c.resolution, c.resolution, channels)))
+  return FolderSource(good, channels, resolution)

@@ -20,14 +20,17 @@ from gan_jax.data.images import preprocess
 from gan_jax.models import DataSpec
 
 
-def open_tfds(name: str, c: ConfigDict):
+def open_tfds(name: str, c: ConfigDict, split: str | None = None):
+  """`split` overrides `data.split` (two-domain datasets read trainA and trainB)."""
   import tensorflow_datasets as tfds
+
+  split = split or c.split
 
   data_dir = c.data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
   verbosity = absl_logging.get_verbosity()
   absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every missing folder it probes
   try:
-    source = tfds.data_source(name, split=c.split, data_dir=data_dir, download=c.download)
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=c.download)
   except tfds.core.registered.DatasetNotFoundError:
     raise ConfigError(f"TFDS has no dataset {name!r}; see https://www.tensorflow.org/datasets/catalog "
                       "for valid names") from None
@@ -39,12 +42,12 @@ def open_tfds(name: str, c: ConfigDict):
       cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       raise ConfigError(f"TFDS could not download and prepare {name!r} into {data_dir} ({type(e).__name__}: "
                         f"{cause[:200]}); {prepare}") from None
-    raise ConfigError(f"TFDS dataset {name!r} (split {c.split!r}) is not prepared as ArrayRecord in {data_dir}; "
+    raise ConfigError(f"TFDS dataset {name!r} (split {split!r}) is not prepared as ArrayRecord in {data_dir}; "
                       f"{prepare}, or rerun with --config.data.download=True") from None
   finally:
     absl_logging.set_verbosity(verbosity)
   if len(source) == 0:
-    raise ConfigError(f"TFDS dataset {name!r} split {c.split!r} is empty; choose another data.split")
+    raise ConfigError(f"TFDS dataset {name!r} split {split!r} is empty; choose another data.split")
   return source
 
 

@@ -13,6 +13,9 @@ The contract every architecture keeps, which the trainer, samplers and tests rel
   average) lives in collections other than "params" and changes only when `train=True`.
 - `ModelEntry.truncation`: how `sample.truncation` < 1 applies: "z" draws truncated-normal
   latents (BigGAN), "w" passes `truncation_psi` to G (StyleGAN), None: not supported.
+- `ModelEntry.kind` "translation" (cyclegan): image-to-image models instead, `G(x, train)` ->
+  an image shaped like x, `D(x, train)` -> patch logits [B, h, w]; the trainer runs them with
+  gan_jax/train/cyclegan_step.py.
 - Generators that support path-length regularization expose `mapping(z, y, train)` -> ws
   [B, num_ws, w_dim] and `synthesis(ws, train)` -> images, with `G(z, y) = synthesis(mapping(z, y))`.
 """
@@ -40,6 +43,7 @@ class ModelEntry:
   defaults: Callable[[], dict[str, Any]]
   build: Callable[[ConfigDict, DataSpec], tuple[nn.Module, nn.Module]]
   truncation: str | None = None     # "z", "w" or None (see the module docstring)
+  kind: str = "gan"                 # "gan": G(z) -> x; "translation": G(x) -> x' (see the module docstring)
 
 
 MODELS: Registry[ModelEntry] = Registry("model")

@@ -31,7 +31,8 @@ from gan_jax.metrics.fid import parse_metrics
 from gan_jax.models import MODELS, DataSpec, build_models
 from gan_jax.optim import make_optimizer
 from gan_jax.regularizers import Regularization
-from gan_jax.sampling import class_grid, generator_params, make_sampler
+from gan_jax.sampling import class_grid, generator_params, make_sampler, make_translation_grid
+from gan_jax.train.cyclegan_step import CycleGAN, build_cyclegan
 from gan_jax.train.step import GAN, train_step
 from gan_jax.workdir import WorkdirLock, interrupted_writes
 
@@ -64,7 +65,11 @@ class _StopFlag:
     return self.requested
 
 
-def build_gan(config: ConfigDict, spec: DataSpec) -> GAN:
+def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN:
+  """The static model and step of `config`: a GAN (G(z)), or by `model.name`'s kind an image-to-image
+  translation model (cyclegan: its own step, state and grids; see gan_jax/train/cyclegan_step.py)."""
+  if MODELS.get(config.model.name).kind == "translation":
+    return build_cyclegan(config, spec)
   if config.model.conditional and not spec.num_classes:
     raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
   generator, discriminator = build_models(config.model, spec)
@@ -153,7 +158,7 @@ def jit_step(gan: GAN, mesh, population: int, state_sharding=None):
   the batch split over the mesh's data axis, the old state's buffers donated."""
   rep = parallel.replicated(mesh)
   state_sharding = rep if state_sharding is None else state_sharding
-  step = functools.partial(train_step, gan)
+  step = gan.step if isinstance(gan, CycleGAN) else functools.partial(train_step, gan)
   if any(sh.spec != parallel.P() for sh in jax.tree.leaves(state_sharding)):
     step = _gathered(step, rep)
   if population > 1:   # one program for all members: the batch is shared, state and keys are not
@@ -254,6 +259,8 @@ def train(config: ConfigDict, workdir: str) -> None:
     population = config.population
     step_fn = jit_step(gan, mesh, population, jax.tree.map(lambda x: x.sharding, state))
     sampler = make_sampler(gan, mesh, chunk=config.sample.num, truncation=config.sample.truncation)
+    # Translation models: grids of fixed inputs of both domains and their translations instead.
+    translation_grid = make_translation_grid(gan, mesh, ds, config.sample.num) if isinstance(gan, CycleGAN) else None
     # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
     eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
     eval_sampler = make_sampler(gan, mesh, chunk=eval_chunk) if ds.evaluate is not None else None
@@ -280,10 +287,14 @@ def train(config: ConfigDict, workdir: str) -> None:
 
     def write_samples(step: int) -> None:
       # Population runs show member 0 (the run with `seed`).
-      params = member(generator_params(state), 0, population)
+      params = member(generator_params(state), 0, population) if translation_grid is None else None
       g_vars, key = member(state.g_vars, 0, population), member(sample_key, 0, population)
       path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
-      if ds.modes is not None:
+      if translation_grid is not None:
+        images, ncol = translation_grid(state.g_params)
+        if is_main:
+          logs.save_png(logs.image_grid(images, ncol), path)
+      elif ds.modes is not None:
         pts = sampler(params, g_vars, key, config.eval.num_samples)
         if is_main:
           logs.save_scatter(pts, ds.modes, path, title=f"{config.data.name}, step {step}")
