@@ -129,6 +129,14 @@ def _perturbed(variables, seed=0, scale=0.3):
   return jax.tree.unflatten(tree, [np.asarray(a) + scale * np.asarray(rs.randn(*a.shape), np.float32) for a in leaves])
 
 
+def _random_variables(module, *args, seed=0, scale=0.3, **kwargs):
+  """Variables of the module's shapes with N(0, scale²) entries around the init's constants (norm
+  scales 1, else 0): no compile of the initializers, and no zero or one hides a mistake."""
+  shapes = jax.eval_shape(lambda: module.init(KEYS, *args, **kwargs))
+  ones = jax.tree_util.tree_map_with_path(lambda path, s: float(str(path[-1].key) == "scale"), shapes)
+  return _perturbed(jax.tree.map(lambda s, one: np.full(s.shape, one, np.float32), shapes, ones), seed, scale)
+
+
 def _np_tree(variables):
   return jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
 
@@ -163,7 +171,7 @@ def test_relative_position_bias_equals_the_official_index_gather(w):
 
 
 def _block_apply(block, x, seed=0):
-  v = _perturbed(jax.jit(lambda: block.init(KEYS, jnp.asarray(x)))(), seed)
+  v = _random_variables(block, jnp.asarray(x), seed=seed)
   return _np_tree(v), np.asarray(jax.jit(lambda v, x: block.apply(v, x, rngs={"noise": KEYS["noise"]}))(v, x))
 
 
@@ -232,7 +240,7 @@ def test_generator_equals_a_direct_computation(norm, tanh, classes):
   z = np.random.RandomState(3).randn(2, 6).astype(np.float32)
   y = np.array([1, 4]) if classes else None
   args = (jnp.asarray(z),) + ((jnp.asarray(y),) if classes else ())
-  v = _perturbed(jax.jit(lambda: g.init(KEYS, *args, train=False))(), 2, scale=0.1)
+  v = _random_variables(g, *args, seed=2, scale=0.1, train=False)
   out = np.asarray(jax.jit(lambda v: g.apply(v, *args, train=False))(v))
   assert out.shape == (2, 8, 8, 3)
   np.testing.assert_allclose(out, _np_generator(z, _np_tree(v), (1, 1, 1), 2, norm, tanh, y), rtol=2e-4, atol=2e-4)
@@ -281,7 +289,7 @@ def test_discriminator_equals_a_direct_computation(norm, act, classes):
   x = np.random.RandomState(4).randn(3, 8, 8, 1).astype(np.float32)
   y = np.array([0, 3, 1]) if classes else None
   args = (jnp.asarray(x),) + ((jnp.asarray(y),) if classes else ())
-  v = _perturbed(jax.jit(lambda: d.init(KEYS, *args, train=False))(), 3, scale=0.1)
+  v = _random_variables(d, *args, seed=3, scale=0.1, train=False)
   out, inter = jax.jit(lambda v: d.apply(v, *args, rngs={"noise": jax.random.PRNGKey(7)},
                                          mutable=["intermediates"]))(v)
   assert out.shape == (3,)
