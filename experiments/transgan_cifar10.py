@@ -36,9 +36,9 @@ Differences from the official run that this trainer does not express:
   mit-han-lab's; ours (gan_jax/augment/diffaugment.py) follow mit-han-lab's directly.
 
 Args: runlocal (the recipe at toy width on 16x16 digits, with grid self-attention: G from 4x4
-tokens of 128 channels through 8x8 to 16x16 tokens of 8 channels attending within 8x8 windows,
-D of 64 channels; batch 32, one D step per G step (n_critic 4 would compile four copies of the
-penalized D update), 300 steps; digit_fd logged every eval.every steps).
+tokens of 256 channels through 8x8 to 16x16 tokens of 16 channels attending within 8x8 windows,
+tanh output, D of 64 channels; batch 32, lr 5e-4, one D step per G step (n_critic 4 would compile
+four copies of the penalized D update), 300 steps; digit_fd logged every eval.every steps).
 """
 from gan_jax.config import base_config, parse_arg
 
@@ -66,8 +66,10 @@ def get_config(arg=None):
   c.sample_every = c.ckpt_every = 10_000
   if a.runlocal:
     c.data.update(name="digits", resolution=16, split="train", tfds_name="", channels=0)
-    c.model.update(z_dim=64, bottom_width=4, g_embed_dim=128, g_depths="2,1,1", g_heads=2, g_window_size=8,
-                   d_embed_dim=64, d_depth=1, d_heads=4)
+    c.model.update(z_dim=64, bottom_width=4, g_embed_dim=256, g_depths="2,1,1", g_heads=2, g_window_size=8,
+                   g_tanh=True, d_embed_dim=64, d_depth=1, d_heads=4)
+    for who in ("g", "d"):
+      c.optim[who].lr = 5e-4
     c.batch_size = 32
     # One D step per G step: the trainer unrolls the n_critic D updates (each with the gradient
     # penalty's double backward) into one XLA program, whose compile time on CPU grows with it.
