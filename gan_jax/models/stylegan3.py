@@ -97,30 +97,64 @@ def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial:
   return (f / f.sum()).astype(np.float32)
 
 
-def _fir(x: jax.Array, kernel: np.ndarray, strides: tuple[int, int]) -> jax.Array:
-  """VALID per-channel correlation of x [B, H, W, C] with one 2-D kernel [kh, kw], strided."""
+def upfirdn_matrix(n: int, f: np.ndarray | None, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0),
+                   gain: float = 1.0) -> np.ndarray:
+  """1-D `upfirdn` of a length-n signal as a matrix [n_out, n]: insert up-1 zeros after every
+  sample, pad (negative crops), convolve with f · gain (a true convolution, VALID), keep every
+  down-th sample. Built by running the steps on the identity."""
+  taps = np.ones(1) if f is None else np.asarray(f, np.float64)
+  x = np.zeros((n * up, n))
+  x[::up] = np.eye(n)
+  p0, p1 = pad
+  x = np.pad(x, ((max(p0, 0), max(p1, 0)), (0, 0)))
+  x = x[max(-p0, 0):x.shape[0] - max(-p1, 0)]
+  k = len(taps)
+  y = sum(taps[::-1][t] * x[t:x.shape[0] - k + 1 + t] for t in range(k)) * gain
+  return y[::down].astype(np.float32)
+
+
+def _depthwise(x: jax.Array, kernel: np.ndarray, strides: tuple[int, int]) -> jax.Array:
+  """VALID correlation of every channel of x [B, H, W, C] with one [kh, kw] kernel, strided."""
   c = x.shape[-1]
   k = jnp.broadcast_to(jnp.asarray(kernel, x.dtype)[:, :, None, None], (*kernel.shape, 1, c))
   return lax.conv_general_dilated(x, k, strides, "VALID", dimension_numbers=_DN, feature_group_count=c)
 
 
+# Longest (upsampled) axis filtered by dense matrices under impl "auto"; longer ones by convolutions.
+MATMUL_MAX_SIZE = 320
+
+
 def upfirdn2d(x: jax.Array, f: np.ndarray | None, up: int = 1, down: int = 1,
-              padding: tuple[int, int, int, int] = (0, 0, 0, 0), gain: float = 1.0) -> jax.Array:
+              padding: tuple[int, int, int, int] = (0, 0, 0, 0), gain: float = 1.0, impl: str = "auto") -> jax.Array:
   """`upfirdn2d` on NHWC for a separable [k] or a full [k, k] filter (None: no filtering): insert
   up-1 zeros after every pixel, pad (x0, x1, y0, y1; negative crops), convolve with f · gain,
-  keep every down-th pixel. Zero insertion and padding are one `lax.pad`; decimation is the
-  convolution's stride, so the discarded outputs are never computed."""
+  keep every down-th pixel.
+
+  impl "matmul": separable filters as one dense matrix per axis (`upfirdn_matrix`; resampling,
+  padding and filtering in one GEMM each: on CPU far faster, forward and backward, than
+  depthwise convolutions, and cheap while the axes are short). "conv": zero insertion and
+  padding by `lax.pad`, then depthwise convolutions strided by `down` (a full 2-D filter, config
+  R's radial one, always runs so). "auto": matmul up to MATMUL_MAX_SIZE upsampled pixels, else conv.
+  """
   px0, px1, py0, py1 = padding
+  f = None if f is None else np.asarray(f, np.float32)
+  separable = f is None or f.ndim == 1
+  if impl == "auto":
+    impl = "matmul" if separable and max(x.shape[1], x.shape[2]) * up <= MATMUL_MAX_SIZE else "conv"
+  if impl == "matmul" and separable:
+    axis_gain = math.sqrt(gain)   # gain ** (ndim / 2) per axis
+    mh = upfirdn_matrix(x.shape[1], f, up, down, (py0, py1), axis_gain)
+    mw = upfirdn_matrix(x.shape[2], f, up, down, (px0, px1), axis_gain)
+    x = jnp.einsum("oh,bhwc->bowc", jnp.asarray(mh, x.dtype), x)
+    return jnp.einsum("ow,bhwc->bhoc", jnp.asarray(mw, x.dtype), x)
   zero = jnp.zeros((), x.dtype)
   x = lax.pad(x, zero, ((0, 0, 0), (py0, py1 + up - 1, up - 1), (px0, px1 + up - 1, up - 1), (0, 0, 0)))
   if f is None:
     return x[:, ::down, ::down]
-  f = np.asarray(f, np.float32)
-  if f.ndim == 1:
-    taps = f[::-1] * np.float32(math.sqrt(gain))   # gain ** (ndim / 2) per axis; flipped: convolution
-    x = _fir(x, taps[:, None], (down, 1))
-    return _fir(x, taps[None, :], (1, down))
-  return _fir(x, f[::-1, ::-1] * np.float32(gain), (down, down))
+  if separable:
+    taps = f[::-1] * np.float32(math.sqrt(gain))   # flipped: a true convolution
+    return _depthwise(_depthwise(x, taps[:, None], (down, 1)), taps[None, :], (1, down))
+  return _depthwise(x, f[::-1, ::-1] * np.float32(gain), (down, down))
 
 
 def filtered_lrelu(x: jax.Array, fu: np.ndarray | None, fd: np.ndarray | None, b: jax.Array, up: int, down: int,
