@@ -152,18 +152,28 @@ def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
 
 
 class EqualizedDense(nn.Module):
-  """`FullyConnectedLayer`: y = act(x @ (W · lr_mul/sqrt(fan_in)) + b · lr_mul) · gain."""
+  """`FullyConnectedLayer`: y = act(x @ (W · lr_mul/sqrt(fan_in)) + b · lr_mul) · gain.
+
+  `weight_init` scales the stored N(0, 1) weights (0: StyleGAN3's Fourier-feature affine starts
+  at its bias); `bias_init` is a scalar or one value per feature."""
   features: int
   use_bias: bool = True
   activation: str = "linear"
   lr_mul: float = 1.0
-  bias_init: float = 0.0
+  bias_init: float | tuple[float, ...] = 0.0
+  weight_init: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     fan_in = x.shape[-1]
-    w = self.param("weight", lambda k, s: jax.random.normal(k, s) / self.lr_mul, (fan_in, self.features))
-    b = self.param("bias", nn.initializers.constant(self.bias_init), (self.features,)) if self.use_bias else None
+
+    def init(key, shape):
+      w = jax.random.normal(key, shape) / self.lr_mul
+      return w if self.weight_init == 1 else w * self.weight_init
+
+    w = self.param("weight", init, (fan_in, self.features))
+    bias_init = nn.initializers.constant(np.asarray(self.bias_init, np.float32))
+    b = self.param("bias", bias_init, (self.features,)) if self.use_bias else None
     y = x @ (w * (self.lr_mul / math.sqrt(fan_in)))
     return bias_act(y, None if b is None else b * self.lr_mul, self.activation)
 
