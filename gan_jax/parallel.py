@@ -40,6 +40,18 @@ def initialize() -> None:
     jax.distributed.initialize(**timeouts)
 
 
+def meet(name: str, timeout_s: float = 900.0) -> None:
+  """All processes wait here for each other at the coordination service (no-op with one process).
+
+  Compiles take different times on different hosts, and the first cross-process collective of
+  the CPU backend (gloo) waits only 30 s for its peers to set up; meeting at the coordination
+  service's barrier first (its own timeout) keeps slow compiles from failing the run."""
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # the runtime client: JAX has no public barrier without a collective
+  distributed.global_state.client.wait_at_barrier(f"gan_jax_{name}", int(timeout_s * 1000))
+
+
 def cpu_device_per_core() -> int | None:
   """For inference-only commands (feature extraction): one XLA CPU device per core, set before
   the backend starts, unless the user chose a count (XLA_FLAGS' host device count or

@@ -224,6 +224,8 @@ def train(config: ConfigDict, workdir: str) -> None:
   if is_main:
     lock.acquire()
   #### State: initialized in its shardings (sharding.*), or restored from the newest checkpoint.
+  init = init.lower(init_key).compile()
+  parallel.meet("init")   # every process compiled: the collectives that follow start together
   state = init(init_key)
   best_ckpt = progress = None
   tracing = False
