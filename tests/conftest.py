@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -22,6 +23,13 @@ def run_script(script: str, *args: str, devices: int = 1, env: dict | None = Non
   full_env.pop("JAX_NUM_CPU_DEVICES", None) if env is None or "JAX_NUM_CPU_DEVICES" not in env else None
   return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args],
                         capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def state_mb(stderr: str) -> tuple[float, float]:
+  """(whole train state, one device's share) in MB, from the trainer's start line."""
+  m = re.search(r"state ([0-9.]+) MB, ([0-9.]+) MB per device", stderr)
+  assert m, stderr[-2000:]
+  return float(m[1]), float(m[2])
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import ROOT, experiment, free_port, read_jsonl, run_processes, run_script
+from conftest import ROOT, experiment, free_port, read_jsonl, run_processes, run_script, state_mb
 
 from gan_jax import parallel
 from gan_jax.config import ConfigError, parse_profile_steps
@@ -234,6 +234,7 @@ def _losses(workdir):
                    if "d_loss" in r])
 
 
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("CI") == "true" and not os.environ.get("GAN_JAX_MULTIPROCESS_BIGGAN"),
                     reason="flaky on a loaded 2-core machine: the processes' BigGAN step compiles drift apart by "
@@ -254,6 +255,9 @@ def test_biggan_on_2_and_4_processes_with_and_without_fsdp_equals_1_process(tmp_
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert "4 devices, 2 processes" in outs[0][2]
+  whole, held = state_mb(outs[0][2])
+  assert held < whole / 3, outs[0][2][:400]   # G, D, EMA and Adam states split over the 4 devices
+  assert state_mb(r.stderr) == (whole, whole)   # replicated: every device holds all of it
   assert _losses(single).shape == (3, 2)
   np.testing.assert_allclose(_losses(multi), _losses(single), atol=2e-5, rtol=0)
   four = str(tmp_path / "four")

@@ -10,7 +10,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, experiment, read_jsonl, run_processes, run_script
+from conftest import ROOT, experiment, read_jsonl, run_processes, run_script, state_mb
 from PIL import Image
 
 from gan_jax.config import ConfigError
@@ -66,6 +66,7 @@ FIVE_STEPS = ["--config.total_steps=5", "--config.log_every=1", "--config.batch_
               "--config.sample_every=0", "--config.n_critic=2", "--config.ema.halflife_kimg=1.0"]
 
 
+
 FSDP = ["--config.sharding.fsdp=True", "--config.sharding.min_size_mb=0"]
 
 
@@ -82,6 +83,10 @@ def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(
                    *FIVE_STEPS, *extra, devices=devices)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{devices} devices" in r.stderr
+    total, held = state_mb(r.stderr)
+    # Replicated: each device holds the whole state; FSDP over 8: every leaf split but the few
+    # whose dimensions 8 does not divide (biases of 1 or 3 channels, step counters).
+    assert held == total if devices == 1 else held < total / 6, r.stderr[:400]
     runs[devices] = _losses(wd)
   assert runs[1].shape == (5, 2)
   np.testing.assert_allclose(runs[8], runs[1], atol=1e-5, rtol=0)
@@ -97,6 +102,8 @@ def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert "resuming at step 5; 4 devices, 2 processes" in outs[0][2]
+  total, held = state_mb(outs[0][2])
+  assert held < total / 3   # restored split over the 4 devices of 2 processes
   assert [row["step"] for row in read_jsonl(os.path.join(tmp_path, "dev8", "metrics.jsonl"))][-2:] == [6, 7]
 
 

@@ -283,9 +283,10 @@ def train(config: ConfigDict, workdir: str) -> None:
       writer = logs.MetricWriter(metrics_path, logs.init_wandb(config, workdir))
       writer.truncate_after(start)
       logs.truncate_jsonl(eval_log, start, keep=lambda row: row.get("source") != "train")
+      total_mb, device_mb = state_megabytes(state)
       print(f"gan_jax: {'resuming at step ' + str(start) if start else 'starting'}; "
-            f"{jax.device_count()} devices, {jax.process_count()} processes; workdir {workdir}",
-            file=sys.stderr)
+            f"{jax.device_count()} devices, {jax.process_count()} processes; state {total_mb:.2f} MB, "
+            f"{device_mb:.2f} MB per device; workdir {workdir}", file=sys.stderr)
 
     def write_samples(step: int) -> None:
       # Population runs show member 0 (the run with `seed`).
@@ -353,6 +354,15 @@ def train(config: ConfigDict, workdir: str) -> None:
     profile = config_lib.parse_profile_steps(config.get("profile_steps", ""), start) if is_main else None
     profile_dir = os.path.join(workdir, "profile")
     evaluates = eval_sampler is not None or evaluator is not None
+    # The step compiled ahead of the first batch it runs on, then every process meets: compiles
+    # drift apart between hosts by more than the CPU collectives' 30 s set-up wait.
+    pending, aot_s = None, 0.0
+    if start < config.total_steps:
+      pending = next_batch()
+      t0 = time.perf_counter()
+      step_fn = step_fn.lower(state, pending, step_key).compile()
+      aot_s = time.perf_counter() - t0
+      parallel.meet("step")
     if start == 0 and config.eval.every and evaluates:
       # The untrained generator's metrics: the baseline every later evaluation is compared with.
       initial = evaluate(0)
@@ -360,7 +370,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       if writer is not None:
         writer.write(0, initial)
     for step in range(start + 1, config.total_steps + 1):
-      batch = next_batch()
+      batch, pending = (next_batch() if pending is None else pending), None
       if profile and step == profile[0]:
         jax.profiler.start_trace(profile_dir)
         tracing = True
@@ -376,7 +386,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       n_acc += 1
       if compile_s is None:
         jax.block_until_ready(metrics)
-        compile_s = time.perf_counter() - t0
+        compile_s = aot_s + time.perf_counter() - t0   # compiling and the first step
         interval_start, interval_steps = time.perf_counter(), 0
       else:
         interval_steps += 1
@@ -441,6 +451,16 @@ def train(config: ConfigDict, workdir: str) -> None:
     if best_ckpt is not None:
       best_ckpt.close()
     lock.release()
+
+
+def state_megabytes(state) -> tuple[float, float]:
+  """The train state's size in MB: whole, and what one device holds (its shards: the whole
+  state when replicated, about 1/n of its large leaves under FSDP over n devices)."""
+  leaves = [x for x in jax.tree.leaves(state) if isinstance(x, jax.Array)]
+  total = sum(x.nbytes for x in leaves)
+  device = jax.local_devices()[0]
+  held = sum(sh.data.nbytes for x in leaves for sh in x.addressable_shards if sh.device == device)
+  return total / 2**20, held / 2**20
 
 
 def interval_means(sums: dict, n: int, last: dict) -> dict:
