@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -76,3 +78,48 @@ def trained_run(tmp_path_factory) -> str:
   result = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", workdir)
   assert result.returncode == 0, result.stderr[-3000:]
   return workdir
+
+
+# --- Test tiers ------------------------------------------------------------------------------------
+# A bare `pytest` (the README's test command, what CI runs) is the quick tier: the tests marked
+# `slow` (training runs that check learning, multi-process and many-device runs of the large
+# models, the slower equivalence runs) are left out, with a line saying how many. They run when
+# named (`pytest tests/test_cyclegan.py`, a node id), with a marker expression (`-m slow`, or
+# `-m "slow or not slow"` for everything), or with GAN_JAX_FULL_TESTS=1.
+_TIER = "GAN_JAX_TEST_TIER"
+_made_cache = [None]
+
+
+def pytest_configure(config):
+  if not hasattr(config, "workerinput"):   # the controller (xdist workers inherit its environment)
+    named = config.args_source == pytest.Config.ArgsSource.ARGS
+    full = named or bool(config.option.markexpr) or os.environ.get("GAN_JAX_FULL_TESTS") == "1"
+    os.environ[_TIER] = "full" if full else "quick"
+    # One persistent compilation cache for the whole test run, new each run: the trainer's
+    # subprocesses and the in-process tests compile each distinct program once (most tests train
+    # the same toy configs), and nothing carries over from an earlier run.
+    if "GAN_JAX_COMPILE_CACHE" not in os.environ:
+      os.environ["GAN_JAX_COMPILE_CACHE"] = _made_cache[0] = tempfile.mkdtemp(prefix="gan_jax_test_xla_")
+  if os.environ.get("GAN_JAX_COMPILE_CACHE", "off") != "off":
+    from gan_jax import parallel
+    parallel.enable_compilation_cache(os.environ["GAN_JAX_COMPILE_CACHE"], min_compile_s=0.0)
+
+
+def pytest_unconfigure(config):
+  if _made_cache[0]:
+    shutil.rmtree(_made_cache[0], ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+  if os.environ.get(_TIER) != "quick":
+    return
+  slow = [item for item in items if item.get_closest_marker("slow")]
+  if slow:
+    config.hook.pytest_deselected(items=slow)
+    items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  if os.environ.get(_TIER) == "quick":
+    terminalreporter.write_line("quick tier: the tests marked slow were deselected (run them with "
+                                "`pytest -m slow`, or everything with GAN_JAX_FULL_TESTS=1)")

@@ -107,7 +107,7 @@ def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(
   assert [row["step"] for row in read_jsonl(os.path.join(tmp_path, "dev8", "metrics.jsonl"))][-2:] == [6, 7]
 
 
-def test_two_and_four_processes_equal_one(tmp_path):
+def test_two_processes_through_the_launcher_equal_one(tmp_path):
   single = str(tmp_path / "single")
   r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", single,
                  *FIVE_STEPS, devices=4)
@@ -120,13 +120,24 @@ def test_two_and_four_processes_equal_one(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:] + open(tmp_path / "logs" / "process_1.log").read()[-2000:]
   assert "4 devices, 2 processes" in r.stderr
   np.testing.assert_allclose(_losses(multi), _losses(single), atol=1e-5, rtol=0)
-  # 4 processes x 1 device, with the state split over the 4 processes (FSDP).
+
+
+@pytest.mark.slow
+def test_four_processes_with_fsdp_equal_one(tmp_path):
+  """4 processes x 1 device, with the state split over the 4 processes (FSDP): the losses of
+  1 process x 4 devices."""
+  single = str(tmp_path / "single")
+  r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", single,
+                 *FIVE_STEPS, devices=4)
+  assert r.returncode == 0, r.stderr[-3000:]
   four = str(tmp_path / "four")
   outs = run_processes("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", four,
                        *FIVE_STEPS, *FSDP, processes=4, devices=1)
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert "4 devices, 4 processes" in outs[0][2]
+  total, held = state_mb(outs[0][2])
+  assert held < total / 3
   np.testing.assert_allclose(_losses(four), _losses(single), atol=1e-5, rtol=0)
 
 
@@ -186,6 +197,7 @@ def test_sigterm_saves_and_exits_0(tmp_path):
   assert f"resuming at step {saved[0]}" in r.stderr
 
 
+@pytest.mark.slow
 def test_ring8_learns_six_of_eight_modes(load_config, tmp_path):
   """Non-saturating loss, seed 0, 3000 steps (ring8:runlocal): at least 6 of 8 modes."""
   c = load_config("experiments/ring8.py:runlocal")
@@ -248,6 +260,7 @@ def test_nan_policy_skip_undoes_and_counts_nonfinite_steps(load_config, tmp_path
     loop.train(c, str(tmp_path / "other"))
 
 
+@pytest.mark.slow
 def test_population_members_equal_separate_runs(load_config, tmp_path):
   """population=3 trains seeds 5, 6, 7 as one vmap-ed program: member i == the run with seed 5+i."""
   common = {"total_steps": 6, "log_every": 2, "sample_every": 6, "ckpt_every": 6, "seed": 5}
@@ -280,6 +293,7 @@ def test_population_on_the_2d_mixture_logs_member_metrics(load_config, tmp_path)
   assert np.load(tmp_path / "m3.npy").shape == (10, 2)
 
 
+@pytest.mark.slow
 def test_resume_with_another_process_count_derives_the_data_position(load_config, tmp_path):
   """A checkpoint whose data item was written by 2 processes still resumes exactly on 1."""
   common = {"ckpt_every": 10, "sample_every": 0, "n_critic": 2}

@@ -56,8 +56,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.signal
-import scipy.special
 from jax import lax
 from ml_collections import ConfigDict
 
@@ -84,6 +82,8 @@ def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float, radial:
     raise ValueError(f"numtaps must be >= 1, got {numtaps}")
   if numtaps == 1:
     return None
+  import scipy.signal  # here: importing it costs every trainer start about 1.5 s
+  import scipy.special
   if not radial:
     return scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs).astype(np.float32)
   t = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
