@@ -190,13 +190,10 @@ BF16_NETWORKS = [("experiments/sngan_cifar10.py:runlocal", {"model.g_width": 8, 
                  ("experiments/biggan_cifar10.py:runlocal", {}),
                  ("experiments/sagan_imagenet128.py:runlocal", {}),
                  ("experiments/r3gan_cifar10.py:runlocal", {})]
-# SNGAN in the quick tier; the others (a minute or more of compiling each) in the full tier.
-BF16_PARAMS = [pytest.param(spec, widths, id=spec.split("/")[1].split(".")[0],
-                            marks=() if spec.startswith("experiments/sngan") else pytest.mark.slow)
-               for spec, widths in BF16_NETWORKS]
 
 
-@pytest.mark.parametrize("spec,widths", BF16_PARAMS)
+@pytest.mark.slow   # a minute or more of compiling each; the quick tier has the DCGAN bf16 test above
+@pytest.mark.parametrize("spec,widths", BF16_NETWORKS, ids=[s.split("/")[1].split(".")[0] for s, _ in BF16_NETWORKS])
 def test_bfloat16_forward_passes_of_every_large_architecture(load_config, spec, widths):
   """SNGAN (spectral norm: sigma in float32, weights back to bf16), StyleGAN2 (demodulation and
   minibatch stddev in float32), BigGAN and SAGAN (self-attention softmax in float32, conditional BN
