@@ -59,7 +59,7 @@ class Growth:
   """The phase table of a run: phase p covers steps [first[p], first[p+1]) at resolution 2^level[p],
   fading it in when fading[p], with batch[p] real images per D step; images[p] were shown before
   it, and a fade-in's alpha is (images - fade_begin[p]) / transition_images. Phases of no steps
-  (a boundary overshot by a large batch, or a zero duration) are left out."""
+  (a boundary overshot by a large batch, or a zero-length fade-in) are left out."""
   top: int                       # log2 of the data's resolution
   first: tuple[int, ...]
   level: tuple[int, ...]
@@ -85,7 +85,14 @@ class Growth:
         spans.append((True, (k - 1) * dur + train_img, k * dur))       # fade into 2^level
       spans.append((False, k * dur, k * dur + train_img if level < top else math.inf))
       for fading, begin, end in spans:
-        n = _FOREVER if end == math.inf else max(0, math.ceil((end - seen) / per_step))
+        # As the official lod formula: a fade-in lasts while fewer than `end` images were shown, a
+        # stabilization while at most `end` were (at exactly `end` the lod is still the integer).
+        if end == math.inf:
+          n = _FOREVER
+        elif fading:
+          n = max(0, math.ceil((end - seen) / per_step))
+        else:
+          n = math.floor((end - seen) / per_step) + 1 if seen <= end else 0
         if n > 0:
           rows.append((step, level, fading, batches[level], seen, int(begin) if fading else 0))
           if n == _FOREVER:
