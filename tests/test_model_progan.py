@@ -140,16 +140,25 @@ def test_layers_against_direct_computations():
 @functools.lru_cache(maxsize=None)
 def _toy(res=16):
   g, d = _nets(res, 1, **TOY)
-  z = jax.random.normal(jax.random.PRNGKey(2), (8, 16))
-  x = jax.random.uniform(jax.random.PRNGKey(3), (8, res, res, 1), minval=-1, maxval=1)
-  # Every parameter moved off its initial value (the biases start at 0), so every layer matters.
-  return g, d, z, x, _perturb(jax.jit(lambda: _init(g, z))(), 4), _perturb(jax.jit(lambda: _init(d, x))(), 5)
+  rng = np.random.default_rng(2)
+  z = jnp.asarray(rng.standard_normal((8, 16), np.float32))
+  x = jnp.asarray(rng.uniform(-1, 1, (8, res, res, 1)).astype(np.float32))
+  # Random values drawn by numpy in the initializer's shapes (XLA:CPU compiles flax's per-leaf random
+  # initializers slowly): weights N(0, 1) as the initializer's, biases N(0, 0.3²) rather than 0, so
+  # every layer matters.
+  def values(module, inp, seed):
+    shapes = jax.eval_shape(lambda: _init(module, inp))
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, s: (1.0 if "weight" in jax.tree_util.keystr(path) else 0.3)
+        * rng.standard_normal(s.shape, np.float32), shapes["params"])
+    return {"params": params, "growth": {"lod": jnp.zeros((), jnp.float32)}}
+  return g, d, z, x, values(g, z, 4), values(d, x, 5)
 
 
 def _perturb(variables, seed, only=None, scale=0.3):
-  leaves, tree = jax.tree.flatten(variables["params"])
-  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-  moved = jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+  rng = np.random.default_rng(seed)   # numpy: a jax.random draw per leaf shape would compile each
+  moved = jax.tree.map(lambda p: p + np.float32(scale) * rng.standard_normal(p.shape, np.float32), variables["params"])
   if only is not None:
     moved = {name: (moved[name] if name == only else p) for name, p in variables["params"].items()}
   return {**variables, "params": moved}
