@@ -20,8 +20,8 @@ augmentation on. The preset raises the learning rate at high resolutions ({128: 
 (sec. A.1).
 
 Data: CelebA-HQ as 30k PNGs (the official dataset_tool.py create_celebahq, or TFDS `celeb_a_hq/1024`
-with data.name=tfds). Published: sliced Wasserstein distance and MS-SSIM on CelebA-HQ (table 1), FID
-7.30 at 1024x1024 (the StyleGAN paper's measurement of this network, Karras et al. 2019, table 1).
+with data.name=tfds). Published: sliced Wasserstein distance and MS-SSIM (the paper's table 1); FID
+7.79 at 1024x1024 as the StyleGAN paper measured this network (Karras et al. 2019, table 1, row A).
 
 Args: lrate=paper|preset, kimg=N (total thousands of images), runlocal (16x16 digits at toy width,
 fmap_base 128, fmap_max 64: 4x4 for 0.8k images, fade to 8x8 and stabilize over 0.8k each, fade to
