@@ -214,7 +214,8 @@ def train_step(cg: CycleGAN, state: CycleGANState, batch: dict, key: jax.Array) 
 # than silently ignored.
 _UNUSED = {"n_critic": 1, "population": 1, "grad_accum": 1, "nan_policy": "stop", "model.conditional": False,
            "ema.decay": 0.0, "ema.halflife_kimg": 0.0, "augment.name": "none", "eval.metrics": "",
-           **{f"reg.{k}": 0.0 for k in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight")},
+           **{f"reg.{k}": 0.0 for k in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight",
+                                        "drift")},
            **{f"optim.{w}.{k}": None for w in ("g", "d") for k in ("lr_final", "b2_final")}}
 
 
