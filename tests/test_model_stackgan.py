@@ -425,7 +425,7 @@ def _metric(workdir, key):
 
 
 @pytest.mark.slow
-def test_runlocal_stage1_learns_digits_per_class_and_stage2_starts_from_it(tmp_path):
+def test_runlocal_stage1_learns_digits_and_stage2_starts_from_it(tmp_path):
   """Stage I (runlocal, 100 steps) moves digit_fd well below the untrained generator's and writes its
   grid; Stage II (runlocal, 20 steps) starts from that workdir with its Stage-I generator equal to the
   Stage-I checkpoint's, unchanged after training, and writes its one-row-per-digit grid. (Per-class
