@@ -34,6 +34,7 @@ from gan_jax.regularizers import Regularization
 from gan_jax.sampling import class_grid, generator_params, make_sampler, make_translation_grid
 from gan_jax.train.cyclegan_step import CycleGAN, build_cyclegan
 from gan_jax.train.progan_step import ProGAN, build_progan, check_batches
+from gan_jax.train.stackgan_step import StackGAN, build_stackgan
 from gan_jax.train.step import GAN, train_step
 from gan_jax.workdir import WorkdirLock, interrupted_writes
 
@@ -66,12 +67,16 @@ class _StopFlag:
     return self.requested
 
 
-def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN:
+def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN | StackGAN | ProGAN:
   """The static model and step of `config`: a GAN (G(z)), or by `model.name`'s kind an image-to-image
-  translation model (cyclegan: its own step, state and grids; see gan_jax/train/cyclegan_step.py) or
-  a progressively grown GAN (progan: one step per resolution; see gan_jax/train/progan_step.py)."""
-  if MODELS.get(config.model.name).kind == "translation":
+  translation model (cyclegan: its own step, state and grids; see gan_jax/train/cyclegan_step.py), a
+  text-to-image one (stackgan: its own step and state; see gan_jax/train/stackgan_step.py) or a
+  progressively grown GAN (progan: one step per resolution; see gan_jax/train/progan_step.py)."""
+  kind = MODELS.get(config.model.name).kind
+  if kind == "translation":
     return build_cyclegan(config, spec)
+  if kind == "text2image":
+    return build_stackgan(config, spec)
   if config.model.conditional and not spec.num_classes:
     raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
   generator, discriminator = build_models(config.model, spec)
@@ -166,7 +171,7 @@ def jit_step(gan: GAN, mesh, population: int, state_sharding=None, level: int | 
   if isinstance(gan, ProGAN):
     step = gan.step_for(gan.level_at(0) if level is None else level)
   else:
-    step = gan.step if isinstance(gan, CycleGAN) else functools.partial(train_step, gan)
+    step = gan.step if isinstance(gan, (CycleGAN, StackGAN)) else functools.partial(train_step, gan)
   if any(sh.spec != parallel.P() for sh in jax.tree.leaves(state_sharding)):
     step = _gathered(step, rep)
   if population > 1:   # one program for all members: the batch is shared, state and keys are not
@@ -263,6 +268,8 @@ def train(config: ConfigDict, workdir: str) -> None:
         state = ckpt.restore(latest, abstract)
       except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
+    elif isinstance(gan, StackGAN):   # a fresh Stage II starts from its Stage-I run's generator
+      state = gan.warm_start(state)
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
     if latest is not None and not ckpt.restore_data(latest, data_iter):
       # Saved by another number of processes: every process has read batches_per_step local
