@@ -91,6 +91,7 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   # Discriminator regularizers (gan_jax/regularizers.py); 0 disables a term.
   c.reg = ConfigDict({"r1": 0.0, "r2": 0.0, "gamma_final": _maybe_float(), "wgan_gp": 0.0,
                       "dragan": 0.0, "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1,
+                      "drift": 0.0,   # ProGAN's ε E D(x_real)²
                       # Generator regularizers: BigGAN's orthogonal regularization (weight), StyleGAN2's
                       # path-length regularization (weight, lazy interval, EMA rate of the target
                       # length, batch shrink factor).
@@ -228,7 +229,9 @@ def validate(config: ConfigDict) -> None:
   _check(config.ema.halflife_kimg >= 0, f"ema.halflife_kimg must be >= 0, got {config.ema.halflife_kimg}")
   _check(not (config.ema.decay > 0 and config.ema.halflife_kimg > 0),
          "set ema.decay or ema.halflife_kimg, not both")
-  for key in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight"):
+  for key in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight", "drift"):
+    if key not in config.reg:   # runs made before the key existed
+      continue
     _check(config.reg[key] >= 0, f"reg.{key} must be >= 0 (0 disables it), got {config.reg[key]}")
   _check(config.reg.lazy_every >= 1, f"reg.lazy_every must be >= 1, got {config.reg.lazy_every}")
   _check(config.reg.pl_every >= 1, f"reg.pl_every must be >= 1, got {config.reg.pl_every}")

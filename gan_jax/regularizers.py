@@ -12,6 +12,8 @@ arrays; the D step adds the weighted penalties to the adversarial loss:
   reg.lecam        λ · R_LC, LeCam regularization (Tseng et al. 2021) with EMA anchors of the
                    mean real and fake logits kept in the train state.
   reg.clip         weight clipping of D to [-c, c] after each update (Arjovsky et al. 2017).
+  reg.drift        ε · E D(x_real)², the drift penalty of ProGAN's WGAN-GP loss (Karras et al. 2018,
+                   sec. A.1, ε = 0.001): keeps the critic's outputs near zero.
   reg.lazy_every   apply the gradient penalties on every k-th D step only, multiplied by k
                    (Karras et al. 2020, StyleGAN2, sec. 3.1); 1 (the default) = every step.
                    A combined-step variant: StyleGAN2 takes a separate optimizer step on the
@@ -114,6 +116,12 @@ def lecam_init() -> dict:
           "ema_fake": jnp.zeros((), jnp.float32)}
 
 
+def drift(real_logits: jax.Array) -> jax.Array:
+  """E D(x_real)² (without ε): ProGAN's epsilon penalty (official loss.py `D_wgangp_acgan`, the mean of
+  the squared real scores; not the square of their mean)."""
+  return jnp.mean(jnp.square(jnp.reshape(real_logits, (-1,)).astype(jnp.float32)))
+
+
 def clip_weights(params, c: float):
   return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
 
@@ -129,6 +137,7 @@ class Regularization:
   lecam_decay: float = 0.99
   clip: float = 0.0
   lazy_every: int = 1
+  drift: float = 0.0            # ε of ProGAN's drift penalty ε E D(x_real)²
   ortho: float = 0.0            # generator: BigGAN's orthogonal regularization
   pl_weight: float = 0.0        # generator: StyleGAN2's path-length regularization
   pl_every: int = 4

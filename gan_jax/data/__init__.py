@@ -6,7 +6,8 @@ Sources that need no download: `ring8`, `grid25` (2-D mixtures), `digits` (sciki
 1797 handwritten digits). TFDS: `mnist`, `cifar10`, `celeba`, or any TFDS name via
 `data.name=tfds` + `data.tfds_name`. Custom data: `folder` (PNG/JPEG under `data.path`). Two-domain (unpaired) data for
 image-to-image translation, examples {"a": image, "b": image}: `cycle_gan` (TFDS),
-`folder_pair`, `digits_pair` (see unpaired.py).
+`folder_pair`, `digits_pair` (see unpaired.py). Images with text embeddings (StackGAN's official
+layout): `text_embeddings` (see text_embeddings.py).
 """
 from __future__ import annotations
 
@@ -63,4 +64,4 @@ def build_dataset(data_cfg: ConfigDict) -> Dataset:
 
 # Registration happens on import.
 # unpaired last: it builds on digits, folder and tfds_source.
-from gan_jax.data import digits, folder, stacked, tfds_source, toy2d, unpaired  # noqa: E402,F401
+from gan_jax.data import digits, folder, stacked, text_embeddings, tfds_source, toy2d, unpaired  # noqa: E402,F401

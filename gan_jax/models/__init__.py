@@ -16,6 +16,9 @@ The contract every architecture keeps, which the trainer, samplers and tests rel
 - `ModelEntry.kind` "translation" (cyclegan): image-to-image models instead, `G(x, train)` ->
   an image shaped like x, `D(x, train)` -> patch logits [B, h, w]; the trainer runs them with
   gan_jax/train/cyclegan_step.py.
+- `ModelEntry.kind` "progressive" (progan): G and D grow with a level of detail `lod` kept in their
+  "growth" collection; the trainer runs them with gan_jax/train/progan_step.py (one compiled step
+  per resolution, the batch by resolution).
 - Generators that support path-length regularization expose `mapping(z, y, train)` -> ws
   [B, num_ws, w_dim] and `synthesis(ws, train)` -> images, with `G(z, y) = synthesis(mapping(z, y))`.
 """
@@ -43,7 +46,7 @@ class ModelEntry:
   defaults: Callable[[], dict[str, Any]]
   build: Callable[[ConfigDict, DataSpec], tuple[nn.Module, nn.Module]]
   truncation: str | None = None     # "z", "w" or None (see the module docstring)
-  kind: str = "gan"                 # "gan": G(z) -> x; "translation": G(x) -> x' (see the module docstring)
+  kind: str = "gan"                 # "gan", "translation" or "progressive" (see the module docstring)
 
 
 MODELS: Registry[ModelEntry] = Registry("model")

@@ -214,19 +214,26 @@ def train_step(cg: CycleGAN, state: CycleGANState, batch: dict, key: jax.Array) 
 # than silently ignored.
 _UNUSED = {"n_critic": 1, "population": 1, "grad_accum": 1, "nan_policy": "stop", "model.conditional": False,
            "ema.decay": 0.0, "ema.halflife_kimg": 0.0, "augment.name": "none", "eval.metrics": "",
-           **{f"reg.{k}": 0.0 for k in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight")},
+           **{f"reg.{k}": 0.0 for k in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight",
+                                        "drift")},
            **{f"optim.{w}.{k}": None for w in ("g", "d") for k in ("lr_final", "b2_final")}}
+
+
+def refuse_unused(config: ConfigDict, unused: dict, model: str) -> None:
+  """ConfigError for a key of `unused` ({dotted key: default}) set to another value than its default:
+  settings of the G(z) trainer that a model with its own step cannot honour."""
+  for key, default in unused.items():
+    node = config
+    for part in key.split("."):
+      node = node.get(part, default) if isinstance(node, ConfigDict) else default
+    if node != default:
+      raise ConfigError(f"{key}={node!r} is not used by model {model!r} (leave it at {default!r})")
 
 
 def build_cyclegan(config: ConfigDict, spec: DataSpec) -> CycleGAN:
   """The CycleGAN of `config` (model.name=cyclegan) for data of `spec`; ConfigError for settings
   it cannot honour."""
-  for key, default in _UNUSED.items():
-    node = config
-    for part in key.split("."):
-      node = node.get(part, default) if isinstance(node, ConfigDict) else default
-    if node != default:
-      raise ConfigError(f"{key}={node!r} is not used by model 'cyclegan' (leave it at {default!r})")
+  refuse_unused(config, _UNUSED, "cyclegan")
   if config.loss.name != "least_squares":
     raise ConfigError(f"model 'cyclegan' trains with loss.name=least_squares (the paper's LSGAN), "
                       f"got {config.loss.name!r}")

@@ -33,6 +33,8 @@ from gan_jax.optim import make_optimizer
 from gan_jax.regularizers import Regularization
 from gan_jax.sampling import class_grid, generator_params, make_sampler, make_translation_grid
 from gan_jax.train.cyclegan_step import CycleGAN, build_cyclegan
+from gan_jax.train.progan_step import ProGAN, build_progan, check_batches
+from gan_jax.train.stackgan_step import StackGAN, build_stackgan
 from gan_jax.train.step import GAN, train_step
 from gan_jax.workdir import WorkdirLock, interrupted_writes
 
@@ -65,11 +67,16 @@ class _StopFlag:
     return self.requested
 
 
-def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN:
+def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN | StackGAN | ProGAN:
   """The static model and step of `config`: a GAN (G(z)), or by `model.name`'s kind an image-to-image
-  translation model (cyclegan: its own step, state and grids; see gan_jax/train/cyclegan_step.py)."""
-  if MODELS.get(config.model.name).kind == "translation":
+  translation model (cyclegan: its own step, state and grids; see gan_jax/train/cyclegan_step.py), a
+  text-to-image one (stackgan: its own step and state; see gan_jax/train/stackgan_step.py) or a
+  progressively grown GAN (progan: one step per resolution; see gan_jax/train/progan_step.py)."""
+  kind = MODELS.get(config.model.name).kind
+  if kind == "translation":
     return build_cyclegan(config, spec)
+  if kind == "text2image":
+    return build_stackgan(config, spec)
   if config.model.conditional and not spec.num_classes:
     raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
   generator, discriminator = build_models(config.model, spec)
@@ -78,7 +85,7 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN:
   if r.pl_weight > 0 and not (hasattr(generator, "mapping") and hasattr(generator, "synthesis")):
     raise ConfigError(f"reg.pl_weight needs a generator with a mapping network (stylegan2); "
                       f"model {config.model.name!r} has none")
-  return GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
+  gan = GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
              g_tx=make_optimizer(config.optim.g, config.batch_size, schedule_images),
              d_tx=make_optimizer(config.optim.d, config.batch_size / config.n_critic, schedule_images),
              z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
@@ -86,6 +93,7 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN:
              ema_halflife_final_kimg=config.ema.halflife_final_kimg, ema_rampup=config.ema.rampup,
              reg=Regularization(r1=r.r1, r2=r.r2, wgan_gp=r.wgan_gp, dragan=r.dragan, lecam=r.lecam,
                                 lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every, ortho=r.ortho,
+                                drift=r.get("drift", 0.0),
                                 pl_weight=r.pl_weight, pl_every=r.pl_every, pl_decay=r.pl_decay,
                                 pl_batch_shrink=r.pl_batch_shrink),
              gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
@@ -94,6 +102,7 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN:
              augment=make_augment(config.augment, spec.kind) if "augment" in config else Augment(),
              nan_skip=config.get("nan_policy", "stop") == "skip", grad_accum=config.get("grad_accum", 1),
              compute_dtype=config.get("precision", "float32"))
+  return build_progan(config, gan) if MODELS.get(config.model.name).kind == "progressive" else gan
 
 
 def check_batch(config: ConfigDict) -> None:
@@ -152,18 +161,23 @@ def state_shardings(config: ConfigDict, mesh, abstract):
     raise ConfigError(f"sharding.rules: {e}") from None
 
 
-def jit_step(gan: GAN, mesh, population: int, state_sharding=None):
+def jit_step(gan: GAN, mesh, population: int, state_sharding=None, level: int | None = None):
   """The jitted train step `(state, batch, key) -> (state, metrics)`: the state in
   `state_sharding` (a tree of shardings like the state; default replicated), keys replicated,
-  the batch split over the mesh's data axis, the old state's buffers donated."""
+  the batch split over the mesh's data axis, the old state's buffers donated. ProGAN: the step of
+  the stage at resolution 2^level (default: the first stage)."""
   rep = parallel.replicated(mesh)
   state_sharding = rep if state_sharding is None else state_sharding
-  step = gan.step if isinstance(gan, CycleGAN) else functools.partial(train_step, gan)
+  if isinstance(gan, ProGAN):
+    step = gan.step_for(gan.level_at(0) if level is None else level)
+  else:
+    step = gan.step if isinstance(gan, (CycleGAN, StackGAN)) else functools.partial(train_step, gan)
   if any(sh.spec != parallel.P() for sh in jax.tree.leaves(state_sharding)):
     step = _gathered(step, rep)
   if population > 1:   # one program for all members: the batch is shared, state and keys are not
     step = jax.vmap(step, in_axes=(0, None, 0))
-  return jax.jit(step, in_shardings=(state_sharding, parallel.batch_sharding(mesh, batch_axis=1), rep),
+  batch_axis = 2 if isinstance(gan, ProGAN) else 1   # ProGAN: [batches_per_step, units, unit, ...]
+  return jax.jit(step, in_shardings=(state_sharding, parallel.batch_sharding(mesh, batch_axis=batch_axis), rep),
                  out_shardings=(state_sharding, rep), donate_argnums=(0,))
 
 
@@ -204,20 +218,29 @@ def train(config: ConfigDict, workdir: str) -> None:
   ds = build_dataset(config.data)
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
   check_batch(config)
+  # Progressive growing (ProGAN): one compiled step per resolution level, whose batch is its own;
+  # the data is read in units of the stages' common divisor (gan_jax/train/progan_step.py).
+  growing = isinstance(gan, ProGAN)
+  if growing:
+    check_batches(gan, jax.device_count(), jax.process_count())
+  level_at = gan.level_at if growing else (lambda done: 0)
+  unit = gan.unit_batch if growing else config.batch_size
   is_main = jax.process_index() == 0
   evaluator, best_mode = build_evaluator(config, ds, mesh)
-  batch_sh = parallel.batch_sharding(mesh, batch_axis=1)   # [batches_per_step, B, ...]
+  # [batches_per_step, B, ...]; growing: [batches_per_step, units, unit, ...]
+  batch_sh = parallel.batch_sharding(mesh, batch_axis=2 if growing else 1)
 
   #### Input: this process's slice of every global batch, gan.batches_per_step batches per step.
-  data_iter = iter(train_dataset(ds, config.batch_size, config.data.seed, jax.process_index(),
+  data_iter = iter(train_dataset(ds, unit, config.data.seed, jax.process_index(),
                                  jax.process_count(), config.data.num_threads))
-  global_shape = lambda v: (gan.batches_per_step, config.batch_size, *v.shape[1:])  # noqa: E731
 
-  def next_batch():
-    local = [next(data_iter) for _ in range(gan.batches_per_step)]
-    return {k: jax.make_array_from_process_local_data(batch_sh, np.stack([b[k] for b in local]),
-                                                      global_shape(local[0][k]))
-            for k in local[0]}
+  def next_batch(level: int):
+    n = gan.units(level) if growing else 1
+    local = [next(data_iter) for _ in range(gan.batches_per_step * n)]
+    lead = (gan.batches_per_step, n) if growing else (gan.batches_per_step,)
+    return {k: jax.make_array_from_process_local_data(
+        batch_sh, np.stack([b[k] for b in local]).reshape(*lead, *local[0][k].shape),
+        (*lead, unit, *local[0][k].shape[1:])) for k in local[0]}
 
   #### One live run per workdir (process 0 holds DIR/lock; a dead holder releases it).
   lock = WorkdirLock(workdir)
@@ -245,11 +268,13 @@ def train(config: ConfigDict, workdir: str) -> None:
         state = ckpt.restore(latest, abstract)
       except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
+    elif isinstance(gan, StackGAN):   # a fresh Stage II starts from its Stage-I run's generator
+      state = gan.warm_start(state)
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
     if latest is not None and not ckpt.restore_data(latest, data_iter):
       # Saved by another number of processes: every process has read batches_per_step local
       # batches per step of the same global order (data/pipeline.py): the position follows.
-      data_iter.set_state({"next_index": start * gan.batches_per_step})
+      data_iter.set_state({"next_index": (gan.units_before(start) if growing else start) * gan.batches_per_step})
 
     #### Workdir files, written once the run is known to be valid.
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -259,7 +284,8 @@ def train(config: ConfigDict, workdir: str) -> None:
       write_data_spec(ds, os.path.join(workdir, "data_spec.json"))
     #### The compiled step.
     population = config.population
-    step_fn = jit_step(gan, mesh, population, jax.tree.map(lambda x: x.sharding, state))
+    state_sh = jax.tree.map(lambda x: x.sharding, state)
+    step_fns = {}   # level -> the compiled step (one level but for progressive growing)
     sampler = make_sampler(gan, mesh, chunk=config.sample.num, truncation=config.sample.truncation)
     # Translation models: grids of fixed inputs of both domains and their translations instead.
     translation_grid = make_translation_grid(gan, mesh, ds, config.sample.num) if isinstance(gan, CycleGAN) else None
@@ -345,8 +371,9 @@ def train(config: ConfigDict, workdir: str) -> None:
       from tqdm import tqdm
       progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
                       mininterval=1.0, file=sys.stderr)
-    images_per_step = config.batch_size * gan.batches_per_step
+    images_per_step = lambda level: unit * (gan.units(level) if growing else 1) * gan.batches_per_step  # noqa: E731
     acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
+    interval_images = 0
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest
     step = start
@@ -357,12 +384,18 @@ def train(config: ConfigDict, workdir: str) -> None:
     # The step compiled ahead of the first batch it runs on, then every process meets: compiles
     # drift apart between hosts by more than the CPU collectives' 30 s set-up wait.
     pending, aot_s = None, 0.0
+
+    def compiled_step(level: int, batch):
+      if level not in step_fns:
+        step_fns[level] = jit_step(gan, mesh, population, state_sh, level).lower(state, batch, step_key).compile()
+        parallel.meet(f"step{level}" if growing else "step")
+      return step_fns[level]
+
     if start < config.total_steps:
-      pending = next_batch()
+      pending = next_batch(level_at(start))
       t0 = time.perf_counter()
-      step_fn = step_fn.lower(state, pending, step_key).compile()
+      compiled_step(level_at(start), pending)
       aot_s = time.perf_counter() - t0
-      parallel.meet("step")
     if start == 0 and config.eval.every and evaluates:
       # The untrained generator's metrics: the baseline every later evaluation is compared with.
       initial = evaluate(0)
@@ -370,7 +403,9 @@ def train(config: ConfigDict, workdir: str) -> None:
       if writer is not None:
         writer.write(0, initial)
     for step in range(start + 1, config.total_steps + 1):
-      batch, pending = (next_batch() if pending is None else pending), None
+      level = level_at(step - 1)
+      batch, pending = (next_batch(level) if pending is None else pending), None
+      step_fn = compiled_step(level, batch)   # a new stage compiles here (ProGAN)
       if profile and step == profile[0]:
         jax.profiler.start_trace(profile_dir)
         tracing = True
@@ -390,6 +425,7 @@ def train(config: ConfigDict, workdir: str) -> None:
         interval_start, interval_steps = time.perf_counter(), 0
       else:
         interval_steps += 1
+        interval_images += images_per_step(level)
       if progress is not None:
         progress.update(1)
 
@@ -405,7 +441,7 @@ def train(config: ConfigDict, workdir: str) -> None:
         elapsed = time.perf_counter() - interval_start - overhead
         if interval_steps and elapsed > 0:
           means["steps_per_sec"] = interval_steps / elapsed
-          means["images_per_sec"] = interval_steps * images_per_step / elapsed
+          means["images_per_sec"] = interval_images / elapsed
         if compile_s is not None and n_acc and step - n_acc == start:
           means["compile_s"] = compile_s
         if getattr(ds.source, "skipped", None):   # image files that could not be decoded (this process)
@@ -417,6 +453,7 @@ def train(config: ConfigDict, workdir: str) -> None:
                                 "g_loss": f"{np.mean(means['g_loss']):.3f}",
                                 "img/s": f"{means.get('images_per_sec', 0):.0f}"}, refresh=False)
         acc, n_acc, interval_start, interval_steps, overhead = None, 0, time.perf_counter(), 0, 0.0
+        interval_images = 0
       elif eval_metrics and writer is not None:
         writer.write(step, eval_metrics)
 
