@@ -86,7 +86,8 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.optim = ConfigDict()
   for who in ("g", "d"):
     c.optim[who] = ConfigDict({"name": "adam", "lr": 2e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8,
-                               "lr_final": _maybe_float(), "b2_final": _maybe_float()})
+                               "lr_final": _maybe_float(), "b2_final": _maybe_float(),
+                               "clip_norm": 0.0})   # > 0: clip gradients to this global norm
 
   # Discriminator regularizers (gan_jax/regularizers.py); 0 disables a term.
   c.reg = ConfigDict({"r1": 0.0, "r2": 0.0, "gamma_final": _maybe_float(), "wgan_gp": 0.0,
@@ -192,6 +193,8 @@ def validate(config: ConfigDict) -> None:
   for who in ("g", "d"):
     optim.OPTIMIZERS.get(config.optim[who].name)
     _check(config.optim[who].lr > 0, f"optim.{who}.lr must be > 0, got {config.optim[who].lr}")
+    clip = config.optim[who].get("clip_norm", 0.0)
+    _check(clip is not None and clip >= 0, f"optim.{who}.clip_norm must be >= 0 (0: no clipping), got {clip}")
   for key in ("total_steps", "batch_size", "n_critic", "log_every", "ckpt_every", "ckpt.keep",
               "sample.num", "eval.num_samples", "eval.batch_size"):
     value = _get(config, key)

@@ -3,9 +3,12 @@
 Hyperparameters are injected (`optax.inject_hyperparams`), so the learning rate and Adam's
 beta2 can follow schedules of training progress (`optim.*.lr_final`, `optim.*.b2_final` with
 `schedule.kimg`, as in R3GAN) and their current values live in the optimizer state.
+`optim.*.clip_norm` > 0 clips each update's gradients to that global L2 norm first
+(`optax.clip_by_global_norm`; PyTorch's `clip_grad_norm_`, as TransGAN's official recipe uses).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax.numpy as jnp
@@ -19,21 +22,34 @@ from gan_jax.schedules import cosine_ramp
 OPTIMIZERS: Registry[Callable[..., optax.GradientTransformation]] = Registry("optimizer")
 
 
+def _injected(factory, c: ConfigDict):
+  """`optax.inject_hyperparams(factory)`, with the gradients clipped to `c.clip_norm` (global
+  norm) before the update when it is set; the state keeps its `hyperparams` either way."""
+  clip = c.get("clip_norm") or 0.0
+  if clip <= 0:
+    return optax.inject_hyperparams(factory)
+
+  @functools.wraps(factory)   # inject_hyperparams reads the factory's signature
+  def clipped(*args, **kwargs):
+    return optax.chain(optax.clip_by_global_norm(clip), factory(*args, **kwargs))
+  return optax.inject_hyperparams(clipped)
+
+
 @OPTIMIZERS.register("adam")
 def _adam(c: ConfigDict, lr, b2) -> optax.GradientTransformation:
-  return optax.inject_hyperparams(optax.adam)(learning_rate=lr, b1=c.b1, b2=b2, eps=c.eps)
+  return _injected(optax.adam, c)(learning_rate=lr, b1=c.b1, b2=b2, eps=c.eps)
 
 
 @OPTIMIZERS.register("rmsprop")
 def _rmsprop(c: ConfigDict, lr, b2) -> optax.GradientTransformation:
   # WGAN (Arjovsky et al. 2017) trains with RMSProp; b2 plays the role of the decay.
-  return optax.inject_hyperparams(optax.rmsprop)(learning_rate=lr, decay=b2, eps=c.eps)
+  return _injected(optax.rmsprop, c)(learning_rate=lr, decay=b2, eps=c.eps)
 
 
 @OPTIMIZERS.register("sgd")
 def _sgd(c: ConfigDict, lr, b2) -> optax.GradientTransformation:
   del b2
-  return optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=c.b1 or None)
+  return _injected(optax.sgd, c)(learning_rate=lr, momentum=c.b1 or None)
 
 
 def make_optimizer(c: ConfigDict, images_per_update: float = 0.0,

@@ -23,7 +23,7 @@ def _xla_extra() -> str:
 
 
 def run_script(script: str, *args: str, devices: int = 1, env: dict | None = None,
-               timeout: float = 600) -> subprocess.CompletedProcess:
+               timeout: float = 1200) -> subprocess.CompletedProcess:
   """Runs scripts/<script> in a fresh interpreter with `devices` simulated CPU devices."""
   full_env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}{_xla_extra()}",
               "WANDB_MODE": "disabled", **(env or {})}
@@ -45,7 +45,7 @@ def free_port() -> int:
 
 
 def run_processes(script: str, *args: str, processes: int = 2, devices: int = 2, env: dict | None = None,
-                  timeout: float = 600) -> list[tuple[int, str, str]]:
+                  timeout: float = 1200) -> list[tuple[int, str, str]]:
   """Runs scripts/<script> as `processes` JAX processes on 127.0.0.1 (jax.distributed through
   gan_jax.parallel.initialize), each with `devices` CPU devices: [(returncode, stdout, stderr)]."""
   port = free_port()

@@ -30,7 +30,7 @@ def _bad_folder(tmp_path, kind):
 
 CASES = {
     "unknown_key": (["--config.optim.g.lrr=1"], "unknown config key 'config.optim.g.lrr'; valid keys under "
-                    "'config.optim.g': b1, b2, b2_final, eps, lr, lr_final, name"),
+                    "'config.optim.g': b1, b2, b2_final, clip_norm, eps, lr, lr_final, name"),
     "unknown_section_key": (["--config.bogus=1"], "valid keys under 'config': augment, batch_size"),
     "wrong_type": (["--config.batch_size=abc"], "bad value: flag --config.batch_size=abc"),
     "unknown_loss": (["--config.loss.name=bogus"], "unknown loss 'bogus'; valid choices: hinge, least_squares"),

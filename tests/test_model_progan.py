@@ -279,7 +279,7 @@ def test_prepare_reals_fades_like_process_reals():
   at4 = at8.reshape(2, 4, 2, 4, 2, 1).mean(axis=(2, 4))
   up = lambda a, f: np.repeat(np.repeat(a, f, 1), f, 2)  # noqa: E731
   # Level 3 (8x8) of a 16x16 network: stable (lod 1), alpha 0 (lod 2), halfway (lod 1.5).
-  np.testing.assert_allclose(ps.prepare_reals(jnp.asarray(x), 1.0, 4, 3), up(at8, 2), rtol=1e-6)
+  np.testing.assert_allclose(ps.prepare_reals(jnp.asarray(x), 1.0, 4, 3), up(at8, 2), rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(ps.prepare_reals(jnp.asarray(x), 2.0, 4, 3), up(at4, 4), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(ps.prepare_reals(jnp.asarray(x), 1.5, 4, 3), 0.5 * up(at8, 2) + 0.5 * up(at4, 4),
                              rtol=1e-5, atol=1e-6)

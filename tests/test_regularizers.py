@@ -208,6 +208,25 @@ def test_learning_rate_and_beta2_schedules_in_the_optimizer():
   np.testing.assert_allclose(state.hyperparams["b2"], 0.945, rtol=1e-5)
 
 
+def test_gradient_clipping_to_a_global_norm_by_hand():
+  """optim.*.clip_norm: gradients of global norm 10 (two leaves: 6 and 8) clipped to 5 are halved
+  before SGD's step; gradients under the norm pass unchanged; the learning rate stays readable."""
+  from ml_collections import ConfigDict
+  c = ConfigDict({"name": "sgd", "lr": 0.1, "b1": 0.0, "b2": 0.9, "eps": 1e-8, "clip_norm": 5.0})
+  tx = make_optimizer(c)
+  params = {"a": jnp.zeros(1), "b": jnp.zeros(1)}
+  state = tx.init(params)
+  updates, state = tx.update({"a": jnp.array([6.0]), "b": jnp.array([8.0])}, state, params)
+  np.testing.assert_allclose([updates["a"][0], updates["b"][0]], [-0.1 * 3.0, -0.1 * 4.0], rtol=1e-6)
+  updates, state = tx.update({"a": jnp.array([0.6]), "b": jnp.array([0.8])}, state, params)
+  np.testing.assert_allclose([updates["a"][0], updates["b"][0]], [-0.06, -0.08], rtol=1e-6)
+  np.testing.assert_allclose(current_lr(state), 0.1, rtol=1e-6)
+  c.clip_norm = 0.0   # off: the plain optimizer
+  plain = make_optimizer(c)
+  updates, _ = plain.update({"a": jnp.array([6.0]), "b": jnp.array([8.0])}, plain.init(params), params)
+  np.testing.assert_allclose([updates["a"][0], updates["b"][0]], [-0.6, -0.8], rtol=1e-6)
+
+
 def _param_distance(a, b):
   return sum(float(jnp.sum(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 

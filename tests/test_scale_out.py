@@ -237,9 +237,6 @@ def _losses(workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("CI") == "true" and not os.environ.get("GAN_JAX_MULTIPROCESS_BIGGAN"),
-                    reason="flaky on a loaded 2-core machine: the processes' BigGAN step compiles drift apart by "
-                           "more than gloo's 30 s context timeout; set GAN_JAX_MULTIPROCESS_BIGGAN=1 to run it")
 def test_biggan_on_2_and_4_processes_with_and_without_fsdp_equals_1_process(tmp_path):
   """BigGAN (class-conditional, shared embedding, hierarchical z, conditional BN, self-attention,
   orthogonal regularization) at toy width on 4 devices in all: 1 process x 4 devices with the
