@@ -24,13 +24,17 @@ the 2933 test images' captions), 3.20 ± 0.01 on Oxford-102. This codebase does 
 
 `runlocal` trains here instead, on the offline scikit-learn digits with class embeddings (a learned
 64-d vector per digit in place of the text embedding), at toy width (gf_dim 16, df_dim 16, condition
-16, z 32), batch 32: Stage I at 16x16 for 300 steps, Stage II at 32x32 (model.upscale 2, 2 residual
-blocks) for 200 steps from a Stage-I runlocal workdir; sample grids have one row per digit, and
-digit_fd (the project's digit-classifier Fréchet distance, not FID) is logged every 100 steps. Its KL
-weight is 0.1: with the official 2.0 the KL term drove the CA's ReLU'd fc output to exactly 0 within
-100 steps (kl_loss 0.0: c_hat pure noise, the class ignored; digit classifier agreement with the
-grid rows at chance, 0.08-0.12); with 0.1 the CA stays alive (kl_loss rising to 0.04 by step 200) and
-the agreement starts to rise (0.17 at step 200, chance 0.10):
+16, z 32), batch 32: Stage I at 16x16 for 1000 steps, Stage II at 32x32 (model.upscale 2, 2 residual
+blocks) for 500 steps from a Stage-I runlocal workdir; sample grids have one row per digit, and every
+250 steps the trainer logs digit_fd (the project's digit-classifier Fréchet distance, not FID) and
+digit_accuracy (the fraction of samples that classifier reads as the digit they were drawn for; 0.1
+when the class is ignored). Measured: Stage I digit_fd 2788 -> 112 -> 114 -> 77 -> 63 and
+digit_accuracy 0.11 -> 0.25 -> 0.76 -> 0.92 -> 0.99 at steps 0, 250, 500, 750, 1000 (the class is
+taken up only after the images are: runs of 300 steps stayed near chance); Stage II on it 5953 -> 490
+-> 324 and 0.08 -> 0.80 -> 0.98 at steps 0, 250, 500. Its KL weight is 0.1: with the official 2.0
+the KL term drove the CA's ReLU'd fc output to exactly 0 within 100 steps (kl_loss 0.0: c_hat pure
+noise, the class ignored for good), while at 0.1 the CA stays alive (kl_loss 0.1 at step 250, 1.7 at
+1000):
 
   python scripts/train.py --config experiments/stackgan_cub.py:stage=1,runlocal --workdir runs/stackgan_s1
   python scripts/train.py --config experiments/stackgan_cub.py:stage=2,runlocal --workdir runs/stackgan_s2 \
@@ -68,9 +72,9 @@ def get_config(arg=None):
     c.model.update(t_dim=64, c_dim=16, z_dim=32, g_width=16, d_width=16, r_num=2, upscale=2, lr_decay_steps=0,
                    kl_coeff=0.1)
     c.batch_size = 32
-    c.total_steps = 300 if a.stage == 1 else 200
-    c.log_every = 25
-    c.eval.every = 100
-    c.sample_every = c.ckpt_every = 100
+    c.total_steps = 1000 if a.stage == 1 else 500
+    c.log_every = 50
+    c.eval.every = 250
+    c.sample_every = c.ckpt_every = 250
     c.sample.num = 80   # 8 per digit row
   return c

@@ -93,6 +93,7 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.reg = ConfigDict({"r1": 0.0, "r2": 0.0, "gamma_final": _maybe_float(), "wgan_gp": 0.0,
                       "dragan": 0.0, "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1,
                       "drift": 0.0,   # ProGAN's ε E D(x_real)²
+                      "drift_form": "mean_square",   # or "square_mean": ε (E D(x_real))² (TransGAN)
                       # Generator regularizers: BigGAN's orthogonal regularization (weight), StyleGAN2's
                       # path-length regularization (weight, lazy interval, EMA rate of the target
                       # length, batch shrink factor).
@@ -236,6 +237,10 @@ def validate(config: ConfigDict) -> None:
     if key not in config.reg:   # runs made before the key existed
       continue
     _check(config.reg[key] >= 0, f"reg.{key} must be >= 0 (0 disables it), got {config.reg[key]}")
+  if "drift_form" in config.reg:
+    from gan_jax.regularizers import DRIFT_FORMS
+    _check(config.reg.drift_form in DRIFT_FORMS,
+           f"unknown reg.drift_form {config.reg.drift_form!r}; valid choices: {', '.join(DRIFT_FORMS)}")
   _check(config.reg.lazy_every >= 1, f"reg.lazy_every must be >= 1, got {config.reg.lazy_every}")
   _check(config.reg.pl_every >= 1, f"reg.pl_every must be >= 1, got {config.reg.pl_every}")
   _check(config.reg.pl_batch_shrink >= 1, f"reg.pl_batch_shrink must be >= 1, got {config.reg.pl_batch_shrink}")

@@ -13,7 +13,9 @@ arrays; the D step adds the weighted penalties to the adversarial loss:
                    mean real and fake logits kept in the train state.
   reg.clip         weight clipping of D to [-c, c] after each update (Arjovsky et al. 2017).
   reg.drift        ε · E D(x_real)², the drift penalty of ProGAN's WGAN-GP loss (Karras et al. 2018,
-                   sec. A.1, ε = 0.001): keeps the critic's outputs near zero.
+                   sec. A.1, ε = 0.001): keeps the critic's outputs near zero. With
+                   reg.drift_form="square_mean": ε · (E D(x_real))², the square of the batch
+                   mean, as TransGAN's `wgangp-eps` loss (official functions.py).
   reg.lazy_every   apply the gradient penalties on every k-th D step only, multiplied by k
                    (Karras et al. 2020, StyleGAN2, sec. 3.1); 1 (the default) = every step.
                    A combined-step variant: StyleGAN2 takes a separate optimizer step on the
@@ -116,10 +118,19 @@ def lecam_init() -> dict:
           "ema_fake": jnp.zeros((), jnp.float32)}
 
 
-def drift(real_logits: jax.Array) -> jax.Array:
-  """E D(x_real)² (without ε): ProGAN's epsilon penalty (official loss.py `D_wgangp_acgan`, the mean of
-  the squared real scores; not the square of their mean)."""
-  return jnp.mean(jnp.square(jnp.reshape(real_logits, (-1,)).astype(jnp.float32)))
+DRIFT_FORMS = ("mean_square", "square_mean")
+
+
+def drift(real_logits: jax.Array, form: str = "mean_square") -> jax.Array:
+  """The drift penalty without ε. "mean_square": E D(x_real)², ProGAN's epsilon penalty (official
+  loss.py `D_wgangp_acgan`, the mean of the squared real scores); "square_mean": (E D(x_real))²,
+  TransGAN's `wgangp-eps` (official functions.py: torch.mean(real_validity) ** 2)."""
+  r = jnp.reshape(real_logits, (-1,)).astype(jnp.float32)
+  if form == "square_mean":
+    return jnp.square(jnp.mean(r))
+  if form != "mean_square":
+    raise ValueError(f"unknown drift form {form!r}; valid choices: {', '.join(DRIFT_FORMS)}")
+  return jnp.mean(jnp.square(r))
 
 
 def clip_weights(params, c: float):
@@ -138,6 +149,7 @@ class Regularization:
   clip: float = 0.0
   lazy_every: int = 1
   drift: float = 0.0            # ε of ProGAN's drift penalty ε E D(x_real)²
+  drift_form: str = "mean_square"   # or "square_mean": ε (E D(x_real))² (TransGAN)
   ortho: float = 0.0            # generator: BigGAN's orthogonal regularization
   pl_weight: float = 0.0        # generator: StyleGAN2's path-length regularization
   pl_every: int = 4

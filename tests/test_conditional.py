@@ -180,3 +180,33 @@ def test_digit_fd_separates_real_digits_from_noise():
   assert fd_real < 0.02 * fd_noise, (fd_real, fd_noise)
   # Colour samples are averaged over channels: a grey RGB copy scores the same.
   np.testing.assert_allclose(ds.evaluate(np.repeat(real, 3, axis=-1))["digit_fd"], fd_real, rtol=1e-5)
+
+
+def test_digit_accuracy_counts_samples_read_as_their_label():
+  """Given the labels samples were drawn for, digit_accuracy is the fraction the classifier reads as
+  them: real digits with their own labels score the classifier's accuracy (trained on the other half
+  plus these, so near 1), with labels shifted by one class 0 (a hand count: every label is wrong)
+  unless misread as exactly that digit, with random labels about 0.1."""
+  from gan_jax.config import base_config
+  from gan_jax.data import build_dataset
+  from gan_jax.metrics import digit_classifier
+  from gan_jax.data.digits import digit_images
+  c = base_config("dcgan")
+  c.data.resolution = 16
+  ds = build_dataset(c.data)
+  assert ds.conditional_eval_metrics == ("digit_accuracy",)
+  idx = np.arange(0, 1797, 2)
+  real = np.stack([ds.source[i]["x"] for i in idx])
+  labels = np.asarray([ds.source[i]["label"] for i in idx])
+  out = ds.evaluate(real, labels=labels)
+  assert set(out) == {"digit_fd", "digit_accuracy"}
+  predict, _ = digit_classifier.cached_classifier("digits_16", lambda: digit_images(16))
+  read = predict(real)
+  assert out["digit_accuracy"] == np.mean(read == labels) > 0.95
+  shifted = (labels + 1) % 10
+  assert ds.evaluate(real, labels=shifted)["digit_accuracy"] == np.mean(read == shifted) < 0.05
+  rand = np.random.RandomState(0).randint(0, 10, len(idx))
+  assert abs(ds.evaluate(real, labels=rand)["digit_accuracy"] - 0.1) < 0.04   # binomial sd 0.01 at n = 899
+  assert "digit_accuracy" not in ds.evaluate(real)
+  with pytest.raises(ValueError, match="one label per sample"):
+    ds.evaluate(real, labels=labels[:10])

@@ -69,8 +69,11 @@ def test_missing_weights_and_bad_flags_exit_2(tmp_path):
   for extra, expected in (
       (("--config.eval.metrics=fid",), "error: inception weights not found: "),
       (("--config.eval.metrics=fid,lpips",), "unknown metric 'lpips'; valid metrics: fid, kid, is, pr"),
-      (("--config.eval.best=fdi",), "unknown eval.best 'fdi'; valid choices: coverage, density, digit_fd, fid,"),
+      (("--config.eval.best=fdi",), "unknown eval.best 'fdi'; valid choices: coverage, density, digit_accuracy, digit_fd,"),
       (("--config.eval.best=fid",), "eval.best='fid' is not computed by this run; it computes: digit_fd"),
+      # Only conditional generators are asked for digits: an unconditional run has no digit_accuracy.
+      (("--config.eval.best=digit_accuracy",),
+       "eval.best='digit_accuracy' is not computed by this run; it computes: digit_fd"),
       (("--config.eval.metrics=is", "--config.eval.every=0"), "eval.metrics needs eval.every > 0")):
     r = run_script(*base, *extra, env=_env(empty))
     assert r.returncode == 2 and expected in r.stderr.strip().splitlines()[-1], (extra, r.stderr[-1500:])

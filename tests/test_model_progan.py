@@ -304,11 +304,13 @@ def test_bad_configs_are_one_line_errors(load_config):
 
 # --- loss ------------------------------------------------------------------------------------
 
-def test_wgan_gp_with_drift_equals_a_hand_computation():
+@pytest.mark.parametrize("form", ["mean_square", "square_mean"])
+def test_wgan_gp_with_drift_equals_a_hand_computation(form):
   """One D update (SGD, lr 1) of a linear critic D(x) = <w, x> + b under loss `wasserstein`,
   reg.wgan_gp = 10 and reg.drift = 0.001 moves (w, b) by minus the gradient of
   E D(fake) - E D(real) + 10 (|w| - 1)² + 0.001 E D(real)² (official D_wgangp_acgan; the penalty's
-  gradient norm is |w| at every interpolate)."""
+  gradient norm is |w| at every interpolate), or with reg.drift_form="square_mean" the last term
+  0.001 (E D(real))² (TransGAN's wgangp-eps)."""
   import flax.linen as nn
   import optax
 
@@ -327,7 +329,7 @@ def test_wgan_gp_with_drift_equals_a_hand_computation():
   loss = make_loss(ConfigDict({"name": "wasserstein", "ls_a": 0.0, "ls_b": 1.0, "ls_c": 1.0}))
   gan = GAN(generator=TinyG(), discriminator=LinearD(), loss=loss,
             g_tx=optax.sgd(1.0), d_tx=optax.sgd(1.0), z_dim=4, z_dist="normal", batch_size=6,
-            reg=Regularization(wgan_gp=10.0, drift=0.001))
+            reg=Regularization(wgan_gp=10.0, drift=0.001, drift_form=form))
   state = init_state(jax.random.PRNGKey(0), gan.generator, gan.discriminator, (2, 2, 3), 4, gan.g_tx, gan.d_tx,
                      False)
   real = jax.random.normal(jax.random.PRNGKey(1), (6, 2, 2, 3))
@@ -339,13 +341,18 @@ def test_wgan_gp_with_drift_equals_a_hand_computation():
   xr = np.asarray(real, np.float64).reshape(6, -1)
   r = xr @ w + b
   norm = np.linalg.norm(w)
-  grad_w = fake.mean(0) - xr.mean(0) + 10 * 2 * (norm - 1) * w / norm + 0.001 * 2 * (r[:, None] * xr).mean(0)
-  grad_b = 0.001 * 2 * r.mean()
+  if form == "mean_square":
+    drift_w, drift_b, drift = 2 * (r[:, None] * xr).mean(0), 2 * r.mean(), np.mean(r ** 2)
+  else:
+    drift_w, drift_b, drift = 2 * r.mean() * xr.mean(0), 2 * r.mean(), r.mean() ** 2
+  grad_w = fake.mean(0) - xr.mean(0) + 10 * 2 * (norm - 1) * w / norm + 0.001 * drift_w
+  grad_b = 0.001 * drift_b
   np.testing.assert_allclose(new.d_params["w"], w - grad_w, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(new.d_params["b"], b - grad_b, rtol=1e-5)
-  np.testing.assert_allclose(logs["drift"], np.mean(r ** 2), rtol=1e-5)
+  np.testing.assert_allclose(logs["drift"], drift, rtol=1e-5)
   np.testing.assert_allclose(logs["wgan_gp"], (norm - 1) ** 2, rtol=1e-4)
   np.testing.assert_allclose(regs.drift(jnp.asarray([1.0, -2.0, 3.0])), 14 / 3, rtol=1e-6)
+  np.testing.assert_allclose(regs.drift(jnp.asarray([1.0, -2.0, 3.0]), "square_mean"), 4 / 9, rtol=1e-6)
 
 
 # --- the trainer -----------------------------------------------------------------------------

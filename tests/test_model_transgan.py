@@ -337,8 +337,9 @@ def test_bad_configs_raise_config_errors():
 def test_experiment_configs(load_config):
   c = load_config("experiments/transgan_cifar10.py")
   assert (c.data.name, c.data.resolution, c.batch_size, c.n_critic, c.total_steps) == ("cifar10", 32, 64, 4, 500_000)
-  assert (c.loss.name, c.reg.wgan_gp) == ("wasserstein", 10.0)
+  assert (c.loss.name, c.reg.wgan_gp, c.reg.drift, c.reg.drift_form) == ("wasserstein", 10.0, 1e-3, "square_mean")
   assert (c.optim.g.lr, c.optim.d.lr, c.optim.g.b1, c.optim.d.b2) == (1e-4, 1e-4, 0.0, 0.99)
+  assert c.optim.g.clip_norm == c.optim.d.clip_norm == 5.0
   assert (c.ema.halflife_kimg, c.ema.rampup) == (500.0, 0.4)
   assert (c.augment.name, c.augment.pipeline) == ("diffaugment", "translation,cutout,color")
   assert (c.model.g_depths, c.model.g_embed_dim, c.model.d_embed_dim, c.model.z_dim) == ("5,4,2", 1024, 384, 256)
@@ -359,7 +360,7 @@ def test_ema_rampup_reproduces_the_official_per_g_step_decay():
 
 @pytest.mark.slow
 def test_runlocal_four_devices_equal_one(tmp_path):
-  """The runlocal config (WGAN-GP, DiffAugment, EMA, grid attention in G, D's input noise) through
+  """The runlocal config (R1, DiffAugment, EMA, grid attention in G, D's input noise) through
   scripts/train.py: its first 2 steps give the same losses on 4 simulated devices as on 1. Both
   runs go in parallel (compiles are mostly single-threaded)."""
   spec = experiment("transgan_cifar10") + ":runlocal"
@@ -372,8 +373,21 @@ def test_runlocal_four_devices_equal_one(tmp_path):
   for r in results.values():
     assert r.returncode == 0, r.stderr[-3000:]
   assert "4 devices" in results[4].stderr
-  keys = ("d_loss", "g_loss", "d_real", "d_fake", "wgan_gp")
+  keys = ("d_loss", "g_loss", "d_real", "d_fake", "r1")
   rows = {n: np.array([[r[k] for k in keys] for r in read_jsonl(os.path.join(tmp_path / str(n), "metrics.jsonl"))
                        if "d_loss" in r]) for n in (1, 4)}
   assert rows[1].shape == (2, 5) and np.all(np.isfinite(rows[1])) and np.all(rows[1][:, -1] > 0)
   np.testing.assert_allclose(rows[4], rows[1], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_runlocal_learns_digits(tmp_path):
+  """The runlocal recipe (non-saturating + R1) through scripts/train.py for 250 of its 1000 steps:
+  digit_fd well below the untrained generator's (measured 1794 -> 613 at step 250, 269 at 1000) and
+  the sample grid written."""
+  r = run_script("train.py", "--config", experiment("transgan_cifar10") + ":runlocal", "--config.total_steps=250",
+                 f"--workdir={tmp_path}", timeout=1800)
+  assert r.returncode == 0, r.stderr[-3000:]
+  fd = {x["step"]: x["digit_fd"] for x in read_jsonl(os.path.join(tmp_path, "metrics.jsonl")) if "digit_fd" in x}
+  assert sorted(fd) == [0, 250] and fd[250] < 0.5 * fd[0], fd
+  assert os.path.exists(os.path.join(tmp_path, "samples", "step_00000250.png"))

@@ -36,6 +36,9 @@ class Dataset:
   evaluate: Callable[[np.ndarray], dict] | None = None
   # The names `evaluate` returns (what eval.best may choose among).
   eval_metrics: tuple[str, ...] = ()
+  # Names `evaluate(samples, labels=...)` adds for a conditional generator, given the labels the
+  # samples were drawn for (digits: the classifier's agreement with them). Empty: labels not taken.
+  conditional_eval_metrics: tuple[str, ...] = ()
   # Random training augmentation (raw example, numpy Generator) -> example, used instead of
   # `transform` by the training pipeline when set (two-domain data: random crops and flips).
   train_transform: Callable[[Any, np.random.Generator], Example] | None = None

@@ -2,7 +2,8 @@
 images with labels, bundled in the package, so they need no download. Upsampled to
 `data.resolution` (bilinear) for the convolutional models. With `eval.every` the trainer logs
 `digit_fd`, the Fréchet distance in the features of the project's digit classifier
-(gan_jax/metrics/digit_fd.py: a CPU-scale metric, not FID).
+(gan_jax/metrics/digit_fd.py: a CPU-scale metric, not FID), and for conditional generators
+`digit_accuracy`, the fraction of samples that classifier reads as the digit they were drawn for.
 
 `data.num_examples` below 1797 trains on the first that many digits (a limited-data subset, about
 equally many of each class: the set cycles through the classes); `digit_fd` is still measured
@@ -36,4 +37,4 @@ def digits(c: ConfigDict) -> Dataset:
   return Dataset(ArraySource(x=x, label=labels), transform=dict,
                  spec=DataSpec("image", x.shape[1:], num_classes=10),
                  evaluate=DigitFD(f"digits_{c.resolution}", lambda: digit_images(c.resolution)),
-                 eval_metrics=("digit_fd",))
+                 eval_metrics=("digit_fd",), conditional_eval_metrics=("digit_accuracy",))

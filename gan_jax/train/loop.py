@@ -93,7 +93,7 @@ def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN | StackGAN |
              ema_halflife_final_kimg=config.ema.halflife_final_kimg, ema_rampup=config.ema.rampup,
              reg=Regularization(r1=r.r1, r2=r.r2, wgan_gp=r.wgan_gp, dragan=r.dragan, lecam=r.lecam,
                                 lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every, ortho=r.ortho,
-                                drift=r.get("drift", 0.0),
+                                drift=r.get("drift", 0.0), drift_form=r.get("drift_form", "mean_square"),
                                 pl_weight=r.pl_weight, pl_every=r.pl_every, pl_decay=r.pl_decay,
                                 pl_batch_shrink=r.pl_batch_shrink),
              gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
@@ -226,7 +226,7 @@ def train(config: ConfigDict, workdir: str) -> None:
   level_at = gan.level_at if growing else (lambda done: 0)
   unit = gan.unit_batch if growing else config.batch_size
   is_main = jax.process_index() == 0
-  evaluator, best_mode = build_evaluator(config, ds, mesh)
+  evaluator, best_mode = build_evaluator(config, ds, mesh, gan.num_classes)
   # [batches_per_step, B, ...]; growing: [batches_per_step, units, unit, ...]
   batch_sh = parallel.batch_sharding(mesh, batch_axis=2 if growing else 1)
 
@@ -342,7 +342,10 @@ def train(config: ConfigDict, workdir: str) -> None:
         params, g_vars = member(generator_params(state), i, population), member(state.g_vars, i, population)
         if eval_sampler is not None:
           key = jax.random.fold_in(member(sample_key, i, population), step)
-          stats[i].update(ds.evaluate(eval_sampler(params, g_vars, key, config.eval.num_samples)))
+          n = config.eval.num_samples
+          # Conditional samples are drawn for the classes in turn (make_sampler's default labels).
+          labels = {"labels": np.arange(n) % gan.num_classes} if gan.num_classes and ds.conditional_eval_metrics else {}
+          stats[i].update(ds.evaluate(eval_sampler(params, g_vars, key, n), **labels))
         if evaluator is not None:
           t0 = time.perf_counter()
           out = evaluator(lambda k, n, y, p=params, v=g_vars: fid_sampler(p, v, k, n, y), jax.random.PRNGKey(0),
@@ -522,10 +525,11 @@ def check_finite(sums: dict, step: int, n_steps: int, saved_at: int | None) -> N
                            f"the last checkpoint (step {saved_at}) is intact")
 
 
-def build_evaluator(config: ConfigDict, ds: Dataset, mesh):
+def build_evaluator(config: ConfigDict, ds: Dataset, mesh, num_classes: int = 0):
   """The published-network evaluator of `eval.metrics` (networks and reference loaded, so a
   missing weight or reference file stops the run before anything is written) and the mode of
-  `eval.best` (None without it)."""
+  `eval.best` (None without it). `num_classes` > 0: a conditional generator, for which the
+  dataset's `conditional_eval_metrics` are computed too."""
   e = config.eval
   metrics = parse_metrics(e.metrics) if e.metrics else ()
   if metrics and ds.spec.kind != "image":
@@ -533,7 +537,8 @@ def build_evaluator(config: ConfigDict, ds: Dataset, mesh):
                       f"{ds.spec.kind} data")
   if metrics and not e.every:
     raise ConfigError("eval.metrics needs eval.every > 0")
-  mode = check_best(e.best, metrics, ds.eval_metrics, config.population, e.every) if e.best else None
+  dataset_metrics = ds.eval_metrics + (ds.conditional_eval_metrics if num_classes else ())
+  mode = check_best(e.best, metrics, dataset_metrics, config.population, e.every) if e.best else None
   if not metrics:
     return None, mode
   evaluator = Evaluator(metrics, mesh, e.batch_size, e.inception or None, e.vgg16 or None)

@@ -252,7 +252,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
           total, logs = penalties(None)
         loss = loss + total
       if reg.drift > 0:
-        logs["drift"] = regs.drift(real_logits)
+        logs["drift"] = regs.drift(real_logits, reg.drift_form)
         loss = loss + reg.drift * logs["drift"]
       if reg.lecam > 0:
         reg_state, anchor_real, anchor_fake = regs.lecam_anchors(state.reg_state, real_logits, fake_logits,
