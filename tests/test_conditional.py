@@ -189,8 +189,8 @@ def test_digit_accuracy_counts_samples_read_as_their_label():
   unless misread as exactly that digit, with random labels about 0.1."""
   from gan_jax.config import base_config
   from gan_jax.data import build_dataset
-  from gan_jax.metrics import digit_classifier
   from gan_jax.data.digits import digit_images
+  from gan_jax.metrics import digit_classifier
   c = base_config("dcgan")
   c.data.resolution = 16
   ds = build_dataset(c.data)

@@ -69,7 +69,8 @@ def test_missing_weights_and_bad_flags_exit_2(tmp_path):
   for extra, expected in (
       (("--config.eval.metrics=fid",), "error: inception weights not found: "),
       (("--config.eval.metrics=fid,lpips",), "unknown metric 'lpips'; valid metrics: fid, kid, is, pr"),
-      (("--config.eval.best=fdi",), "unknown eval.best 'fdi'; valid choices: coverage, density, digit_accuracy, digit_fd,"),
+      (("--config.eval.best=fdi",),
+       "unknown eval.best 'fdi'; valid choices: coverage, density, digit_accuracy, digit_fd,"),
       (("--config.eval.best=fid",), "eval.best='fid' is not computed by this run; it computes: digit_fd"),
       # Only conditional generators are asked for digits: an unconditional run has no digit_accuracy.
       (("--config.eval.best=digit_accuracy",),
