@@ -29,6 +29,7 @@ from gan_jax.data import build_dataset
 from gan_jax.models import DataSpec
 from gan_jax.procinfo import peak_rss_mb
 from gan_jax.train.loop import jit_step, setup
+from gan_jax.train.progan_step import ProGAN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_TWIN = os.path.join(ROOT, "benchmarks", "torch_dcgan.py")
@@ -70,9 +71,16 @@ def data_spec(config: ConfigDict) -> tuple[DataSpec, bool]:
     return DataSpec("image", (c.resolution, c.resolution, c.channels or _CHANNELS.get(c.name, 3)), classes), True
 
 
-def abstract_batch(gan, batch_size: int, spec: DataSpec, sharding=None) -> dict:
-  """ShapeDtypeStructs of one train-step batch: x [batches_per_step, B, ...] (and labels)."""
-  shape = (gan.batches_per_step, batch_size)
+def abstract_batch(gan, batch_size: int, spec: DataSpec, sharding=None, example: dict | None = None,
+                   level: int | None = None) -> dict:
+  """ShapeDtypeStructs of one train-step batch: x [batches_per_step, B, ...] (and labels), or with
+  `example` (one transformed example of the dataset) its keys and dtypes, e.g. CycleGAN's "a" and "b".
+  `level` (ProGAN): the stage's [batches_per_step, units, unit, ...] layout."""
+  shape = (gan.batches_per_step, batch_size) if level is None else (
+      gan.batches_per_step, gan.units(level), gan.unit_batch)
+  if example is not None:
+    return {k: jax.ShapeDtypeStruct((*shape, *np.shape(v)), np.asarray(v).dtype, sharding=sharding)
+            for k, v in example.items()}
   batch = {"x": jax.ShapeDtypeStruct((*shape, *spec.shape), jnp.float32, sharding=sharding)}
   if gan.num_classes:
     batch["label"] = jax.ShapeDtypeStruct(shape, jnp.int32, sharding=sharding)
@@ -226,17 +234,25 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
     for name in names or cli.experiment_names():
       config = cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{name}.py") + ":runlocal")
       spec, assumed = data_spec(config)
+      # The batch as the pipeline makes it (its keys: CycleGAN's two domains), where the data exists.
+      example = None
+      if not assumed:
+        ds = build_dataset(config.data)
+        example = ds.transform(ds.source[0])
       row = {"experiment": name, "model": config.model.name, "shape": list(spec.shape), "batch": config.batch_size,
              "shape_from_config": assumed}
       for phase in ("cold", "warm"):
         gan, mesh, init, init_key, step_key, _ = setup(config, spec)
         state = jax.eval_shape(init, init_key)
-        batch = abstract_batch(gan, config.batch_size, spec, parallel.batch_sharding(mesh, batch_axis=1))
+        # ProGAN: the first stage's step, the one a run compiles before its first step.
+        level = gan.level_at(0) if isinstance(gan, ProGAN) else None
+        sharding = parallel.batch_sharding(mesh, batch_axis=1 if level is None else 2)
+        batch = abstract_batch(gan, config.batch_size, spec, sharding, example, level)
         t0 = time.perf_counter()
         init.lower(init_key).compile()
         row[f"init_compile_{phase}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
+        jit_step(gan, mesh, config.population, level=level).lower(state, batch, step_key).compile()
         row[f"compile_{phase}_s"] = time.perf_counter() - t0
       rows.append(row)
   return rows

@@ -47,9 +47,13 @@ def test_benchmark_bad_input(args, message):
 @pytest.mark.slow
 def test_benchmark_experiment_compile_times(tmp_path):
   out = tmp_path / "compile.json"
-  r = run_script("benchmark.py", "--experiments", "ring8,dcgan_cifar10", "--json", str(out))
+  # ProGAN's batch has its stage's layout [batches_per_step, units, unit, ...]; StackGAN's the keys of
+  # its pipeline (image and label).
+  r = run_script("benchmark.py", "--experiments", "ring8,dcgan_cifar10,progan_celebahq1024,stackgan_cub",
+                 "--json", str(out))
   assert r.returncode == 0, r.stderr
   rows = {row["experiment"]: row for row in json.loads(out.read_text())["compile"]}
+  assert rows["progan_celebahq1024"]["shape"] == rows["stackgan_cub"]["shape"] == [16, 16, 1]
   assert rows["ring8"]["shape"] == [2] and not rows["ring8"]["shape_from_config"]
   # CIFAR-10 is not prepared here: its shape comes from the config.
   assert rows["dcgan_cifar10"]["shape"] == [32, 32, 3] and rows["dcgan_cifar10"]["shape_from_config"]
