@@ -343,9 +343,11 @@ def train(config: ConfigDict, workdir: str) -> None:
         if eval_sampler is not None:
           key = jax.random.fold_in(member(sample_key, i, population), step)
           n = config.eval.num_samples
-          # Conditional samples are drawn for the classes in turn (make_sampler's default labels).
-          labels = {"labels": np.arange(n) % gan.num_classes} if gan.num_classes and ds.conditional_eval_metrics else {}
-          stats[i].update(ds.evaluate(eval_sampler(params, g_vars, key, n), **labels))
+          # Conditional samples are drawn for the classes in turn; those labels go to the dataset's metrics.
+          labels = np.arange(n) % gan.num_classes if gan.num_classes else None
+          samples = eval_sampler(params, g_vars, key, n, labels)
+          given = {"labels": labels} if labels is not None and ds.conditional_eval_metrics else {}
+          stats[i].update(ds.evaluate(samples, **given))
         if evaluator is not None:
           t0 = time.perf_counter()
           out = evaluator(lambda k, n, y, p=params, v=g_vars: fid_sampler(p, v, k, n, y), jax.random.PRNGKey(0),
