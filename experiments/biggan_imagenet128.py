@@ -38,7 +38,8 @@ Args: recipe=paper|pytorch, runlocal (the same model family at toy width on 32x3
 BigGAN-PyTorch's 32x32 arch with hierarchical z, shared embedding and attention at 16x16, a few
 hundred steps on 2 CPU cores, digit_fd logged every eval.every steps).
 """
-from gan_jax.config import ConfigError, base_config, parse_arg
+from gan_jax.config import base_config, parse_arg
+from gan_jax.errors import ConfigError
 
 RECIPES = ("paper", "pytorch")
 

@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _dcgan import dcgan_config  # noqa: E402
 
 from gan_jax.augment import NAMES  # noqa: E402
-from gan_jax.config import ConfigError, parse_arg  # noqa: E402
+from gan_jax.config import parse_arg  # noqa: E402
+from gan_jax.errors import ConfigError
 
 
 def get_config(arg=None):

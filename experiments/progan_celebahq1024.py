@@ -28,7 +28,8 @@ fmap_base 128, fmap_max 64: 4x4 for 0.8k images, fade to 8x8 and stabilize over 
 16x16 over 0.8k (step 88), the rest at 16x16; batch 64 at 4x4 and 32 above; G EMA 0.98; 300 steps;
 digit_fd every eval.every steps).
 """
-from gan_jax.config import ConfigError, base_config, parse_arg
+from gan_jax.config import base_config, parse_arg
+from gan_jax.errors import ConfigError
 from gan_jax.train.progan_step import growth_of
 
 LRATE_PRESET = "128:0.0015,256:0.002,512:0.003,1024:0.003"

@@ -29,7 +29,8 @@ Differences from the official Chainer run that this trainer cannot express yet:
 Args: conditional, decay=cosine|none, runlocal (the same stack at toy width, 16 channels, on the
 16x16 digits: G from 2x2, batch 32, 300 steps; digit_fd logged every eval.every steps).
 """
-from gan_jax.config import ConfigError, base_config, parse_arg
+from gan_jax.config import base_config, parse_arg
+from gan_jax.errors import ConfigError
 
 DECAYS = ("none", "cosine")
 

@@ -42,7 +42,8 @@ noise, the class ignored for good), while at 0.1 the CA stays alive (kl_loss 0.1
 
 Args: stage=1|2, runlocal.
 """
-from gan_jax.config import ConfigError, base_config, parse_arg
+from gan_jax.config import base_config, parse_arg
+from gan_jax.errors import ConfigError
 
 TRAIN_IMAGES = 8855
 

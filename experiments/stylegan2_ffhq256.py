@@ -47,7 +47,8 @@ Args: cfg=paper256|stylegan2, resolution=256 (1024 for config F's own setting), 
 (a toy-width StyleGAN2 on 16x16 digits: a few hundred steps on 2 CPU cores with every
 regularizer of the full run, digit_fd logged every eval.every steps).
 """
-from gan_jax.config import ConfigError, base_config, parse_arg
+from gan_jax.config import base_config, parse_arg
+from gan_jax.errors import ConfigError
 
 CFGS = {
     # name: channel_base, batch, mbstd group, lr, R1 gamma, EMA half-life kimg (train.py cfg_specs)

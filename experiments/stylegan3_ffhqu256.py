@@ -45,7 +45,8 @@ no lr/beta correction needed).
 Args: cfg=stylegan3-t|stylegan3-r, resolution=256|1024, runlocal (a toy-width StyleGAN3-T on 16x16
 digits: 4 layers of 32 down to 16 channels on 24x24 canvases, 200 steps, digit_fd every eval.every steps).
 """
-from gan_jax.config import ConfigError, base_config, parse_arg
+from gan_jax.config import base_config, parse_arg
+from gan_jax.errors import ConfigError
 
 CFGS = {
     # name: G channel multiplier, G channel_max, conv kernel, radial filters (train.py)

@@ -15,10 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
-
-class CheckpointWriteError(RuntimeError):
-  """A checkpoint could not be written (disk full, read-only or vanished directory); the
-  checkpoints already committed are untouched."""
+from gan_jax.errors import CheckpointWriteError  # noqa: F401  (re-exported)
 
 
 class Checkpointer:

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from absl import flags
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 

@@ -13,14 +13,13 @@ from typing import Any
 import ml_collections
 from ml_collections import ConfigDict, config_dict
 
+from gan_jax.errors import ConfigError  # noqa: F401  (re-exported: gan_jax.config.ConfigError)
+
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 NAN_POLICIES = ("stop", "skip")
 PRECISIONS = ("float32", "bfloat16")
 Z_DISTS = ("normal", "uniform")
 
-
-class ConfigError(ValueError):
-  """Bad configuration or input: reported as one line, exit code 2."""
 
 
 def base_config(model: str = "dcgan") -> ConfigDict:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 BACKENDS = ("local", "slurm", "tpu-vm")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

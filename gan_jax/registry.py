@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
+from gan_jax.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -26,8 +28,6 @@ class Registry(Generic[T]):
 
   def get(self, name: str) -> T:
     if name not in self._entries:
-      # Imported lazily: config imports registries, registries must not import config.
-      from gan_jax.config import ConfigError
       raise ConfigError(f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}")
     return self._entries[name]
 

@@ -39,7 +39,7 @@ from ml_collections.config_flags import tuple_parser
 
 from gan_jax import cli
 from gan_jax import config as config_lib
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(REPO, "scripts", "train.py")

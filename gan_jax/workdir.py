@@ -20,7 +20,7 @@ import os
 import socket
 import time
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 TMP_MARK = ".orbax-checkpoint-tmp"
 

@@ -21,7 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gan_jax import launch  # noqa: E402
-from gan_jax.config import ConfigError  # noqa: E402
+from gan_jax.errors import ConfigError  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):

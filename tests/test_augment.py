@@ -17,7 +17,7 @@ from jax.test_util import check_grads
 
 from gan_jax import config as config_lib
 from gan_jax.augment import Augment, ada, diffaugment, make_augment, parse_ada_pipeline
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.losses import LOSSES
 from gan_jax.train.step import GAN, d_update, train_step
 

@@ -9,7 +9,7 @@ from PIL import Image
 from scipy import stats
 
 from gan_jax import compare
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 
 def _workdir(path, config: dict, rows: list[dict], samples: tuple[int, ...] = ()) -> str:

@@ -1,7 +1,8 @@
 import pytest
 
 from gan_jax import cli
-from gan_jax.config import ConfigError, base_config, parse_arg, validate
+from gan_jax.config import base_config, parse_arg, validate
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS
 
 # Experiments whose get_config takes loss=NAME; every experiment is checked with "" and runlocal.

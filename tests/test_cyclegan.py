@@ -11,7 +11,9 @@ import pytest
 from conftest import experiment, read_jsonl, run_script
 from PIL import Image
 
-from gan_jax.config import ConfigError, base_config
+from gan_jax.config import base_config
+
+from gan_jax.errors import ConfigError
 from gan_jax.data import build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.models import DataSpec, build_models, model_config

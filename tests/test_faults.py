@@ -235,7 +235,9 @@ def test_disk_full_and_read_only_workdir_stop_cleanly_and_keep_checkpoints(small
 def test_an_empty_tfds_split_is_a_config_error():
   import tensorflow_datasets as tfds
 
-  from gan_jax.config import ConfigError, base_config
+  from gan_jax.config import base_config
+
+  from gan_jax.errors import ConfigError
   from gan_jax.data import build_dataset
   c = base_config().data
   c.name = "cifar10"

@@ -7,7 +7,7 @@ import pytest
 from ml_collections import ConfigDict
 
 from gan_jax import losses
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 ALL = ["minimax", "nonsaturating", "hinge", "wasserstein", "least_squares",
        "rsgan", "rasgan", "ralsgan", "rahinge", "rpgan"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_script
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.metrics import features, inception, vgg
 
 # Random weights at 1/8 width: a stand-in for the converted FID network in fast tests only.

@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT, experiment, read_jsonl, run_script
 
 from gan_jax.cli import load_experiment
-from gan_jax.config import ConfigError, validate
+from gan_jax.config import validate
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, biggan, build_models, layers, model_config
 
 CIFAR = DataSpec("image", (32, 32, 3), 10)

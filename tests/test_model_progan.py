@@ -23,7 +23,7 @@ from conftest import experiment, read_jsonl, run_script
 from ml_collections import ConfigDict
 
 from gan_jax import regularizers as regs
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.losses import make_loss
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models import progan as pg

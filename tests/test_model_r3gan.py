@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from conftest import experiment, read_jsonl, run_script
 
-from gan_jax.config import ConfigError, base_config
+from gan_jax.config import base_config
+
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, r3gan
 
 # Parameter counts of the official networks (brownvc/R3GAN at 19a7ddf), obtained by instantiating

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import experiment, read_jsonl, run_script
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, model_config
 
 

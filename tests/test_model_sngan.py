@@ -17,7 +17,7 @@ import pytest
 from conftest import experiment, read_jsonl, run_script
 from jax import lax
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models.sngan_resnet import DBlock, DOptimizedBlock, GBlock, ProjectionHead
 

@@ -25,7 +25,9 @@ import pytest
 from conftest import ROOT, experiment, read_jsonl
 from PIL import Image
 
-from gan_jax.config import ConfigError, base_config
+from gan_jax.config import base_config
+
+from gan_jax.errors import ConfigError
 from gan_jax.data import build_dataset
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models.stackgan import CANet

@@ -14,7 +14,7 @@ import pytest
 import scipy.signal
 from conftest import experiment, read_jsonl, run_script
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.metrics import equivariance as eq
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models import stylegan2 as sg2

@@ -21,7 +21,7 @@ import pytest
 from conftest import experiment, read_jsonl, run_script
 from scipy.special import erf
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models import transgan as tg
 

@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT, experiment, free_port, read_jsonl, run_processes, run_script, state_mb
 
 from gan_jax import parallel
-from gan_jax.config import ConfigError, parse_profile_steps
+from gan_jax.config import parse_profile_steps
+from gan_jax.errors import ConfigError
 from gan_jax.losses import LOSSES
 from gan_jax.models import DataSpec
 from gan_jax.models.mlp import MaxoutDiscriminator, MLPGenerator

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, experiment, run_script
 
 from gan_jax import sweep as sweep_lib
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.losses import LOSSES
 
 SMOKE_SETS = ["total_steps=20", "log_every=10", "eval.every=10", "sample_every=0", "ckpt_every=10"]

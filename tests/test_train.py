@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, experiment, read_jsonl, run_processes, run_script, state_mb
 from PIL import Image
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.train import loop
 
 

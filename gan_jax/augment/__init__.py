@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from gan_jax.augment import ada as ada_lib
 from gan_jax.augment import diffaugment as diffaugment_lib
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.schedules import cosine_ramp
 
 NAMES = ("none", "diffaugment", "ada")

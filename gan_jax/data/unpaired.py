@@ -27,7 +27,7 @@ import grain
 import numpy as np
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.data import DATASETS, ArraySource, Dataset
 from gan_jax.data.digits import digit_images
 from gan_jax.data.folder import folder_source

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from gan_jax import parallel
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.metrics import fid
 from gan_jax.metrics.digit_classifier import cache_dir
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import parallel
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.metrics import inception, vgg
 from gan_jax.metrics.digit_classifier import cache_dir
 

@@ -31,7 +31,7 @@ from typing import Iterable
 import jax
 import numpy as np
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.metrics import features as feats
 from gan_jax.metrics.frechet import GaussianAccumulator, frechet_distance
 from gan_jax.metrics.inception_score import inception_score

@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, ModelEntry, layers
 
 # BigGAN.py G_arch: channel multipliers (in, out) of each "ResBlock up"; block i outputs 8 * 2^i pixels.

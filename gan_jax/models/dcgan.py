@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, ModelEntry, layers
 
 _W_INIT = nn.initializers.normal(0.02)

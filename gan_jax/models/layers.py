@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 IMPLS = ("auto", "subpixel", "xla")
 _DN = ("NHWC", "HWIO", "NHWC")

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 from jax import lax
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, ModelEntry
 from gan_jax.models.stylegan_layers import minibatch_stddev
 

@@ -54,7 +54,7 @@ import numpy as np
 from jax import lax
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, ModelEntry
 
 LRELU_SLOPE = 0.2

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, ModelEntry, layers
 from gan_jax.models.sngan_resnet import DBlock, DOptimizedBlock, GBlock, ProjectionHead, check_spec, glorot_uniform
 

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, ModelEntry, layers
 
 VARIANTS = ("auto", "cifar", "stl")

@@ -59,7 +59,7 @@ import numpy as np
 from jax import lax
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec, ModelEntry, layers
 from gan_jax.models import stylegan2 as sg2
 from gan_jax.models import stylegan_layers as sl

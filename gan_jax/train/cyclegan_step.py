@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.losses import least_squares_d
 from gan_jax.models import DataSpec, build_models
 from gan_jax.optim import OPTIMIZERS

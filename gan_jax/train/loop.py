@@ -21,7 +21,7 @@ from gan_jax import logging as logs
 from gan_jax import parallel
 from gan_jax.augment import Augment, make_augment
 from gan_jax.checkpoint import Checkpointer, abstract_like
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.losses import make_loss
@@ -37,10 +37,6 @@ from gan_jax.train.progan_step import ProGAN, build_progan, check_batches
 from gan_jax.train.stackgan_step import StackGAN, build_stackgan
 from gan_jax.train.step import GAN, train_step
 from gan_jax.workdir import WorkdirLock, interrupted_writes
-
-
-class TrainingDiverged(RuntimeError):
-  """A logged metric became NaN or Inf."""
 
 
 class _StopFlag:

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models.progan import blend, downscale, upscale
 from gan_jax.optim import make_optimizer
 from gan_jax.train.state import TrainState

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import optax
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models
 from gan_jax.optim import OPTIMIZERS
 from gan_jax.train.cyclegan_step import refuse_unused
