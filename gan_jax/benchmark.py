@@ -24,8 +24,8 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from gan_jax import cli, parallel
-from gan_jax.errors import ConfigError
 from gan_jax.data import build_dataset
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 from gan_jax.procinfo import peak_rss_mb
 from gan_jax.train.loop import jit_step, setup

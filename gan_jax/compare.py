@@ -21,7 +21,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from gan_jax.config import flatten
-
 from gan_jax.errors import ConfigError
 from gan_jax.logging import read_metrics
 from gan_jax.sweep import SWEEP_FILE

@@ -12,10 +12,9 @@ from conftest import experiment, read_jsonl, run_script
 from PIL import Image
 
 from gan_jax.config import base_config
-
-from gan_jax.errors import ConfigError
 from gan_jax.data import build_dataset
 from gan_jax.data.pipeline import train_dataset
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models.cyclegan import UpsampleConv, instance_norm, reflect_pad
 from gan_jax.train import cyclegan_step as cg

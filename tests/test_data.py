@@ -3,11 +3,10 @@ import pytest
 from PIL import Image
 
 from gan_jax.config import base_config
-
-from gan_jax.errors import ConfigError
 from gan_jax.data import build_dataset
 from gan_jax.data.images import preprocess
 from gan_jax.data.pipeline import train_dataset
+from gan_jax.errors import ConfigError
 
 
 def data_cfg(**kw):

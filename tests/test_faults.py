@@ -236,9 +236,8 @@ def test_an_empty_tfds_split_is_a_config_error():
   import tensorflow_datasets as tfds
 
   from gan_jax.config import base_config
-
-  from gan_jax.errors import ConfigError
   from gan_jax.data import build_dataset
+  from gan_jax.errors import ConfigError
   c = base_config().data
   c.name = "cifar10"
   with tfds.testing.mock_data(num_examples=0), pytest.raises(ConfigError, match="split 'train' is empty"):

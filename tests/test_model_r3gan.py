@@ -10,7 +10,6 @@ import pytest
 from conftest import experiment, read_jsonl, run_script
 
 from gan_jax.config import base_config
-
 from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, r3gan
 

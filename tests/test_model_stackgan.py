@@ -26,9 +26,8 @@ from conftest import ROOT, experiment, read_jsonl
 from PIL import Image
 
 from gan_jax.config import base_config
-
-from gan_jax.errors import ConfigError
 from gan_jax.data import build_dataset
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models.stackgan import CANet
 from gan_jax.train import stackgan_step as sgs

@@ -21,9 +21,9 @@ import numpy as np
 from ml_collections import ConfigDict
 from PIL import Image, UnidentifiedImageError
 
-from gan_jax.errors import ConfigError
 from gan_jax.data import DATASETS, Dataset
 from gan_jax.data.images import preprocess
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

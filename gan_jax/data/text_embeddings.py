@@ -30,10 +30,10 @@ import numpy as np
 from ml_collections import ConfigDict
 from PIL import Image
 
-from gan_jax.errors import ConfigError
 from gan_jax.data import DATASETS, Dataset
 from gan_jax.data.images import center_crop, set_channels, to_model_range
 from gan_jax.data.unpaired import random_crop_flip
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 
 EMBEDDINGS = "char-CNN-RNN-embeddings.pickle"

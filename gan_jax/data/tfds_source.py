@@ -14,9 +14,9 @@ import numpy as np
 from absl import logging as absl_logging
 from ml_collections import ConfigDict
 
-from gan_jax.errors import ConfigError
 from gan_jax.data import DATASETS, Dataset
 from gan_jax.data.images import preprocess
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 
 

@@ -27,12 +27,12 @@ import grain
 import numpy as np
 from ml_collections import ConfigDict
 
-from gan_jax.errors import ConfigError
 from gan_jax.data import DATASETS, ArraySource, Dataset
 from gan_jax.data.digits import digit_images
 from gan_jax.data.folder import folder_source
 from gan_jax.data.images import center_crop, preprocess
 from gan_jax.data.tfds_source import open_tfds
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 
 DOMAINS = ("a", "b")

@@ -21,9 +21,9 @@ from gan_jax import logging as logs
 from gan_jax import parallel
 from gan_jax.augment import Augment, make_augment
 from gan_jax.checkpoint import Checkpointer, abstract_like
-from gan_jax.errors import ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
+from gan_jax.errors import ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
 from gan_jax.losses import make_loss
 from gan_jax.metrics.evaluation import BestTracker, Evaluator, check_best
 from gan_jax.metrics.features import round_batch
