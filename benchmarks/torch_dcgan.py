@@ -1,7 +1,7 @@
 """PyTorch CPU twin of the project's DCGAN train step, for timing against the JAX implementation.
 
 Mirrors gan_jax/models/dcgan.py layer for layer (NCHW, float32) and one iteration of
-gan_jax.train.step.train_step with n_critic = 1, no EMA and no regularizer:
+gan_jax.train.kinds.gan.train_step with n_critic = 1, no EMA and no regularizer:
 
 G: Linear(z_dim, 4*4*c, no bias), c = width * 2**(n-1), n = log2(resolution / 4) -> [B, c, 4, 4]
    -> BN -> ReLU, then n stride-2 ConvTranspose2d (no bias) halving the channels, the last one

@@ -30,7 +30,7 @@ digit_fd every eval.every steps).
 """
 from gan_jax.config import base_config, parse_arg
 from gan_jax.errors import ConfigError
-from gan_jax.train.progan_step import growth_of
+from gan_jax.schedules import growth_of
 
 LRATE_PRESET = "128:0.0015,256:0.002,512:0.003,1024:0.003"
 

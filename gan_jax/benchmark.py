@@ -29,7 +29,6 @@ from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 from gan_jax.procinfo import peak_rss_mb
 from gan_jax.train.loop import jit_step, setup
-from gan_jax.train.progan_step import ProGAN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_TWIN = os.path.join(ROOT, "benchmarks", "torch_dcgan.py")
@@ -71,13 +70,14 @@ def data_spec(config: ConfigDict) -> tuple[DataSpec, bool]:
     return DataSpec("image", (c.resolution, c.resolution, c.channels or _CHANNELS.get(c.name, 3)), classes), True
 
 
-def abstract_batch(gan, batch_size: int, spec: DataSpec, sharding=None, example: dict | None = None,
-                   level: int | None = None) -> dict:
-  """ShapeDtypeStructs of one train-step batch: x [batches_per_step, B, ...] (and labels), or with
-  `example` (one transformed example of the dataset) its keys and dtypes, e.g. CycleGAN's "a" and "b".
-  `level` (ProGAN): the stage's [batches_per_step, units, unit, ...] layout."""
-  shape = (gan.batches_per_step, batch_size) if level is None else (
-      gan.batches_per_step, gan.units(level), gan.unit_batch)
+def abstract_batch(gan, spec: DataSpec, sharding=None, example: dict | None = None, phase: int | None = None,
+                   batch_size: int | None = None) -> dict:
+  """ShapeDtypeStructs of one train-step batch of `phase` (default: the first step's) as the trainer
+  lays it out: x [*batch_layout, data_batch, ...] (and labels), or with `example` (one transformed
+  example of the dataset) its keys and dtypes, e.g. CycleGAN's "a" and "b". `batch_size` replaces
+  the data batch (FLOPs at another batch)."""
+  phase = gan.phase_at(0) if phase is None else phase
+  shape = (*gan.batch_layout(phase), batch_size or gan.data_batch)
   if example is not None:
     return {k: jax.ShapeDtypeStruct((*shape, *np.shape(v)), np.asarray(v).dtype, sharding=sharding)
             for k, v in example.items()}
@@ -103,9 +103,10 @@ def _memory_mb(compiled) -> float:
 
 def _synthetic_batch(gan, mesh, config: ConfigDict, spec: DataSpec) -> dict:
   """A fixed batch of the step's shape (uniform pixels; labels cycling over the classes)."""
-  shape = (gan.batches_per_step, config.batch_size)
+  lead = gan.batch_layout(gan.phase_at(0))
+  shape = (*lead, gan.data_batch)
   x = jax.random.uniform(jax.random.PRNGKey(1), (*shape, *spec.shape), jnp.float32, -1.0, 1.0)
-  sharding = parallel.batch_sharding(mesh, batch_axis=1)
+  sharding = parallel.batch_sharding(mesh, batch_axis=len(lead))
   batch = {"x": jax.device_put(x, sharding)}
   if gan.num_classes:
     batch["label"] = jax.device_put(np.arange(np.prod(shape)).reshape(shape) % gan.num_classes, sharding)
@@ -244,15 +245,14 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
       for phase in ("cold", "warm"):
         gan, mesh, init, init_key, step_key, _ = setup(config, spec)
         state = jax.eval_shape(init, init_key)
-        # ProGAN: the first stage's step, the one a run compiles before its first step.
-        level = gan.level_at(0) if isinstance(gan, ProGAN) else None
-        sharding = parallel.batch_sharding(mesh, batch_axis=1 if level is None else 2)
-        batch = abstract_batch(gan, config.batch_size, spec, sharding, example, level)
+        # The first phase's step, the one a run compiles before its first step (ProGAN: the first stage).
+        sharding = parallel.batch_sharding(mesh, batch_axis=len(gan.batch_layout(gan.phase_at(0))))
+        batch = abstract_batch(gan, spec, sharding, example)
         t0 = time.perf_counter()
         init.lower(init_key).compile()
         row[f"init_compile_{phase}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        jit_step(gan, mesh, config.population, level=level).lower(state, batch, step_key).compile()
+        jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
         row[f"compile_{phase}_s"] = time.perf_counter() - t0
       rows.append(row)
   return rows
@@ -265,9 +265,8 @@ def penalty_ratio(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: i
   ratio an implementation running both at the same FLOP rate would reach."""
   import dataclasses
 
-  from gan_jax.train.step import d_update
   gan, mesh, init, init_key, step_key, _ = setup(config, spec)
-  if not gan.reg.has_gradient_penalty:
+  if not getattr(gan, "reg", None) or not gan.reg.has_gradient_penalty:
     raise ConfigError("the config has no gradient penalty to time (reg.r1, reg.r2, reg.wgan_gp, reg.dragan)")
   plain = dataclasses.replace(gan, reg=dataclasses.replace(gan.reg, r1=0.0, r2=0.0, wgan_gp=0.0, dragan=0.0))
   state = init(init_key)
@@ -276,7 +275,7 @@ def penalty_ratio(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: i
   labels = batch["label"][0] if "label" in batch else None
   fns, compile_s = {}, {}
   for name, g in (("with", gan), ("without", plain)):
-    f = jax.jit(lambda s, x, y, k, g=g: d_update(g, s, x, k, real_labels=y))
+    f = jax.jit(lambda s, x, y, k, g=g: g.d_update(s, x, k, real_labels=y))
     t0 = time.perf_counter()
     fns[name] = f.lower(state, real, labels, step_key).compile()
     compile_s[name] = time.perf_counter() - t0

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from absl import flags
 from ml_collections import ConfigDict
 
-from gan_jax.errors import ConfigError
+from gan_jax.errors import CheckpointWriteError, ConfigError, TrainingDiverged
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 
@@ -52,7 +52,18 @@ def _override_keys(argv: Sequence[str], flag: str) -> list[str]:
 
 
 def _unknown_key_message(config: ConfigDict, keys: list[str], flag: str) -> str:
+  from gan_jax.blocks import owner
+  from gan_jax.models import MODELS
+
   for key in keys:
+    block = owner(key)
+    if block is not None and "model" in config:   # a key of a block that this run's kind does not read
+      try:
+        _ = config[key]
+      except (KeyError, AttributeError):
+        model = config.model.name
+        return (f"{flag}.{key} is not used by training kind {MODELS.get(model).kind!r} (model {model!r}): "
+                f"its config has no {block!r} block")
     node, parts = config, key.split(".")
     for i, part in enumerate(parts):
       if not isinstance(node, ConfigDict) or part not in node:
@@ -80,7 +91,7 @@ def parse_flags(argv: Sequence[str], config_flag: str = "config", required: Sequ
                       + (f", --{config_flag}.KEY=VALUE" if config_flag in flags.FLAGS else "")) from None
   except flags.IllegalFlagValueError as e:
     raise ConfigError(f"bad value: {str(e).splitlines()[0]}") from None
-  except AttributeError:
+  except (AttributeError, KeyError):
     raise ConfigError(_unknown_key_message(base, _override_keys(argv, config_flag), config_flag)) from None
   except flags.Error as e:
     raise ConfigError(str(e).splitlines()[0]) from None
@@ -105,8 +116,6 @@ def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None)
   """Runs fn(argv) and maps failures to exit codes."""
   import errno
 
-  from gan_jax.checkpoint import CheckpointWriteError
-  from gan_jax.train.loop import TrainingDiverged
 
   argv = list(sys.argv if argv is None else argv)
   try:

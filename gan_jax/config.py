@@ -1,9 +1,13 @@
 """Configuration: the keys every experiment has, string-arg parsing and validation.
 
 An experiment is `experiments/NAME.py` with `get_config(arg)` returning a locked
-`ml_collections.ConfigDict` built on `base_config()`. Everything is validated before
-anything is built or written: a wrong key, type or name raises `ConfigError`, which the
-scripts turn into one line on stderr and exit code 2.
+`ml_collections.ConfigDict` built on `base_config(model)`: the keys every run has, the model's own
+(`model.*`, registered with the model) and the config blocks its training kind reads (gan_jax/blocks.py:
+`reg.*`, `ema.*`, `augment.*`, ..., each registered with its defaults and checks by the module that
+reads it). Everything is validated before anything is built or written: a wrong key, type or name,
+or a non-default value of a key the run's kind does not read, raises `ConfigError`, which the
+scripts turn into one line on stderr and exit code 2. A run's saved config is read back over the
+current defaults (`from_saved`), so no default is written twice.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 import ml_collections
 from ml_collections import ConfigDict, config_dict
 
+from gan_jax import blocks
 from gan_jax.errors import ConfigError  # noqa: F401  (re-exported: gan_jax.config.ConfigError)
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -23,17 +28,20 @@ Z_DISTS = ("normal", "uniform")
 
 
 def base_config(model: str = "dcgan") -> ConfigDict:
-  """The keys shared by every experiment (DESIGN.md contract), with neutral defaults.
+  """The keys every run has (DESIGN.md contract), with neutral defaults, plus the config blocks
+  (gan_jax/blocks.py) that the training kind of `model` reads: `reg.*`, `ema.*`, `augment.*`,
+  `schedule.*` and `n_critic` for GANs, the two-domain data keys for image translation, ...
 
   `model` picks the architecture whose own keys (`model.*`) are filled in.
   """
-  from gan_jax.models import model_config
+  from gan_jax import data  # noqa: F401  (registers the data blocks)
+  from gan_jax.models import MODELS, model_config
+  from gan_jax.train.kinds import KINDS
 
   c = ConfigDict()
   c.seed = 0
-  c.total_steps = 1000          # generator steps; each does n_critic D steps first
+  c.total_steps = 1000          # generator steps
   c.batch_size = 64             # global, per D step
-  c.n_critic = 1
   # Population mode: N members with seeds seed..seed+N-1 trained as one vmap-ed program on the
   # same data; metrics.jsonl then holds per-member lists.
   c.population = 1
@@ -45,10 +53,10 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.nan_policy = "stop"
   c.sample_every = 500
   # Gradient accumulation: each D and G update averages the gradients of `grad_accum` micro-batches
-  # of batch_size / grad_accum (a paper's batch on fewer devices; see gan_jax/train/step.py).
+  # of batch_size / grad_accum (a paper's batch on fewer devices; see gan_jax/train/machinery.py).
   c.grad_accum = 1
   # Compute dtype of G and D: "bfloat16" runs the networks in bf16 with float32 parameters,
-  # optimizer states, losses, penalties and normalization statistics (gan_jax/train/step.py).
+  # optimizer states, losses, penalties and normalization statistics (gan_jax/train/machinery.py).
   c.precision = "float32"
   # A profiler trace (TensorBoard/Perfetto, DIR/profile) of steps START:STOP, or N steps after the
   # first (compiling) one; "" = none.
@@ -72,10 +80,6 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   c.data.data_dir = ""          # TFDS data_dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data.download = False       # let TFDS download and prepare a missing dataset
   c.data.path = ""              # image folder for data.name=folder
-  c.data.path_a = ""            # data.name=folder_pair: the two domains' image folders (unpaired)
-  c.data.path_b = ""
-  c.data.load_size = 0          # two-domain data: resize to this, then random-crop data.resolution (0 = off)
-  c.data.flip = False           # two-domain data: random horizontal flips in training
   c.data.resolution = 32
   c.data.channels = 0           # 0 = the dataset's own; 1 or 3 converts
   c.data.num_examples = 100_000  # 2-D mixtures: size of the sampled set; digits: the first N of the 1797
@@ -87,24 +91,6 @@ def base_config(model: str = "dcgan") -> ConfigDict:
     c.optim[who] = ConfigDict({"name": "adam", "lr": 2e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8,
                                "lr_final": _maybe_float(), "b2_final": _maybe_float(),
                                "clip_norm": 0.0})   # > 0: clip gradients to this global norm
-
-  # Discriminator regularizers (gan_jax/regularizers.py); 0 disables a term.
-  c.reg = ConfigDict({"r1": 0.0, "r2": 0.0, "gamma_final": _maybe_float(), "wgan_gp": 0.0,
-                      "dragan": 0.0, "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1,
-                      "drift": 0.0,   # ProGAN's ε E D(x_real)²
-                      "drift_form": "mean_square",   # or "square_mean": ε (E D(x_real))² (TransGAN)
-                      # Generator regularizers: BigGAN's orthogonal regularization (weight), StyleGAN2's
-                      # path-length regularization (weight, lazy interval, EMA rate of the target
-                      # length, batch shrink factor).
-                      "ortho": 0.0, "pl_weight": 0.0, "pl_every": 4, "pl_decay": 0.01, "pl_batch_shrink": 2})
-  # Cosine ramps (R3GAN): each `*_final` set above moves from its base value to the final one
-  # over `schedule.kimg` thousand images, then holds; unset finals stay constant.
-  c.schedule = ConfigDict({"kimg": 0.0})
-
-  # Generator EMA: set either `decay` (per step) or `halflife_kimg` (StyleGAN2-ADA's
-  # ema_kimg: half-life in thousands of images); both 0 disables it. `rampup` as ADA's ema_rampup.
-  c.ema = ConfigDict({"decay": 0.0, "halflife_kimg": 0.0, "halflife_final_kimg": _maybe_float(),
-                      "rampup": 0.0})
 
   c.ckpt = ConfigDict({"keep": 3})
   # Fixed latents shown in every grid (one row per class for conditional models); `truncation` < 1
@@ -119,13 +105,9 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   # its protocol. `best` (e.g. "fid") keeps the checkpoint with the best value in DIR/best.
   c.eval = ConfigDict({"every": 0, "num_samples": 2500, "metrics": "", "num": 10_000, "ref": "",
                        "num_ref": 50_000, "batch_size": 50, "best": "", "inception": "", "vgg16": ""})
-  # Differentiable augmentation of D's inputs (gan_jax/augment/__init__.py): name none | diffaugment |
-  # ada; pipeline (ada groups "bgc", "bgcfnc", "bgc,cutout:0.5"; diffaugment "color,translation,cutout");
-  # p (unset: 0 for ada, 1 for diffaugment); p_final: cosine schedule over schedule.kimg; target > 0
-  # with ada: adaptive p (ADA), moved every `interval` D steps by batch·interval/(kimg·1000).
-  c.augment = ConfigDict({"name": "none", "pipeline": "", "p": _maybe_float(), "p_final": _maybe_float(),
-                          "target": 0.6, "interval": 4, "kimg": 500.0})
   c.wandb = ConfigDict({"mode": "auto", "project": "gan_jax", "entity": "", "name": ""})
+  for name in KINDS.get(MODELS.get(model).kind).blocks:
+    blocks.add_to(c, blocks.BLOCKS.get(name))
   return c
 
 
@@ -186,6 +168,7 @@ def validate(config: ConfigDict) -> None:
   from gan_jax import losses, optim
   from gan_jax.data import DATASETS
   from gan_jax.models import MODELS
+  from gan_jax.train.kinds import KINDS, check_honoured
 
   losses.LOSSES.get(config.loss.name)
   MODELS.get(config.model.name)
@@ -193,9 +176,9 @@ def validate(config: ConfigDict) -> None:
   for who in ("g", "d"):
     optim.OPTIMIZERS.get(config.optim[who].name)
     _check(config.optim[who].lr > 0, f"optim.{who}.lr must be > 0, got {config.optim[who].lr}")
-    clip = config.optim[who].get("clip_norm", 0.0)
+    clip = config.optim[who].clip_norm
     _check(clip is not None and clip >= 0, f"optim.{who}.clip_norm must be >= 0 (0: no clipping), got {clip}")
-  for key in ("total_steps", "batch_size", "n_critic", "log_every", "ckpt_every", "ckpt.keep",
+  for key in ("total_steps", "batch_size", "log_every", "ckpt_every", "ckpt.keep",
               "sample.num", "eval.num_samples", "eval.batch_size"):
     value = _get(config, key)
     _check(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
@@ -206,47 +189,27 @@ def validate(config: ConfigDict) -> None:
     _check(config.model.z_dist in Z_DISTS,
            f"unknown model.z_dist {config.model.z_dist!r}; valid choices: {', '.join(Z_DISTS)}")
     _check(config.model.z_dim >= 1, f"model.z_dim must be >= 1, got {config.model.z_dim}")
-  _check(config.get("nan_policy", "stop") in NAN_POLICIES,
-         f"unknown nan_policy {config.get('nan_policy')!r}; valid choices: {', '.join(NAN_POLICIES)}")
-  _check(config.get("precision", "float32") in PRECISIONS,
-         f"unknown precision {config.get('precision')!r}; valid choices: {', '.join(PRECISIONS)}")
-  accum = config.get("grad_accum", 1)
+  _check(config.nan_policy in NAN_POLICIES,
+         f"unknown nan_policy {config.nan_policy!r}; valid choices: {', '.join(NAN_POLICIES)}")
+  _check(config.precision in PRECISIONS,
+         f"unknown precision {config.precision!r}; valid choices: {', '.join(PRECISIONS)}")
+  accum = config.grad_accum
   _check(isinstance(accum, int) and accum >= 1, f"grad_accum must be an integer >= 1, got {accum!r}")
   _check(config.batch_size % accum == 0,
          f"batch_size={config.batch_size} is not divisible by grad_accum={accum}")
-  parse_profile_steps(config.get("profile_steps", ""))
-  if "sharding" in config:
-    from gan_jax.parallel import parse_sharding_rules
-    _check(config.sharding.min_size_mb >= 0, f"sharding.min_size_mb must be >= 0, got {config.sharding.min_size_mb}")
-    try:
-      parse_sharding_rules(config.sharding.rules)
-    except ValueError as e:
-      raise ConfigError(f"sharding.rules: {e}") from None
+  parse_profile_steps(config.profile_steps)
+  from gan_jax.parallel import parse_sharding_rules
+  _check(config.sharding.min_size_mb >= 0, f"sharding.min_size_mb must be >= 0, got {config.sharding.min_size_mb}")
+  try:
+    parse_sharding_rules(config.sharding.rules)
+  except ValueError as e:
+    raise ConfigError(f"sharding.rules: {e}") from None
   _check(config.wandb.mode in WANDB_MODES,
          f"unknown wandb.mode {config.wandb.mode!r}; valid choices: {', '.join(WANDB_MODES)}")
-  _check(0.0 <= config.ema.decay < 1.0, f"ema.decay must be in [0, 1), got {config.ema.decay}")
-  _check(config.ema.rampup >= 0, f"ema.rampup must be >= 0, got {config.ema.rampup}")
   for who in ("g", "d"):
     o = config.optim[who]
     _check(0 <= o.b1 < 1 and 0 <= o.b2 < 1, f"optim.{who}.b1 and b2 must be in [0, 1), got {o.b1}, {o.b2}")
-  _check(config.ema.halflife_kimg >= 0, f"ema.halflife_kimg must be >= 0, got {config.ema.halflife_kimg}")
-  _check(not (config.ema.decay > 0 and config.ema.halflife_kimg > 0),
-         "set ema.decay or ema.halflife_kimg, not both")
-  for key in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight", "drift"):
-    if key not in config.reg:   # runs made before the key existed
-      continue
-    _check(config.reg[key] >= 0, f"reg.{key} must be >= 0 (0 disables it), got {config.reg[key]}")
-  if "drift_form" in config.reg:
-    from gan_jax.regularizers import DRIFT_FORMS
-    _check(config.reg.drift_form in DRIFT_FORMS,
-           f"unknown reg.drift_form {config.reg.drift_form!r}; valid choices: {', '.join(DRIFT_FORMS)}")
-  _check(config.reg.lazy_every >= 1, f"reg.lazy_every must be >= 1, got {config.reg.lazy_every}")
-  _check(config.reg.pl_every >= 1, f"reg.pl_every must be >= 1, got {config.reg.pl_every}")
-  _check(config.reg.pl_batch_shrink >= 1, f"reg.pl_batch_shrink must be >= 1, got {config.reg.pl_batch_shrink}")
-  _check(0 < config.reg.pl_decay <= 1, f"reg.pl_decay must be in (0, 1], got {config.reg.pl_decay}")
   _check(0 < config.sample.truncation <= 1, f"sample.truncation must be in (0, 1], got {config.sample.truncation}")
-  _check(0 <= config.reg.lecam_decay < 1, f"reg.lecam_decay must be in [0, 1), got {config.reg.lecam_decay}")
-  _check(config.schedule.kimg >= 0, f"schedule.kimg must be >= 0, got {config.schedule.kimg}")
   if config.eval.metrics:
     from gan_jax.metrics.fid import parse_metrics
     parse_metrics(config.eval.metrics)
@@ -257,11 +220,12 @@ def validate(config: ConfigDict) -> None:
     _check(config.eval.best in BEST_MODES,
            f"unknown eval.best {config.eval.best!r}; valid choices: {', '.join(sorted(BEST_MODES))}")
   _check(config.data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {config.data.channels}")
-  from gan_jax.augment import AugmentConfigError, make_augment
-  try:
-    make_augment(config.augment) if "augment" in config else None   # absent in runs made before it
-  except AugmentConfigError as e:
-    raise ConfigError(str(e)) from None
+  for name in KINDS.get(MODELS.get(config.model.name).kind).blocks:
+    check = blocks.BLOCKS.get(name).check
+    if check is not None:
+      check(config)
+  # Last: a non-default value of a key that the model's training kind does not read.
+  check_honoured(config.model.name, flatten(config.to_dict()), flatten(base_config(config.model.name).to_dict()))
 
 
 def parse_profile_steps(value: str, start: int = 0) -> tuple[int, int] | None:
@@ -292,6 +256,17 @@ def flatten(d: dict, prefix: str = "") -> dict:
     else:
       out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
   return out
+
+
+def from_saved(d: dict) -> ConfigDict:
+  """The locked config of a run's `config.json`: its values over the current `base_config` of its
+  model, so keys added since the run was made read their defaults (written once, in base_config)."""
+  def merge(base: dict, saved: dict) -> dict:
+    out = dict(base)
+    for k, v in saved.items():
+      out[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+  return from_dict(merge(base_config(d["model"]["name"]).to_dict(), d))
 
 
 def from_dict(d: dict) -> ConfigDict:

@@ -175,7 +175,7 @@ def rpgan_g(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
 
 
 def _least_squares(cfg: ConfigDict) -> AdversarialLoss:
-  a, b, c = (cfg.get("ls_a", 0.0), cfg.get("ls_b", 1.0), cfg.get("ls_c", 1.0))
+  a, b, c = cfg.ls_a, cfg.ls_b, cfg.ls_c
   return AdversarialLoss(functools.partial(least_squares_d, a=a, b=b),
                          functools.partial(least_squares_g, c=c), g_uses_real=False)
 

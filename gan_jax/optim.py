@@ -25,7 +25,7 @@ OPTIMIZERS: Registry[Callable[..., optax.GradientTransformation]] = Registry("op
 def _injected(factory, c: ConfigDict):
   """`optax.inject_hyperparams(factory)`, with the gradients clipped to `c.clip_norm` (global
   norm) before the update when it is set; the state keeps its `hyperparams` either way."""
-  clip = c.get("clip_norm") or 0.0
+  clip = c.clip_norm
   if clip <= 0:
     return optax.inject_hyperparams(factory)
 
@@ -60,8 +60,8 @@ def make_optimizer(c: ConfigDict, images_per_update: float = 0.0,
   The hyperparameters are always functions of the update count, so the values in the config
   win over those stored in a restored optimizer state (a constant injected value would be
   read back from the checkpoint, silently ignoring a changed `lr` on resume)."""
-  lr_sched = cosine_ramp(c.lr, c.get("lr_final"), schedule_images)
-  b2_sched = cosine_ramp(c.b2, c.get("b2_final"), schedule_images)
+  lr_sched = cosine_ramp(c.lr, c.lr_final, schedule_images)
+  b2_sched = cosine_ramp(c.b2, c.b2_final, schedule_images)
   progress = lambda count: jnp.asarray(count, jnp.float32) * images_per_update  # noqa: E731
   return OPTIMIZERS.get(c.name)(c, lambda n: lr_sched(progress(n)), lambda n: b2_sched(progress(n)))
 

@@ -39,6 +39,10 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ml_collections import ConfigDict, config_dict
+
+from gan_jax.blocks import BLOCKS, Block
+from gan_jax.errors import ConfigError
 
 DFn = Callable[[jax.Array], jax.Array]
 
@@ -215,3 +219,36 @@ def path_lengths(synthesis: Callable[[jax.Array], jax.Array], ws: jax.Array, key
   noise = jax.random.normal(key, images.shape, jnp.float32) / np.sqrt(images.shape[1] * images.shape[2])
   grads = jax.grad(lambda w: jnp.sum(synthesis(w).astype(jnp.float32) * noise))(ws)
   return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
+
+
+# ------------------------------------------------------------------------------ config block
+
+def _reg_defaults() -> dict:
+  """`reg.*`: D's regularizers (0 disables a term) and G's (BigGAN's orthogonal regularization;
+  StyleGAN2's path-length regularization: weight, lazy interval, EMA rate of the target length,
+  batch shrink factor). `gamma_final`: the R1/R2 weight's final value of the cosine schedule."""
+  return {"r1": 0.0, "r2": 0.0, "gamma_final": config_dict.placeholder(float), "wgan_gp": 0.0, "dragan": 0.0,
+          "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1,
+          "drift": 0.0,                  # ProGAN's ε E D(x_real)²
+          "drift_form": "mean_square",   # or "square_mean": ε (E D(x_real))² (TransGAN)
+          "ortho": 0.0, "pl_weight": 0.0, "pl_every": 4, "pl_decay": 0.01, "pl_batch_shrink": 2}
+
+
+def _check_reg(config: ConfigDict) -> None:
+  r = config.reg
+  for key in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight", "drift"):
+    if r[key] < 0:
+      raise ConfigError(f"reg.{key} must be >= 0 (0 disables it), got {r[key]}")
+  checks = [(r.drift_form in DRIFT_FORMS, f"unknown reg.drift_form {r.drift_form!r}; valid choices: "
+             f"{', '.join(DRIFT_FORMS)}"),
+            (r.lazy_every >= 1, f"reg.lazy_every must be >= 1, got {r.lazy_every}"),
+            (r.pl_every >= 1, f"reg.pl_every must be >= 1, got {r.pl_every}"),
+            (r.pl_batch_shrink >= 1, f"reg.pl_batch_shrink must be >= 1, got {r.pl_batch_shrink}"),
+            (0 < r.pl_decay <= 1, f"reg.pl_decay must be in (0, 1], got {r.pl_decay}"),
+            (0 <= r.lecam_decay < 1, f"reg.lecam_decay must be in [0, 1), got {r.lecam_decay}")]
+  for ok, message in checks:
+    if not ok:
+      raise ConfigError(message)
+
+
+BLOCKS.register("reg")(Block("reg", _reg_defaults, _check_reg))

@@ -13,16 +13,15 @@ import math
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.parallel import replicate, replicated
-from gan_jax.train.step import GAN
+from gan_jax.parallel import replicated
 
 
-def make_sampler(gan: GAN, mesh: jax.sharding.Mesh, chunk: int, truncation: float = 1.0
+def make_sampler(gan: Any, mesh: jax.sharding.Mesh, chunk: int, truncation: float = 1.0
                  ) -> Callable[..., np.ndarray]:
-  """Returns sample(params, g_vars, key, n, labels=None) -> np.ndarray [n, ...]; chunk i uses
+  """`gan`: a trainer with `latents`, `generate` and `num_classes` (gan_jax/train/kinds).
+  Returns sample(params, g_vars, key, n, labels=None) -> np.ndarray [n, ...]; chunk i uses
   fold_in(key, i). Conditional models draw labels [n] (default: classes in turn, 0, 1, 2, ...).
   `truncation` < 1 applies the architecture's truncation trick."""
 
@@ -49,32 +48,9 @@ def make_sampler(gan: GAN, mesh: jax.sharding.Mesh, chunk: int, truncation: floa
   return sample
 
 
-def make_translation_grid(gan: Any, mesh: jax.sharding.Mesh, ds: Any,
-                          n: int) -> Callable[[Any], tuple[np.ndarray, int]]:
-  """Translation models (CycleGAN): the grid of the first n examples of both domains of dataset `ds`
-  (its deterministic transform), one row per example: a, G_AB(a), G_BA(G_AB(a)), b, G_BA(b),
-  G_AB(G_BA(b)). Returns grid(g_params) -> (images [6n, H, W, C], 6 columns)."""
-  examples = [ds.transform(ds.source[i]) for i in range(n)]
-  fixed = {k: replicate(np.stack([e[k] for e in examples]), mesh) for k in ("a", "b")}
-
-  @functools.partial(jax.jit, out_shardings=replicated(mesh))
-  def rows(g_params, a, b):
-    g_params = jax.lax.with_sharding_constraint(g_params, replicated(mesh))
-    ab, ba = gan.translate(g_params["g_ab"], a), gan.translate(g_params["g_ba"], b)
-    aba, bab = gan.translate(g_params["g_ba"], ab), gan.translate(g_params["g_ab"], ba)
-    return jnp.stack([a, ab, aba, b, ba, bab], axis=1).reshape(-1, *a.shape[1:])
-
-  return lambda g_params: (np.asarray(rows(g_params, fixed["a"], fixed["b"])), 6)
-
-
 def class_grid(n: int, num_classes: int, max_rows: int = 16) -> tuple[np.ndarray, int]:
   """Labels for a grid of about n samples with one row per class (the first `max_rows` classes
   when there are more): returns (labels [rows · per_row], per_row)."""
   rows = min(num_classes, max_rows, n)
   per_row = max(1, n // rows)
   return np.repeat(np.arange(rows, dtype=np.int32), per_row), per_row
-
-
-def generator_params(state) -> Any:
-  """The weights samples are drawn from: the EMA generator where there is one."""
-  return state.ema_params if state.ema_params is not None else state.g_params

@@ -51,9 +51,8 @@ BASELINES = ("dcgan_cifar10", "dcgan_celeba64", "sngan_cifar10", "sngan_stl10", 
 def _step_flops(gan, state, spec, step_key, batch: int) -> float:
   """XLA's FLOP count of the lowered (not compiled) train step at `batch`."""
   from gan_jax.benchmark import abstract_batch, cost_flops
-  from gan_jax.train.step import train_step
-  step = jax.jit(lambda s, b, k: train_step(gan, s, b, k))
-  return cost_flops(step.lower(state, abstract_batch(gan, batch, spec), step_key))
+  step = jax.jit(gan.step_for(gan.phase_at(0)))
+  return cost_flops(step.lower(state, abstract_batch(gan, spec, batch_size=batch), step_key))
 
 
 def count(tree) -> int:

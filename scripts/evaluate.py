@@ -57,7 +57,6 @@ def main(argv):
   from gan_jax.metrics import fid
   from gan_jax.metrics.evaluation import Evaluator
   from gan_jax.metrics.features import round_batch
-  from gan_jax.sampling import generator_params, make_sampler
   from gan_jax.train.loop import load_run, member
 
   metrics = fid.parse_metrics(f.metrics)
@@ -74,20 +73,23 @@ def main(argv):
     raise cli.ConfigError(f"these metrics are for images; run {f.workdir} generates {spec.kind} data")
   if not 0 <= f.member < config.population:
     raise cli.ConfigError(f"--member must be in [0, {config.population}), got {f.member}")
+  chunk = round_batch(f.batch_size, mesh)
+  sampler = gan.sampler(mesh, chunk=chunk, truncation=f.truncation)
+  if sampler is None:
+    raise cli.ConfigError(f"{f.workdir} is a run of model {config.model.name!r}, which does not generate from "
+                          "latents; these metrics need samples of a generator")
   if f.truncation < 1 and gan.truncation_mode is None:
     raise cli.ConfigError(f"model {config.model.name!r} has no truncation trick; drop --truncation")
   state = member(state, f.member, config.population)
   if not f.ref:
     evaluator.set_reference(None, config.data, f.num_ref)
 
-  chunk = round_batch(f.batch_size, mesh)
-  sampler = make_sampler(gan, mesh, chunk=chunk, truncation=f.truncation)
-  params = generator_params(state)
+  params = gan.generator_params(state)
   out = evaluator(lambda key, n, labels: sampler(params, state.g_vars, key, n, labels), jax.random.PRNGKey(f.seed),
                   f.num, chunk, gan.num_classes, desc=f"step {step}")
   record = out.pop("record")
   result = {"step": int(step), **out, **record, "seed": f.seed, "truncation": f.truncation,
-            "ema": state.ema_params is not None, "source": "best" if f.best else "evaluate",
+            "ema": getattr(state, "ema_params", None) is not None, "source": "best" if f.best else "evaluate",
             "time_s": round(time.time() - t0, 2)}
   if config.population > 1:
     result["member"] = f.member

@@ -40,7 +40,7 @@ def main(argv):
 
   from gan_jax import logging as logs
   from gan_jax import parallel
-  from gan_jax.sampling import class_grid, generator_params, make_sampler
+  from gan_jax.sampling import class_grid
   from gan_jax.train.loop import load_run, member
 
   parallel.enable_compilation_cache()
@@ -53,6 +53,10 @@ def main(argv):
   truncation = config.sample.truncation if f.truncation is None else f.truncation
   if not 0 < truncation <= 1:
     raise cli.ConfigError(f"--truncation must be in (0, 1], got {truncation}")
+  sampler = gan.sampler(mesh, chunk=config.sample.num, truncation=truncation)
+  if sampler is None:
+    raise cli.ConfigError(f"{f.workdir} is a run of model {config.model.name!r}, which does not generate from "
+                          "latents; translate images with scripts/translate.py")
   if truncation < 1 and gan.truncation_mode is None:
     raise cli.ConfigError(f"model {config.model.name!r} has no truncation trick; drop --truncation")
   labels, ncol = None, None
@@ -63,8 +67,7 @@ def main(argv):
     labels = np.full(f.num, f.label, np.int32)
   elif gan.num_classes and f.out.endswith(".png") and spec.kind == "image":
     labels, ncol = class_grid(f.num, gan.num_classes)
-  sampler = make_sampler(gan, mesh, chunk=config.sample.num, truncation=truncation)
-  samples = sampler(generator_params(state), state.g_vars, key, f.num if labels is None else len(labels), labels)
+  samples = sampler(gan.generator_params(state), state.g_vars, key, f.num if labels is None else len(labels), labels)
   if jax.process_index() != 0:
     return
   if f.out.endswith(".npy"):

@@ -42,7 +42,6 @@ def main(argv):
   from gan_jax import parallel
   from gan_jax.data.folder import list_images, load_image
   from gan_jax.data.images import preprocess
-  from gan_jax.train.cyclegan_step import CycleGAN
   from gan_jax.train.loop import load_run
 
   files = list_images(f.input)
@@ -50,7 +49,7 @@ def main(argv):
     raise cli.ConfigError(f"no images (.png, .jpg, .jpeg) found under --input {f.input!r}")
   parallel.enable_compilation_cache()
   config, spec, _, gan, mesh, state, step = load_run(f.workdir, f.step)
-  if not isinstance(gan, CycleGAN):
+  if not hasattr(gan, "translate"):
     raise cli.ConfigError(f"{f.workdir} is a run of model {config.model.name!r}; translate.py needs an "
                           "image-to-image model (model.name=cyclegan); use scripts/sample.py")
   size, channels = spec.shape[0], spec.shape[-1]

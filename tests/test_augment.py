@@ -19,7 +19,7 @@ from gan_jax import config as config_lib
 from gan_jax.augment import Augment, ada, diffaugment, make_augment, parse_ada_pipeline
 from gan_jax.errors import ConfigError
 from gan_jax.losses import LOSSES
-from gan_jax.train.step import GAN, d_update, train_step
+from gan_jax.train.kinds.gan import GAN, d_update, train_step
 
 
 def _images(n=8, h=8, w=8, c=3, seed=0):

@@ -11,7 +11,7 @@ from gan_jax import regularizers as regs
 from gan_jax.losses import LOSSES
 from gan_jax.metrics.frechet import frechet_distance, gaussian_stats
 from gan_jax.sampling import class_grid
-from gan_jax.train.step import GAN, train_step
+from gan_jax.train.kinds.gan import GAN, train_step
 
 
 class CondGNamed(nn.Module):

@@ -11,13 +11,14 @@ import pytest
 from conftest import experiment, read_jsonl, run_script
 from PIL import Image
 
+from gan_jax import cli
 from gan_jax.config import base_config
 from gan_jax.data import build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models.cyclegan import UpsampleConv, instance_norm, reflect_pad
-from gan_jax.train import cyclegan_step as cg
+from gan_jax.train.kinds import translation as cg
 
 
 def _count(tree) -> int:
@@ -231,14 +232,21 @@ def test_cycle_gan_tfds_through_data_source(tmp_path):
 
 
 def test_settings_the_step_cannot_honour_are_refused(load_config):
-  from gan_jax.train.loop import build_gan
+  from gan_jax.config import validate
+  from gan_jax.train.kinds import build_trainer as build_gan
   spec = DataSpec("image", (32, 32, 3))
-  for key, value, message in [("loss.name", "hinge", "least_squares"), ("n_critic", 2, "n_critic=2 is not used"),
-                              ("reg.r1", 1.0, "reg.r1=1.0 is not used")]:
-    c = load_config("experiments/cyclegan_horse2zebra.py:runlocal")
-    c.update_from_flattened_dict({key: value})
-    with pytest.raises(ConfigError, match=message):
-      build_gan(c, spec)
+  c = load_config("experiments/cyclegan_horse2zebra.py:runlocal")
+  c.loss.name = "hinge"
+  with pytest.raises(ConfigError, match="least_squares"):
+    build_gan(c, spec)
+  c = load_config("experiments/cyclegan_horse2zebra.py:runlocal")
+  c.grad_accum = 2
+  with pytest.raises(ConfigError, match="grad_accum=2 is not used by training kind 'translation'"):
+    validate(c)
+  c = load_config("experiments/cyclegan_horse2zebra.py:runlocal")   # no n_critic, reg.*, ema.*, augment.*
+  assert not {"n_critic", "reg", "ema", "augment", "schedule"} & set(c.keys())
+  assert cli._unknown_key_message(c, ["reg.r1"], "config") == (
+      "config.reg.r1 is not used by training kind 'translation' (model 'cyclegan'): its config has no 'reg' block")
   assert isinstance(build_gan(load_config("experiments/cyclegan_horse2zebra.py:runlocal"), spec), cg.CycleGAN)
 
 

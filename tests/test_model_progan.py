@@ -1,4 +1,4 @@
-"""ProGAN (gan_jax/models/progan.py, gan_jax/train/progan_step.py): parameter counts of the official
+"""ProGAN (gan_jax/models/progan.py, gan_jax/train/kinds/progressive.py): parameter counts of the official
 networks, the layers against direct computations, the two forms of each network, fade-ins against
 the lower- and higher-resolution networks alone, the growth schedule against the official formula,
 the WGAN-GP + drift loss by hand, and the trainer end to end (exact resume within and across stages,
@@ -29,9 +29,10 @@ from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models import progan as pg
 from gan_jax.regularizers import Regularization
 from gan_jax.train import loop
-from gan_jax.train import progan_step as ps
+from gan_jax.train.kinds import build_trainer
+from gan_jax.train.kinds import progressive as ps
+from gan_jax.train.kinds.gan import GAN, d_update
 from gan_jax.train.state import init_state
-from gan_jax.train.step import GAN, d_update
 
 
 def _count(tree):
@@ -295,11 +296,11 @@ def test_bad_configs_are_one_line_errors(load_config):
     bad = load_config("experiments/progan_celebahq1024.py:runlocal")
     bad.update_from_flattened_dict({key: value})
     with pytest.raises(ConfigError, match=match):
-      loop.build_gan(bad, DataSpec("image", (16, 16, 1), 10))   # labelled, for the conditional case
+      build_trainer(bad, DataSpec("image", (16, 16, 1), 10))   # labelled, for the conditional case
   with pytest.raises(ConfigError, match="square"):
-    loop.build_gan(c, DataSpec("image", (16, 8, 1)))
+    build_trainer(c, DataSpec("image", (16, 8, 1)))
   with pytest.raises(ConfigError, match="divisible by the 3 devices"):
-    ps.check_batches(loop.build_gan(c, spec), 3, 1)
+    build_trainer(c, spec).check_devices(3, 1)
 
 
 # --- loss ------------------------------------------------------------------------------------

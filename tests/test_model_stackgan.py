@@ -1,4 +1,4 @@
-"""StackGAN (gan_jax/models/stackgan.py, gan_jax/train/stackgan_step.py, gan_jax/data/text_embeddings.py):
+"""StackGAN (gan_jax/models/stackgan.py, gan_jax/train/kinds/text2image.py, gan_jax/data/text_embeddings.py):
 parameter counts of the official networks, conditioning augmentation against closed forms, the
 matching-aware loss by hand, Stage II's frozen Stage-I generator and its start from a Stage-I workdir,
 the official embedding files, 4 devices against 1, and the runlocal experiment end to end.
@@ -30,7 +30,8 @@ from gan_jax.data import build_dataset
 from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models, model_config
 from gan_jax.models.stackgan import CANet
-from gan_jax.train import stackgan_step as sgs
+from gan_jax.train import machinery
+from gan_jax.train.kinds import text2image as sgs
 
 
 def _count(tree) -> int:
@@ -88,7 +89,7 @@ def _toy(stage=1, res=16, num_classes=10, batch=8, **model):
   c.batch_size = batch
   spec = DataSpec("image", (res, res, 1), num_classes)
   g, d = build_models(c.model, spec)
-  tx = sgs.make_optimizer(c.optim.g, 0)
+  tx = machinery.make_optimizer(c.optim.g, sgs.halving_lr(c.optim.g.lr, 0))
   return sgs.StackGAN(generator=g, discriminator=d, g_tx=tx, d_tx=tx,
                       stage=stage, z_dim=8, c_dim=4, t_dim=8, label_classes=num_classes, num_captions=4)
 
@@ -263,7 +264,7 @@ def _stage2_config(stage1_workdir: str):
 
 
 def test_stage2_without_a_stage1_run_is_a_clear_error(tmp_path):
-  from gan_jax.train.loop import build_gan
+  from gan_jax.train.kinds import build_trainer as build_gan
   spec = DataSpec("image", (32, 32, 1), 10)
   with pytest.raises(ConfigError, match=r"model.stage1_workdir=\(unset\): not set; Stage II needs a finished"):
     build_gan(_stage2_config(""), spec)
@@ -339,7 +340,7 @@ def test_embedding_reader_reads_the_official_files(tmp_path):
   # The text model takes its embeddings: a stackgan build on this data is conditioned on text.
   c = base_config("stackgan")
   c.batch_size = 4
-  sg = sgs.build_stackgan(c, ds.spec)
+  sg = sgs.build(c, ds.spec)
   assert sg.text and sg.num_classes == 4
 
 
@@ -381,7 +382,8 @@ _SHARDED = textwrap.dedent("""
   sys.path.insert(0, {root!r})
   from gan_jax import cli, parallel
   from gan_jax.models import DataSpec
-  from gan_jax.train.loop import build_gan, jit_step
+  from gan_jax.train.kinds import build_trainer as build_gan
+  from gan_jax.train.loop import jit_step
   c = cli.load_experiment({spec!r})
   c.model.update(g_width=4, d_width=4, t_dim=8, c_dim=4, z_dim=8)
   c.batch_size = 8

@@ -14,7 +14,7 @@ from gan_jax.losses import LOSSES
 from gan_jax.models.mlp import MaxoutDiscriminator, MLPGenerator
 from gan_jax.optim import current_lr, make_optimizer
 from gan_jax.schedules import cosine_ramp
-from gan_jax.train.step import GAN, d_update, train_step
+from gan_jax.train.kinds.gan import GAN, d_update, train_step
 
 X = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3, 2, 1)), jnp.float32)
 
@@ -198,7 +198,8 @@ def test_cosine_ramp():
 
 def test_learning_rate_and_beta2_schedules_in_the_optimizer():
   from ml_collections import ConfigDict
-  c = ConfigDict({"name": "adam", "lr": 2e-4, "b1": 0.0, "b2": 0.9, "eps": 1e-8, "lr_final": 5e-5, "b2_final": 0.99})
+  c = ConfigDict({"name": "adam", "lr": 2e-4, "b1": 0.0, "b2": 0.9, "eps": 1e-8, "lr_final": 5e-5, "b2_final": 0.99,
+                  "clip_norm": 0.0})
   tx = make_optimizer(c, images_per_update=10.0, schedule_images=1000.0)
   params = {"w": jnp.ones(3)}
   state = tx.init(params)
@@ -212,7 +213,8 @@ def test_gradient_clipping_to_a_global_norm_by_hand():
   """optim.*.clip_norm: gradients of global norm 10 (two leaves: 6 and 8) clipped to 5 are halved
   before SGD's step; gradients under the norm pass unchanged; the learning rate stays readable."""
   from ml_collections import ConfigDict
-  c = ConfigDict({"name": "sgd", "lr": 0.1, "b1": 0.0, "b2": 0.9, "eps": 1e-8, "clip_norm": 5.0})
+  c = ConfigDict({"name": "sgd", "lr": 0.1, "b1": 0.0, "b2": 0.9, "eps": 1e-8, "clip_norm": 5.0,
+                  "lr_final": None, "b2_final": None})
   tx = make_optimizer(c)
   params = {"a": jnp.zeros(1), "b": jnp.zeros(1)}
   state = tx.init(params)

@@ -24,7 +24,8 @@ from gan_jax.models import DataSpec
 from gan_jax.models.mlp import MaxoutDiscriminator, MLPGenerator
 from gan_jax.regularizers import Regularization
 from gan_jax.train import loop
-from gan_jax.train.step import GAN, train_step
+from gan_jax.train.kinds import build_trainer
+from gan_jax.train.kinds.gan import GAN, train_step
 
 # --- sharding rules ----------------------------------------------------------------------------
 
@@ -64,7 +65,7 @@ def test_state_shardings_of_a_real_train_state(load_config):
   """Every leaf of G, D, EMA and both Adam states gets a sharding; the big kernels and their
   optimizer moments are split, scalars and small vectors replicated."""
   c = load_config("experiments/dcgan_digits.py:runlocal")
-  gan = loop.build_gan(c, DataSpec("image", (16, 16, 1)))
+  gan = build_trainer(c, DataSpec("image", (16, 16, 1)))
   abstract = jax.eval_shape(lambda k: gan.init(k, (16, 16, 1)), jax.random.PRNGKey(0))
   mesh = jax.make_mesh((1,), ("data",))
   # One device here: specs are computed for 8 by leaf_spec directly on the same paths.
@@ -206,7 +207,7 @@ def test_bfloat16_forward_passes_of_every_large_architecture(load_config, spec, 
   c.update_from_flattened_dict(widths)
   shape = (c.data.resolution, c.data.resolution, 1)
   classes = 10 if c.model.conditional else 0
-  base = loop.build_gan(c, DataSpec("image", shape, classes))
+  base = build_trainer(c, DataSpec("image", shape, classes))
   gans = {"float32": base, "bfloat16": dataclasses.replace(base, compute_dtype="bfloat16")}
   state = jax.jit(functools.partial(base.init, data_shape=shape))(jax.random.PRNGKey(0))
   y = jnp.arange(8) % 10 if classes else None

@@ -9,7 +9,7 @@ import pytest
 
 from gan_jax.losses import LOSSES
 from gan_jax.models.mlp import MaxoutDiscriminator, MLPGenerator
-from gan_jax.train.step import GAN, train_step
+from gan_jax.train.kinds.gan import GAN, train_step
 
 
 def _gan(**kw):
@@ -92,7 +92,7 @@ def test_ema_half_life_in_images():
 
 
 def test_generator_step_leaves_discriminator_alone_and_vice_versa():
-  from gan_jax.train.step import d_update, g_update
+  from gan_jax.train.kinds.gan import d_update, g_update
   gan = _gan()
   s0 = _state(gan)
   real = _batch(1)["x"][0]

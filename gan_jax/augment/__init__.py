@@ -27,9 +27,11 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from ml_collections import config_dict
 
 from gan_jax.augment import ada as ada_lib
 from gan_jax.augment import diffaugment as diffaugment_lib
+from gan_jax.blocks import BLOCKS, Block
 from gan_jax.errors import ConfigError
 from gan_jax.schedules import cosine_ramp
 
@@ -161,3 +163,15 @@ def make_augment(c, data_kind: str = "image") -> Augment:
   if c.name == "ada":
     return Augment(ada_strength=parse_ada_pipeline(spec), **common)
   return Augment(policy=parse_diffaugment_policy(spec), **common)
+
+
+def _augment_defaults() -> dict:
+  """`augment.*`: name none | diffaugment | ada; pipeline (ada groups "bgc", "bgcfnc", "bgc,cutout:0.5";
+  diffaugment "color,translation,cutout"); p (unset: 0 for ada, 1 for diffaugment); p_final: cosine
+  schedule over schedule.kimg; target > 0 with ada: adaptive p (ADA), moved every `interval` D steps by
+  batch·interval/(kimg·1000)."""
+  unset = lambda: config_dict.placeholder(float)  # noqa: E731
+  return {"name": "none", "pipeline": "", "p": unset(), "p_final": unset(), "target": 0.6, "interval": 4, "kimg": 500.0}
+
+
+BLOCKS.register("augment")(Block("augment", _augment_defaults, lambda config: make_augment(config.augment)))

@@ -32,7 +32,7 @@ from PIL import Image
 
 from gan_jax.data import DATASETS, Dataset
 from gan_jax.data.images import center_crop, set_channels, to_model_range
-from gan_jax.data.unpaired import random_crop_flip
+from gan_jax.data.unpaired import random_crop_flip, require
 from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 
@@ -121,8 +121,9 @@ def text_embeddings(c: ConfigDict) -> Dataset:
   if root.startswith("CUB_200_2011"):
     table = read_bounding_boxes(c.path)
     boxes = None if table is None else [table[k] for k in keys]
+  require(c, "load_size", "flip")
   res, channels = c.resolution, c.channels or 3
-  load_size = c.get("load_size", 0) or res * 76 // 64
+  load_size = c.load_size or res * 76 // 64
   if load_size < res:
     raise ConfigError(f"data.load_size={load_size} must be 0 or >= data.resolution={res}")
 
@@ -130,7 +131,7 @@ def text_embeddings(c: ConfigDict) -> Dataset:
     x = center_crop(example["image"], res)
     return {"x": to_model_range(np.ascontiguousarray(x)), "embedding": example["embeddings"][0]}
 
-  flip = c.get("flip", False)
+  flip = c.flip
 
   def train_transform(example: dict, rng: np.random.Generator) -> dict:
     x = random_crop_flip(example["image"], res, flip, rng)

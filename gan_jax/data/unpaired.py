@@ -27,6 +27,7 @@ import grain
 import numpy as np
 from ml_collections import ConfigDict
 
+from gan_jax.blocks import BLOCKS, Block
 from gan_jax.data import DATASETS, ArraySource, Dataset
 from gan_jax.data.digits import digit_images
 from gan_jax.data.folder import folder_source
@@ -73,18 +74,28 @@ def random_crop_flip(image: np.ndarray, size: int, flip: bool, rng: np.random.Ge
   return out[:, ::-1] if flip and rng.random() < 0.5 else out
 
 
+def require(c: ConfigDict, *keys: str) -> None:
+  """ConfigError when `data` lacks keys of the "crop" or "two_domain" blocks (gan_jax/blocks.py): the
+  model's training kind does not read them."""
+  missing = [f"data.{k}" for k in keys if k not in c]
+  if missing:
+    raise ConfigError(f"data.name={c.name!r} reads {', '.join(missing)}, which the model's training kind has not; "
+                      "use it with a model that trains on two domains or on text (cyclegan, stackgan)")
+
+
 def unpaired_dataset(a: Sequence[Any], b: Sequence[Any], to_image, c: ConfigDict, channels: int) -> Dataset:
   """A two-domain Dataset from raw sources; `to_image(raw)` -> float32 [S, S, C] with S = load_size or
   resolution (augmentation, see the module docstring)."""
+  require(c, "load_size", "flip")
   res = c.resolution
-  size = c.get("load_size", 0) or res
+  size = c.load_size or res
   if size < res:
     raise ConfigError(f"data.load_size={size} must be 0 or >= data.resolution={res}")
 
   def transform(example: dict) -> dict:
     return {k: np.ascontiguousarray(center_crop(to_image(example[k]), res)) for k in DOMAINS}
 
-  flip = c.get("flip", False)
+  flip = c.flip
 
   def train_transform(example: dict, rng: np.random.Generator) -> dict:
     return {k: np.ascontiguousarray(random_crop_flip(to_image(example[k]), res, flip, rng)) for k in DOMAINS}
@@ -98,18 +109,20 @@ def cycle_gan(c: ConfigDict) -> Dataset:
   if not c.tfds_name:
     raise ConfigError("data.name=cycle_gan needs --config.data.tfds_name=NAME (horse2zebra, monet2photo, "
                       "apple2orange, summer2winter_yosemite, ...: the TFDS cycle_gan configs)")
+  require(c, "load_size", "flip")
   name = c.tfds_name if "/" in c.tfds_name else f"cycle_gan/{c.tfds_name}"
   a, b = (open_tfds(name, c, split=f"{c.split}{d}") for d in ("A", "B"))
   channels = c.channels or 3
-  size = c.get("load_size", 0) or c.resolution
+  size = c.load_size or c.resolution
   return unpaired_dataset(a, b, lambda ex: preprocess(ex["image"], size, channels), c, channels)
 
 
 @DATASETS.register("folder_pair")
 def folder_pair(c: ConfigDict) -> Dataset:
+  require(c, "load_size", "flip", "path_a", "path_b")
   channels = c.channels or 3
-  size = c.get("load_size", 0) or c.resolution
-  a, b = (folder_source(c.get(f"path_{d}", ""), channels, size, key=f"data.path_{d}") for d in DOMAINS)
+  size = c.load_size or c.resolution
+  a, b = (folder_source(c[f"path_{d}"], channels, size, key=f"data.path_{d}") for d in DOMAINS)
   return unpaired_dataset(a, b, lambda ex: ex["x"], c, channels)
 
 
@@ -124,9 +137,17 @@ def digit_domains(resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 @DATASETS.register("digits_pair")
 def digits_pair(c: ConfigDict) -> Dataset:
+  require(c, "load_size", "flip")
   if c.channels not in (0, 3):
     raise ConfigError("data.name=digits_pair is RGB (its domains differ in colour); leave data.channels at 0 or 3")
-  size = c.get("load_size", 0) or c.resolution
+  size = c.load_size or c.resolution
   a, labels_a, b, labels_b = digit_domains(size)
   return unpaired_dataset(ArraySource(x=a, label=labels_a), ArraySource(x=b, label=labels_b), lambda ex: ex["x"],
                           c, 3)
+
+
+# data.name=folder_pair: the two domains' image folders (unpaired).
+BLOCKS.register("two_domain")(Block("data", lambda: {"path_a": "", "path_b": ""}))
+# Random crops: resize to `load_size`, then crop data.resolution (0 = off; random in training,
+# centred otherwise), with random horizontal flips in training when `flip` (two-domain and text data).
+BLOCKS.register("crop")(Block("data", lambda: {"load_size": 0, "flip": False}))

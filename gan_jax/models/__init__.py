@@ -13,12 +13,12 @@ The contract every architecture keeps, which the trainer, samplers and tests rel
   average) lives in collections other than "params" and changes only when `train=True`.
 - `ModelEntry.truncation`: how `sample.truncation` < 1 applies: "z" draws truncated-normal
   latents (BigGAN), "w" passes `truncation_psi` to G (StyleGAN), None: not supported.
-- `ModelEntry.kind` "translation" (cyclegan): image-to-image models instead, `G(x, train)` ->
-  an image shaped like x, `D(x, train)` -> patch logits [B, h, w]; the trainer runs them with
-  gan_jax/train/cyclegan_step.py.
-- `ModelEntry.kind` "progressive" (progan): G and D grow with a level of detail `lod` kept in their
-  "growth" collection; the trainer runs them with gan_jax/train/progan_step.py (one compiled step
-  per resolution, the batch by resolution).
+- `ModelEntry.kind`: the training kind that trains the model (gan_jax/train/kinds, one module each):
+  "gan" (the default: G(z) against D), "progressive" (progan: G and D grow with a level of detail
+  `lod` kept in their "growth" collection; one compiled step per resolution, the batch by
+  resolution), "translation" (cyclegan: image-to-image models, `G(x, train)` -> an image shaped like
+  x, `D(x, train)` -> patch logits [B, h, w]) or "text2image" (stackgan: conditioning augmentation,
+  a matching-aware D, stages). A new kind is a new module there.
 - Generators that support path-length regularization expose `mapping(z, y, train)` -> ws
   [B, num_ws, w_dim] and `synthesis(ws, train)` -> images, with `G(z, y) = synthesis(mapping(z, y))`.
 """
@@ -46,7 +46,7 @@ class ModelEntry:
   defaults: Callable[[], dict[str, Any]]
   build: Callable[[ConfigDict, DataSpec], tuple[nn.Module, nn.Module]]
   truncation: str | None = None     # "z", "w" or None (see the module docstring)
-  kind: str = "gan"                 # "gan", "translation" or "progressive" (see the module docstring)
+  kind: str = "gan"                 # the training kind's name in gan_jax.train.kinds.KINDS
 
 
 MODELS: Registry[ModelEntry] = Registry("model")

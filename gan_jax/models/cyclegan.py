@@ -17,7 +17,7 @@ with it every convolution has a bias (the official `use_bias`). Weights ~ N(0, 0
 (the official init_weights 'normal'). `g_width` = ngf, `d_width` = ndf.
 
 A "translation" model: G(x) maps an image to an image of the same shape and D(x) returns patch
-logits, so the trainer runs it through gan_jax/train/cyclegan_step.py instead of the G(z) step.
+logits, so the trainer runs it through gan_jax/train/kinds/translation.py instead of the G(z) step.
 The transposed convolutions compute PyTorch's ConvTranspose2d(3, stride=2, padding=1,
 output_padding=1) with the kernel stored unflipped (HWIO); see `upsample_conv`.
 """

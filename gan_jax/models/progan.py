@@ -253,7 +253,7 @@ class ProGANDiscriminator(_Growing):
 
 def _defaults() -> dict:
   """Architecture (G_paper / D_paper defaults) and the growth schedule of the official
-  `train.TrainingSchedule` / `train_progressive_gan` (read by gan_jax/train/progan_step.py)."""
+  `train.TrainingSchedule` / `train_progressive_gan` (read by gan_jax/train/kinds/progressive.py)."""
   return {"z_dim": 512, "z_dist": "normal", "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512,
           "normalize_latents": True, "mbstd_group_size": 4,
           # Thousands of real images shown at each resolution before fading in the next, and during a fade.

@@ -38,7 +38,7 @@ here as two 1-D passes (same values; `upsample2d_direct` / `downsample2d_direct`
 Precision: the official code runs the 3-4 highest-resolution stages of G and D in bfloat16
 (`FP16Stages`, recorded per preset as `Preset.bf16_stages`, not applied per stage here);
 `--config.precision=bfloat16` runs every stage in bf16 with float32 parameters, losses and
-penalties (gan_jax/train/step.py `_apply`), and the default is float32 throughout. Augmentation:
+penalties (gan_jax/train/machinery.py `apply`), and the default is float32 throughout. Augmentation:
 the `augment` config block (gan_jax/augment).
 """
 from __future__ import annotations

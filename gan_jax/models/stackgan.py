@@ -27,9 +27,9 @@ N(1, 0.02). No conv has a bias but the logit convs.
 The generator `StackGANGenerator(stage)` holds the conditioning input (`embed`: a class-label
 table, when the data has labels instead of text embeddings), Stage I (`stage1`) and, at stage 2,
 Stage II (`stage2`) fed by the Stage-I image under stop_gradient: Stage II trains with the Stage-I
-weights frozen (gan_jax/train/stackgan_step.py loads them from the Stage-I workdir).
+weights frozen (gan_jax/train/kinds/text2image.py loads them from the Stage-I workdir).
 G(z, cond, train) -> (images, mu, logvar); D(x, mu, train) -> (cond logits [B], uncond logits [B] or
-None). A "text2image" model: the trainer runs it with gan_jax/train/stackgan_step.py.
+None). A "text2image" model: the trainer runs it with gan_jax/train/kinds/text2image.py.
 """
 from __future__ import annotations
 

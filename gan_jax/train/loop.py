@@ -19,23 +19,16 @@ from ml_collections import ConfigDict
 from gan_jax import config as config_lib
 from gan_jax import logging as logs
 from gan_jax import parallel
-from gan_jax.augment import Augment, make_augment
 from gan_jax.checkpoint import Checkpointer, abstract_like
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.errors import ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
-from gan_jax.losses import make_loss
 from gan_jax.metrics.evaluation import BestTracker, Evaluator, check_best
 from gan_jax.metrics.features import round_batch
 from gan_jax.metrics.fid import parse_metrics
-from gan_jax.models import MODELS, DataSpec, build_models
-from gan_jax.optim import make_optimizer
-from gan_jax.regularizers import Regularization
-from gan_jax.sampling import class_grid, generator_params, make_sampler, make_translation_grid
-from gan_jax.train.cyclegan_step import CycleGAN, build_cyclegan
-from gan_jax.train.progan_step import ProGAN, build_progan, check_batches
-from gan_jax.train.stackgan_step import StackGAN, build_stackgan
-from gan_jax.train.step import GAN, train_step
+from gan_jax.models import DataSpec
+from gan_jax.train.kinds import Trainer, build_trainer
+from gan_jax.train.machinery import gathered
 from gan_jax.workdir import WorkdirLock, interrupted_writes
 
 
@@ -63,57 +56,6 @@ class _StopFlag:
     return self.requested
 
 
-def build_gan(config: ConfigDict, spec: DataSpec) -> GAN | CycleGAN | StackGAN | ProGAN:
-  """The static model and step of `config`: a GAN (G(z)), or by `model.name`'s kind an image-to-image
-  translation model (cyclegan: its own step, state and grids; see gan_jax/train/cyclegan_step.py), a
-  text-to-image one (stackgan: its own step and state; see gan_jax/train/stackgan_step.py) or a
-  progressively grown GAN (progan: one step per resolution; see gan_jax/train/progan_step.py)."""
-  kind = MODELS.get(config.model.name).kind
-  if kind == "translation":
-    return build_cyclegan(config, spec)
-  if kind == "text2image":
-    return build_stackgan(config, spec)
-  if config.model.conditional and not spec.num_classes:
-    raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
-  generator, discriminator = build_models(config.model, spec)
-  schedule_images = config.schedule.kimg * 1000.0
-  r = config.reg
-  if r.pl_weight > 0 and not (hasattr(generator, "mapping") and hasattr(generator, "synthesis")):
-    raise ConfigError(f"reg.pl_weight needs a generator with a mapping network (stylegan2); "
-                      f"model {config.model.name!r} has none")
-  gan = GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
-             g_tx=make_optimizer(config.optim.g, config.batch_size, schedule_images),
-             d_tx=make_optimizer(config.optim.d, config.batch_size / config.n_critic, schedule_images),
-             z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
-             ema_decay=config.ema.decay, ema_halflife_kimg=config.ema.halflife_kimg,
-             ema_halflife_final_kimg=config.ema.halflife_final_kimg, ema_rampup=config.ema.rampup,
-             reg=Regularization(r1=r.r1, r2=r.r2, wgan_gp=r.wgan_gp, dragan=r.dragan, lecam=r.lecam,
-                                lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every, ortho=r.ortho,
-                                drift=r.get("drift", 0.0), drift_form=r.get("drift_form", "mean_square"),
-                                pl_weight=r.pl_weight, pl_every=r.pl_every, pl_decay=r.pl_decay,
-                                pl_batch_shrink=r.pl_batch_shrink),
-             gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
-             num_classes=spec.num_classes if config.model.conditional else 0,
-             truncation_mode=MODELS.get(config.model.name).truncation,
-             augment=make_augment(config.augment, spec.kind) if "augment" in config else Augment(),
-             nan_skip=config.get("nan_policy", "stop") == "skip", grad_accum=config.get("grad_accum", 1),
-             compute_dtype=config.get("precision", "float32"))
-  return build_progan(config, gan) if MODELS.get(config.model.name).kind == "progressive" else gan
-
-
-def check_batch(config: ConfigDict) -> None:
-  n_dev, n_proc = jax.device_count(), jax.process_count()
-  if config.batch_size % n_dev:
-    raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {n_dev} devices; "
-                      f"use a multiple of {n_dev}")
-  if config.batch_size % n_proc:
-    raise ConfigError(f"batch_size={config.batch_size} is not divisible by the {n_proc} processes")
-  accum = config.get("grad_accum", 1)
-  if (config.batch_size // accum) % n_dev:
-    raise ConfigError(f"the micro-batch batch_size/grad_accum={config.batch_size // accum} is not divisible by "
-                      f"the {n_dev} devices; use a batch_size that is a multiple of grad_accum·{n_dev}")
-
-
 def members(fn, population: int):
   """vmap over the population axis (leading axis of states and keys) when there is one."""
   return jax.vmap(fn) if population > 1 else fn
@@ -129,7 +71,7 @@ def setup(config: ConfigDict, spec: DataSpec):
 
   With `population` N > 1, member i is the run with seed `seed + i`: its keys are derived
   exactly as a single run's, stacked along a leading axis."""
-  gan = build_gan(config, spec)
+  gan = build_trainer(config, spec)
   mesh = parallel.make_mesh()
   rep = parallel.replicated(mesh)
   n = config.population
@@ -147,9 +89,7 @@ def setup(config: ConfigDict, spec: DataSpec):
 def state_shardings(config: ConfigDict, mesh, abstract):
   """The train state's shardings by `sharding.*` (replicated by default; FSDP and rules split
   leaves over 'data'); a population's member axis is never split."""
-  s = config.get("sharding")
-  if s is None:   # runs made before the key existed
-    return jax.tree.map(lambda _: parallel.replicated(mesh), abstract)
+  s = config.sharding
   try:
     return parallel.state_shardings(abstract, mesh, s.fsdp, s.min_size_mb, s.rules,
                                     leading=1 if config.population > 1 else 0)
@@ -157,37 +97,21 @@ def state_shardings(config: ConfigDict, mesh, abstract):
     raise ConfigError(f"sharding.rules: {e}") from None
 
 
-def jit_step(gan: GAN, mesh, population: int, state_sharding=None, level: int | None = None):
-  """The jitted train step `(state, batch, key) -> (state, metrics)`: the state in
-  `state_sharding` (a tree of shardings like the state; default replicated), keys replicated,
-  the batch split over the mesh's data axis, the old state's buffers donated. ProGAN: the step of
-  the stage at resolution 2^level (default: the first stage)."""
+def jit_step(gan: Trainer, mesh, population: int, state_sharding=None, phase: int | None = None):
+  """The jitted train step `(state, batch, key) -> (state, metrics)` of `phase` (default: the first
+  step's): the state in `state_sharding` (a tree of shardings like the state; default replicated),
+  keys replicated, the batch split over the mesh's data axis, the old state's buffers donated."""
   rep = parallel.replicated(mesh)
   state_sharding = rep if state_sharding is None else state_sharding
-  if isinstance(gan, ProGAN):
-    step = gan.step_for(gan.level_at(0) if level is None else level)
-  else:
-    step = gan.step if isinstance(gan, (CycleGAN, StackGAN)) else functools.partial(train_step, gan)
+  phase = gan.phase_at(0) if phase is None else phase
+  step = gan.step_for(phase)
   if any(sh.spec != parallel.P() for sh in jax.tree.leaves(state_sharding)):
-    step = _gathered(step, rep)
+    step = gathered(step, rep)
   if population > 1:   # one program for all members: the batch is shared, state and keys are not
     step = jax.vmap(step, in_axes=(0, None, 0))
-  batch_axis = 2 if isinstance(gan, ProGAN) else 1   # ProGAN: [batches_per_step, units, unit, ...]
-  return jax.jit(step, in_shardings=(state_sharding, parallel.batch_sharding(mesh, batch_axis=batch_axis), rep),
-                 out_shardings=(state_sharding, rep), donate_argnums=(0,))
-
-
-def _gathered(step, rep):
-  """FSDP: G's and D's weights (and their state collections) are stored split over 'data' and
-  gathered whole at the start of the step (one all-gather each); the gradients then meet the
-  split optimizer states, EMA and stored weights, whose updates XLA computes split. Without this
-  constraint GSPMD would carry the weights' splits into the activations, which are split by batch."""
-  def gathered_step(state, batch, key):
-    whole = lambda tree: jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, rep), tree)  # noqa: E731
-    state = state.replace(g_params=whole(state.g_params), d_params=whole(state.d_params),
-                          g_vars=whole(state.g_vars), d_vars=whole(state.d_vars))
-    return step(state, batch, key)
-  return gathered_step
+  batch_sh = parallel.batch_sharding(mesh, batch_axis=len(gan.batch_layout(phase)))
+  return jax.jit(step, in_shardings=(state_sharding, batch_sh, rep), out_shardings=(state_sharding, rep),
+                 donate_argnums=(0,))
 
 
 def write_data_spec(ds: Dataset, path: str) -> None:
@@ -213,30 +137,22 @@ def train(config: ConfigDict, workdir: str) -> None:
   config_lib.validate(config)
   ds = build_dataset(config.data)
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
-  check_batch(config)
-  # Progressive growing (ProGAN): one compiled step per resolution level, whose batch is its own;
-  # the data is read in units of the stages' common divisor (gan_jax/train/progan_step.py).
-  growing = isinstance(gan, ProGAN)
-  if growing:
-    check_batches(gan, jax.device_count(), jax.process_count())
-  level_at = gan.level_at if growing else (lambda done: 0)
-  unit = gan.unit_batch if growing else config.batch_size
+  gan.check_devices(jax.device_count(), jax.process_count())
   is_main = jax.process_index() == 0
   evaluator, best_mode = build_evaluator(config, ds, mesh, gan.num_classes)
-  # [batches_per_step, B, ...]; growing: [batches_per_step, units, unit, ...]
-  batch_sh = parallel.batch_sharding(mesh, batch_axis=2 if growing else 1)
 
-  #### Input: this process's slice of every global batch, gan.batches_per_step batches per step.
-  data_iter = iter(train_dataset(ds, unit, config.data.seed, jax.process_index(),
+  #### Input: this process's slice of every global batch. A phase's batch is [*batch_layout,
+  # data_batch, ...] pipeline batches (one phase but for ProGAN, whose batch grows by resolution).
+  data_iter = iter(train_dataset(ds, gan.data_batch, config.data.seed, jax.process_index(),
                                  jax.process_count(), config.data.num_threads))
 
-  def next_batch(level: int):
-    n = gan.units(level) if growing else 1
-    local = [next(data_iter) for _ in range(gan.batches_per_step * n)]
-    lead = (gan.batches_per_step, n) if growing else (gan.batches_per_step,)
+  def next_batch(phase: int):
+    lead = gan.batch_layout(phase)
+    local = [next(data_iter) for _ in range(int(np.prod(lead)))]
+    sharding = parallel.batch_sharding(mesh, batch_axis=len(lead))
     return {k: jax.make_array_from_process_local_data(
-        batch_sh, np.stack([b[k] for b in local]).reshape(*lead, *local[0][k].shape),
-        (*lead, unit, *local[0][k].shape[1:])) for k in local[0]}
+        sharding, np.stack([b[k] for b in local]).reshape(*lead, *local[0][k].shape),
+        (*lead, gan.data_batch, *local[0][k].shape[1:])) for k in local[0]}
 
   #### One live run per workdir (process 0 holds DIR/lock; a dead holder releases it).
   lock = WorkdirLock(workdir)
@@ -264,13 +180,13 @@ def train(config: ConfigDict, workdir: str) -> None:
         state = ckpt.restore(latest, abstract)
       except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
-    elif isinstance(gan, StackGAN):   # a fresh Stage II starts from its Stage-I run's generator
-      state = gan.warm_start(state)
+    elif gan.warm_start_from:   # a fresh run that starts from another run's state (StackGAN's Stage II)
+      state = gan.warm_start(state, load_run(gan.warm_start_from)[5])
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
     if latest is not None and not ckpt.restore_data(latest, data_iter):
       # Saved by another number of processes: every process has read batches_per_step local
       # batches per step of the same global order (data/pipeline.py): the position follows.
-      data_iter.set_state({"next_index": (gan.units_before(start) if growing else start) * gan.batches_per_step})
+      data_iter.set_state({"next_index": gan.data_position(start)})
 
     #### Workdir files, written once the run is known to be valid.
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -281,17 +197,18 @@ def train(config: ConfigDict, workdir: str) -> None:
     #### The compiled step.
     population = config.population
     state_sh = jax.tree.map(lambda x: x.sharding, state)
-    step_fns = {}   # level -> the compiled step (one level but for progressive growing)
-    sampler = make_sampler(gan, mesh, chunk=config.sample.num, truncation=config.sample.truncation)
-    # Translation models: grids of fixed inputs of both domains and their translations instead.
-    translation_grid = make_translation_grid(gan, mesh, ds, config.sample.num) if isinstance(gan, CycleGAN) else None
+    step_fns = {}   # phase -> the compiled step
+    truncation = config.sample.truncation
+    # 2-D data: a scatter of eval.num_samples samples over the modes; images: the kind's grid.
+    scatter = gan.sampler(mesh, chunk=config.eval.num_samples) if ds.modes is not None else None
+    grid = gan.grid(mesh, ds, config.sample.num, truncation) if scatter is None else None
     # Image evaluations use the grids' chunk size, so normalization statistics match the grids.
     eval_chunk = config.eval.num_samples if ds.spec.kind == "vector" else config.sample.num
-    eval_sampler = make_sampler(gan, mesh, chunk=eval_chunk) if ds.evaluate is not None else None
+    eval_sampler = gan.sampler(mesh, chunk=eval_chunk) if ds.evaluate is not None else None
     # Published-network metrics: chunks and latents as scripts/evaluate.py's defaults (seed 0), so
     # the two give the same numbers for the same checkpoint, N and batch size.
     fid_chunk = round_batch(config.eval.batch_size, mesh)
-    fid_sampler = make_sampler(gan, mesh, chunk=fid_chunk) if evaluator is not None else None
+    fid_sampler = gan.sampler(mesh, chunk=fid_chunk) if evaluator is not None else None
     eval_log = os.path.join(workdir, "eval.jsonl")
     best = None
     if best_mode is not None:
@@ -312,20 +229,14 @@ def train(config: ConfigDict, workdir: str) -> None:
 
     def write_samples(step: int) -> None:
       # Population runs show member 0 (the run with `seed`).
-      params = member(generator_params(state), 0, population) if translation_grid is None else None
-      g_vars, key = member(state.g_vars, 0, population), member(sample_key, 0, population)
+      first, key = member(state, 0, population), member(sample_key, 0, population)
       path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
-      if translation_grid is not None:
-        images, ncol = translation_grid(state.g_params)
-        if is_main:
-          logs.save_png(logs.image_grid(images, ncol), path)
-      elif ds.modes is not None:
-        pts = sampler(params, g_vars, key, config.eval.num_samples)
+      if scatter is not None:
+        pts = scatter(gan.generator_params(first), first.g_vars, key, config.eval.num_samples)
         if is_main:
           logs.save_scatter(pts, ds.modes, path, title=f"{config.data.name}, step {step}")
       else:
-        labels, ncol = class_grid(config.sample.num, gan.num_classes) if gan.num_classes else (None, None)
-        images = sampler(params, g_vars, key, config.sample.num if labels is None else len(labels), labels)
+        images, ncol = grid(first, key)
         if is_main:
           logs.save_png(logs.image_grid(images, ncol), path)
       if is_main:
@@ -335,7 +246,7 @@ def train(config: ConfigDict, workdir: str) -> None:
     def evaluate(step: int) -> dict:
       stats = [{} for _ in range(population)]
       for i in range(population):
-        params, g_vars = member(generator_params(state), i, population), member(state.g_vars, i, population)
+        params, g_vars = member(gan.generator_params(state), i, population), member(state.g_vars, i, population)
         if eval_sampler is not None:
           key = jax.random.fold_in(member(sample_key, i, population), step)
           n = config.eval.num_samples
@@ -350,7 +261,8 @@ def train(config: ConfigDict, workdir: str) -> None:
                           config.eval.num, fid_chunk, gan.num_classes, desc=f"evaluate step {step}")
           record = out.pop("record")
           stats[i].update(out)
-          row = {"step": step, **out, **record, "seed": 0, "truncation": 1.0, "ema": state.ema_params is not None,
+          row = {"step": step, **out, **record, "seed": 0, "truncation": 1.0,
+                 "ema": getattr(state, "ema_params", None) is not None,
                  "source": "train", "time_s": round(time.perf_counter() - t0, 2)}
           if population > 1:
             row["member"] = i
@@ -372,30 +284,29 @@ def train(config: ConfigDict, workdir: str) -> None:
       from tqdm import tqdm
       progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
                       mininterval=1.0, file=sys.stderr)
-    images_per_step = lambda level: unit * (gan.units(level) if growing else 1) * gan.batches_per_step  # noqa: E731
     acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
     interval_images = 0
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest
     step = start
     # Profiler trace of steps [a, b) on process 0 (TensorBoard's profile plugin or Perfetto read it).
-    profile = config_lib.parse_profile_steps(config.get("profile_steps", ""), start) if is_main else None
+    profile = config_lib.parse_profile_steps(config.profile_steps, start) if is_main else None
     profile_dir = os.path.join(workdir, "profile")
     evaluates = eval_sampler is not None or evaluator is not None
     # The step compiled ahead of the first batch it runs on, then every process meets: compiles
     # drift apart between hosts by more than the CPU collectives' 30 s set-up wait.
     pending, aot_s = None, 0.0
 
-    def compiled_step(level: int, batch):
-      if level not in step_fns:
-        step_fns[level] = jit_step(gan, mesh, population, state_sh, level).lower(state, batch, step_key).compile()
-        parallel.meet(f"step{level}" if growing else "step")
-      return step_fns[level]
+    def compiled_step(phase: int, batch):
+      if phase not in step_fns:
+        step_fns[phase] = jit_step(gan, mesh, population, state_sh, phase).lower(state, batch, step_key).compile()
+        parallel.meet(f"step{phase}")
+      return step_fns[phase]
 
     if start < config.total_steps:
-      pending = next_batch(level_at(start))
+      pending = next_batch(gan.phase_at(start))
       t0 = time.perf_counter()
-      compiled_step(level_at(start), pending)
+      compiled_step(gan.phase_at(start), pending)
       aot_s = time.perf_counter() - t0
     if start == 0 and config.eval.every and evaluates:
       # The untrained generator's metrics: the baseline every later evaluation is compared with.
@@ -404,9 +315,9 @@ def train(config: ConfigDict, workdir: str) -> None:
       if writer is not None:
         writer.write(0, initial)
     for step in range(start + 1, config.total_steps + 1):
-      level = level_at(step - 1)
-      batch, pending = (next_batch(level) if pending is None else pending), None
-      step_fn = compiled_step(level, batch)   # a new stage compiles here (ProGAN)
+      phase = gan.phase_at(step - 1)
+      batch, pending = (next_batch(phase) if pending is None else pending), None
+      step_fn = compiled_step(phase, batch)   # a new phase compiles here (ProGAN's next resolution)
       if profile and step == profile[0]:
         jax.profiler.start_trace(profile_dir)
         tracing = True
@@ -426,7 +337,7 @@ def train(config: ConfigDict, workdir: str) -> None:
         interval_start, interval_steps = time.perf_counter(), 0
       else:
         interval_steps += 1
-        interval_images += images_per_step(level)
+        interval_images += gan.images_per_step(phase)
       if progress is not None:
         progress.update(1)
 
@@ -566,7 +477,7 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
     if not os.path.exists(os.path.join(workdir, name)):
       raise ConfigError(f"{os.path.join(workdir, name)} not found; is {workdir!r} a workdir of scripts/train.py?")
   with open(os.path.join(workdir, "config.json")) as f:
-    config = config_lib.from_dict(json.load(f))
+    config = config_lib.from_saved(json.load(f))
   spec, modes = read_data_spec(os.path.join(workdir, "data_spec.json"))
   gan, mesh, init, init_key, _, _ = setup(config, spec)
   if best and step is not None:

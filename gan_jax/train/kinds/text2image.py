@@ -1,4 +1,4 @@
-"""StackGAN's pure train step, Zhang et al. 2017: `(state, batch, key) -> (state, metrics)`.
+"""The "text2image" training kind: StackGAN (Zhang et al. 2017), `(state, batch, key) -> (state, metrics)`.
 
 One step is one iteration of the official trainer (hanzhanggit/StackGAN-Pytorch, code/trainer.py and
 code/miscc/utils.py): one G forward pass in training mode, giving fakes G(z, c_hat) and the CA's
@@ -35,8 +35,8 @@ from ml_collections import ConfigDict
 
 from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec, build_models
-from gan_jax.optim import OPTIMIZERS
-from gan_jax.train.cyclegan_step import refuse_unused
+from gan_jax.train import machinery
+from gan_jax.train.kinds import KINDS, Kind, Trainer
 
 Params = Any
 
@@ -51,6 +51,7 @@ class StackGANState:
   g_opt: optax.OptState    # over the trainable part of g_params only (`StackGAN.trainable`)
   d_opt: optax.OptState
   ema_params: Any = None   # no EMA in StackGAN; the field keeps the trainer's samplers uniform
+  reg_state: dict = flax.struct.field(default_factory=dict)   # nan_policy=skip's count (machinery.nan_state)
 
 
 # -------------------------------------------------------------------------------------- losses
@@ -101,16 +102,12 @@ def halving_lr(base: float, every: int) -> optax.Schedule:
   return optax.exponential_decay(base, transition_steps=every, decay_rate=0.5, staircase=True)
 
 
-def make_optimizer(c: ConfigDict, every: int) -> optax.GradientTransformation:
-  return OPTIMIZERS.get(c.name)(c, halving_lr(c.lr, every), lambda n: jnp.asarray(c.b2, jnp.float32))
-
-
 # ------------------------------------------------------------------------------------ the model
 
 @dataclasses.dataclass(frozen=True)
-class StackGAN:
-  """The static parts the step closes over. The trainer's interface: `init`, `step`, `warm_start`,
-  `batches_per_step`, and for the samplers `latents`, `generate`, `num_classes`, `truncation_mode`."""
+class StackGAN(Trainer):
+  """The static parts the step closes over: the trainer protocol (gan_jax/train/kinds), with the Stage-I
+  run as the warm start of stage 2, and `latents`, `generate`, `truncation_mode` for the samplers."""
   generator: nn.Module
   discriminator: nn.Module
   g_tx: optax.GradientTransformation
@@ -122,10 +119,10 @@ class StackGAN:
   kl_coeff: float = 2.0
   label_classes: int = 0      # > 0: conditioned on class labels; 0: on text embeddings
   num_captions: int = 16      # text: fixed captions of the sample grids
-  stage1_workdir: str = ""
+  warm_start_from: str = ""   # stage 2: the Stage-I run's workdir
+  nan_skip: bool = False
+  batch_size: int = 2
 
-  kind: ClassVar[str] = "text2image"
-  batches_per_step: ClassVar[int] = 1
   truncation_mode: ClassVar[str | None] = None
 
   @property
@@ -179,21 +176,20 @@ class StackGAN:
       g_vars["captions"] = {"table": jnp.zeros((self.num_captions, self.t_dim))}
     return StackGANState(step=jnp.zeros((), jnp.int32), g_params=g_params, g_vars=g_vars, d_params=d_all["params"],
                          d_vars={k: v for k, v in d_all.items() if k != "params"},
-                         g_opt=self.g_tx.init(self.trainable(g_params)), d_opt=self.d_tx.init(d_all["params"]))
+                         g_opt=self.g_tx.init(self.trainable(g_params)), d_opt=self.d_tx.init(d_all["params"]),
+                         reg_state=machinery.nan_state(self.nan_skip))
 
-  def warm_start(self, state: StackGANState) -> StackGANState:
-    """Stage 2, a fresh run: the Stage-I generator (and class table) of `stage1_workdir`'s newest
-    checkpoint in place of the initial one. Stage 1: the state itself."""
-    if self.stage == 1:
-      return state
-    params, g_vars = load_stage1_generator(self.stage1_workdir)
+  def warm_start(self, state: StackGANState, loaded: StackGANState) -> StackGANState:
+    """Stage 2, a fresh run: the Stage-I generator (and class table) of `loaded`, the newest state of
+    the Stage-I run in `warm_start_from`, in place of the initial one."""
+    params, g_vars = loaded.g_params, loaded.g_vars
     new_params = {**state.g_params, **{k: v for k, v in params.items() if k != "stage2"}}
     new_vars = {**state.g_vars, **{k: v for k, v in g_vars.items() if k not in ("batch_stats", "captions")}}
     new_vars["batch_stats"] = {**state.g_vars["batch_stats"], "stage1": g_vars["batch_stats"]["stage1"]}
     old = (state.g_params, state.g_vars)
     if jax.tree.structure(old) != jax.tree.structure((new_params, new_vars)) or any(
         a.shape != b.shape for a, b in zip(jax.tree.leaves(old), jax.tree.leaves((new_params, new_vars)))):
-      raise ConfigError(f"model.stage1_workdir={self.stage1_workdir}: its Stage-I generator does not fit this "
+      raise ConfigError(f"model.stage1_workdir={self.warm_start_from}: its Stage-I generator does not fit this "
                         "Stage-II model (z_dim, c_dim, t_dim, g_width, class embedding and data must match)")
     new_params, new_vars = jax.tree.map(lambda new, o: jax.device_put(new, o.sharding), (new_params, new_vars), old)
     return state.replace(g_params=new_params, g_vars=new_vars)
@@ -239,8 +235,7 @@ def train_step(sg: StackGAN, state: StackGANState, batch: dict, key: jax.Array) 
     return loss, (v, {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits), **logs})
 
   d_grads, (d_vars, d_logs) = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
-  updates, d_opt = sg.d_tx.update(d_grads, state.d_opt, state.d_params)
-  d_params = optax.apply_updates(state.d_params, updates)
+  d_params, d_opt, d_norm = machinery.update(sg.d_tx, d_grads, state.d_opt, state.d_params)
 
   # G against the updated D (its statistics updates dropped: only the D step moves D).
   def g_loss_fn(fake, mu, logvar):
@@ -254,17 +249,15 @@ def train_step(sg: StackGAN, state: StackGANState, batch: dict, key: jax.Array) 
 
   out_grads, g_logs = jax.grad(g_loss_fn, argnums=(0, 1, 2), has_aux=True)(fake, mu, logvar)
   g_grads = g_vjp(out_grads)[0]
-  updates, g_opt = sg.g_tx.update(g_grads, state.g_opt, trainable)
-  g_params = {**state.g_params, **optax.apply_updates(trainable, updates)}
+  new_trainable, g_opt, g_norm = machinery.update(sg.g_tx, g_grads, state.g_opt, trainable)
+  g_params = {**state.g_params, **new_trainable}
   if sg.text:   # the grids' fixed captions: the first of the first batch
     table = g_vars["captions"]["table"]
     g_vars = {**g_vars, "captions": {"table": jnp.where(state.step == 0, cond[:table.shape[0]].astype(table.dtype),
                                                         table)}}
-  metrics = {**d_logs, **g_logs, "g_grad_norm": optax.tree.norm(g_grads), "d_grad_norm": optax.tree.norm(d_grads),
-             "g_lr": g_opt.hyperparams["learning_rate"], "d_lr": d_opt.hyperparams["learning_rate"]}
-  state = state.replace(step=state.step + 1, g_params=g_params, g_vars=g_vars, g_opt=g_opt, d_params=d_params,
-                        d_vars=d_vars, d_opt=d_opt)
-  return state, metrics
+  after = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt, d_params=d_params, d_vars=d_vars, d_opt=d_opt)
+  return machinery.finish(state, after, {**d_logs, **g_logs, "g_grad_norm": g_norm, "d_grad_norm": d_norm},
+                          sg.nan_skip)
 
 
 # ------------------------------------------------------------------------------ Stage I -> II
@@ -306,27 +299,11 @@ def check_stage1_workdir(workdir: str, config: ConfigDict, spec: DataSpec) -> No
     raise ConfigError(_stage1_message(workdir, f"its settings differ: {', '.join(changed)}"))
 
 
-def load_stage1_generator(workdir: str) -> tuple[Params, dict]:
-  """(g_params, g_vars) of the newest checkpoint of the Stage-I run in `workdir`."""
-  from gan_jax.train.loop import load_run  # the loop imports this module
-
-  _, _, _, _, _, state, _ = load_run(workdir)
-  return state.g_params, state.g_vars
-
-
 # ------------------------------------------------------------------------------ construction
 
-# Settings of the G(z) trainer that this step has no use for: a non-default value is refused.
-_UNUSED = {"n_critic": 1, "population": 1, "grad_accum": 1, "nan_policy": "stop", "precision": "float32",
-           "ema.decay": 0.0, "ema.halflife_kimg": 0.0, "augment.name": "none",
-           **{f"reg.{k}": 0.0 for k in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight")},
-           **{f"optim.{w}.{k}": None for w in ("g", "d") for k in ("lr_final", "b2_final")}}
-
-
-def build_stackgan(config: ConfigDict, spec: DataSpec) -> StackGAN:
+def build(config: ConfigDict, spec: DataSpec) -> StackGAN:
   """The StackGAN of `config` (model.name=stackgan) for data of `spec`; ConfigError for settings it
   cannot honour or a missing Stage-I run (stage 2)."""
-  refuse_unused(config, _UNUSED, "stackgan")
   if config.loss.name != "nonsaturating":
     raise ConfigError(f"model 'stackgan' trains with loss.name=nonsaturating (the official BCE losses), "
                       f"got {config.loss.name!r}")
@@ -339,8 +316,15 @@ def build_stackgan(config: ConfigDict, spec: DataSpec) -> StackGAN:
   if m.stage == 2:
     check_stage1_workdir(m.stage1_workdir, config, spec)
   return StackGAN(generator=generator, discriminator=discriminator,
-                  g_tx=make_optimizer(config.optim.g, m.lr_decay_steps),
-                  d_tx=make_optimizer(config.optim.d, m.lr_decay_steps),
+                  g_tx=machinery.make_optimizer(config.optim.g, halving_lr(config.optim.g.lr, m.lr_decay_steps)),
+                  d_tx=machinery.make_optimizer(config.optim.d, halving_lr(config.optim.d.lr, m.lr_decay_steps)),
                   stage=m.stage, z_dim=m.z_dim, c_dim=m.c_dim, t_dim=m.t_dim, kl_coeff=m.kl_coeff,
                   label_classes=spec.num_classes, num_captions=min(m.num_captions, config.batch_size),
-                  stage1_workdir=m.stage1_workdir)
+                  warm_start_from=m.stage1_workdir if m.stage == 2 else "", nan_skip=config.nan_policy == "skip",
+                  batch_size=config.batch_size)
+
+
+# What StackGAN reads beyond the keys of every run: random crops of its images, NaN skip, evaluation.
+# One G forward shared by both updates (no accumulation), a frozen Stage I loaded per run (no
+# populations), the official float32 losses.
+KINDS.register("text2image")(Kind(build=build, blocks=("crop",), honours=("nan_policy", "eval.*")))

@@ -1,4 +1,4 @@
-"""CycleGAN's pure train step, Zhu et al. 2017: `(state, batch, key) -> (state, metrics)`.
+"""The "translation" training kind: CycleGAN (Zhu et al. 2017), `(state, batch, key) -> (state, metrics)`.
 
 Two generators G_AB: A -> B and G_BA: B -> A, and two PatchGAN discriminators, D_A (real A
 against G_BA(B)) and D_B (real B against G_AB(A)). One step is the official code's
@@ -17,20 +17,23 @@ trainer's [batches_per_step, B, ...] layout), unpaired.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+import functools
+from typing import Any
 
 import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from ml_collections import ConfigDict
 
 from gan_jax.errors import ConfigError
 from gan_jax.losses import least_squares_d
 from gan_jax.models import DataSpec, build_models
-from gan_jax.optim import OPTIMIZERS
-from gan_jax.train.step import _apply
+from gan_jax.parallel import replicate, replicated
+from gan_jax.train import machinery
+from gan_jax.train.kinds import KINDS, Kind, Trainer
 
 Params = Any
 
@@ -45,6 +48,7 @@ class CycleGANState:
   g_opt: optax.OptState  # one optimizer over both generators, as the official code
   d_opt: optax.OptState  # one over both discriminators
   pool: dict             # {"a": fakes of domain A (G_BA(b)), "b": of domain B}, each a `pool_init` dict
+  reg_state: dict        # nan_policy=skip's count of undone steps (machinery.nan_state), else {}
 
 
 # ------------------------------------------------------------------------------------- losses
@@ -109,18 +113,12 @@ def linear_decay(base: float, hold_steps: int, decay_steps: int) -> optax.Schedu
                               [hold_steps])
 
 
-def make_optimizer(c: ConfigDict, hold_steps: int, decay_steps: int) -> optax.GradientTransformation:
-  """`optim.g` / `optim.d` through the optimizer registry, with the linear-decay learning rate."""
-  lr = linear_decay(c.lr, hold_steps, decay_steps)
-  return OPTIMIZERS.get(c.name)(c, lr, lambda n: jnp.asarray(c.b2, jnp.float32))
-
-
 # ---------------------------------------------------------------------------------- the model
 
 @dataclasses.dataclass(frozen=True)
-class CycleGAN:
-  """The static parts the step closes over (hashable). The trainer's interface: `init`, `step`,
-  `batches_per_step`, `num_classes`, and `translate` for grids and scripts/translate.py."""
+class CycleGAN(Trainer):
+  """The static parts the step closes over (hashable): the trainer protocol (gan_jax/train/kinds) with
+  no latent sampler, the translation grid as its samples, and `translate` for scripts/translate.py."""
   generator: nn.Module        # the architecture of G_AB and G_BA (two parameter sets)
   discriminator: nn.Module    # of D_A and D_B
   g_tx: optax.GradientTransformation
@@ -132,10 +130,9 @@ class CycleGAN:
   ls_b: float = 1.0
   ls_c: float = 1.0
   compute_dtype: str = "float32"
+  nan_skip: bool = False
+  batch_size: int = 1
 
-  kind: ClassVar[str] = "translation"
-  batches_per_step: ClassVar[int] = 1
-  num_classes: ClassVar[int] = 0
 
   def init(self, key: jax.Array, data_shape: tuple) -> CycleGANState:
     """A fresh state (call under jit with the state's shardings); G_AB, G_BA, D_A, D_B from 4 keys."""
@@ -145,17 +142,41 @@ class CycleGAN:
     d_params = {k: self.discriminator.init(keys[k], x, train=False)["params"] for k in ("d_a", "d_b")}
     return CycleGANState(step=jnp.zeros((), jnp.int32), g_params=g_params, g_vars={}, d_params=d_params, d_vars={},
                          g_opt=self.g_tx.init(g_params), d_opt=self.d_tx.init(d_params),
-                         pool={d: pool_init(self.pool_size, data_shape) for d in ("a", "b")})
+                         pool={d: pool_init(self.pool_size, data_shape) for d in ("a", "b")},
+                         reg_state=machinery.nan_state(self.nan_skip))
 
   def translate(self, params: Params, x: jax.Array) -> jax.Array:
     """One generator (params["g_ab"] or ["g_ba"]) applied to images x [B, H, W, C]."""
-    return _apply(self.generator, params, {}, (x, None), None, False, dtype=self.compute_dtype)[0]
+    return machinery.apply(self.generator, params, {}, (x, None), None, False, dtype=self.compute_dtype)[0]
 
   def discriminate(self, params: Params, x: jax.Array) -> jax.Array:
-    return _apply(self.discriminator, params, {}, (x, None), None, True, dtype=self.compute_dtype)[0]
+    return machinery.apply(self.discriminator, params, {}, (x, None), None, True, dtype=self.compute_dtype)[0]
 
   def step(self, state: CycleGANState, batch: dict, key: jax.Array) -> tuple[CycleGANState, dict]:
     return train_step(self, state, batch, key)
+
+  def generator_params(self, state: CycleGANState) -> Params:
+    return state.g_params
+
+  def sampler(self, mesh, chunk: int, truncation: float = 1.0) -> None:
+    """None: a translation model draws nothing from latents (scripts/translate.py translates images)."""
+    return None
+
+  def grid(self, mesh, ds, n: int, truncation: float = 1.0):
+    """The first n examples of both domains of dataset `ds` (its deterministic transform), one row per
+    example: a, G_AB(a), G_BA(G_AB(a)), b, G_BA(b), G_AB(G_BA(b)). Returns grid(state, key) ->
+    (images [6n, H, W, C], 6 columns)."""
+    examples = [ds.transform(ds.source[i]) for i in range(n)]
+    fixed = {k: replicate(np.stack([e[k] for e in examples]), mesh) for k in ("a", "b")}
+
+    @functools.partial(jax.jit, out_shardings=replicated(mesh))
+    def rows(g_params, a, b):
+      g_params = jax.lax.with_sharding_constraint(g_params, replicated(mesh))
+      ab, ba = self.translate(g_params["g_ab"], a), self.translate(g_params["g_ba"], b)
+      aba, bab = self.translate(g_params["g_ba"], ab), self.translate(g_params["g_ab"], ba)
+      return jnp.stack([a, ab, aba, b, ba, bab], axis=1).reshape(-1, *a.shape[1:])
+
+    return lambda state, key: (np.asarray(rows(state.g_params, fixed["a"], fixed["b"])), 6)
 
 
 def train_step(cg: CycleGAN, state: CycleGANState, batch: dict, key: jax.Array) -> tuple[CycleGANState, dict]:
@@ -180,8 +201,7 @@ def train_step(cg: CycleGAN, state: CycleGANState, batch: dict, key: jax.Array) 
     return loss, (fake_a, fake_b, logs)
 
   g_grads, (fake_a, fake_b, g_logs) = jax.grad(g_loss_fn, has_aux=True)(state.g_params)
-  updates, g_opt = cg.g_tx.update(g_grads, state.g_opt, state.g_params)
-  g_params = optax.apply_updates(state.g_params, updates)
+  g_params, g_opt, g_norm = machinery.update(cg.g_tx, g_grads, state.g_opt, state.g_params)
 
   # D sees the fakes of the G before its update (computed once, as the official forward()), drawn
   # through the history pools.
@@ -199,41 +219,18 @@ def train_step(cg: CycleGAN, state: CycleGANState, batch: dict, key: jax.Array) 
     return d_a + d_b, {"d_loss": d_a + d_b, "d_a_loss": d_a, "d_b_loss": d_b, **means}
 
   d_grads, d_logs = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
-  updates, d_opt = cg.d_tx.update(d_grads, state.d_opt, state.d_params)
-  metrics = {**g_logs, **d_logs, "g_grad_norm": optax.tree.norm(g_grads), "d_grad_norm": optax.tree.norm(d_grads),
-             "g_lr": g_opt.hyperparams["learning_rate"], "d_lr": d_opt.hyperparams["learning_rate"]}
-  state = state.replace(step=state.step + 1, g_params=g_params, g_opt=g_opt,
-                        d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt,
+  d_params, d_opt, d_norm = machinery.update(cg.d_tx, d_grads, state.d_opt, state.d_params)
+  after = state.replace(g_params=g_params, g_opt=g_opt, d_params=d_params, d_opt=d_opt,
                         pool={"a": pool_a, "b": pool_b})
-  return state, metrics
+  return machinery.finish(state, after, {**g_logs, **d_logs, "g_grad_norm": g_norm, "d_grad_norm": d_norm},
+                          cg.nan_skip)
 
 
 # ------------------------------------------------------------------------------ construction
 
-# Settings of the G(z) trainer that this step has no use for: a non-default value is refused rather
-# than silently ignored.
-_UNUSED = {"n_critic": 1, "population": 1, "grad_accum": 1, "nan_policy": "stop", "model.conditional": False,
-           "ema.decay": 0.0, "ema.halflife_kimg": 0.0, "augment.name": "none", "eval.metrics": "",
-           **{f"reg.{k}": 0.0 for k in ("r1", "r2", "wgan_gp", "dragan", "lecam", "clip", "ortho", "pl_weight",
-                                        "drift")},
-           **{f"optim.{w}.{k}": None for w in ("g", "d") for k in ("lr_final", "b2_final")}}
-
-
-def refuse_unused(config: ConfigDict, unused: dict, model: str) -> None:
-  """ConfigError for a key of `unused` ({dotted key: default}) set to another value than its default:
-  settings of the G(z) trainer that a model with its own step cannot honour."""
-  for key, default in unused.items():
-    node = config
-    for part in key.split("."):
-      node = node.get(part, default) if isinstance(node, ConfigDict) else default
-    if node != default:
-      raise ConfigError(f"{key}={node!r} is not used by model {model!r} (leave it at {default!r})")
-
-
-def build_cyclegan(config: ConfigDict, spec: DataSpec) -> CycleGAN:
+def build(config: ConfigDict, spec: DataSpec) -> CycleGAN:
   """The CycleGAN of `config` (model.name=cyclegan) for data of `spec`; ConfigError for settings
   it cannot honour."""
-  refuse_unused(config, _UNUSED, "cyclegan")
   if config.loss.name != "least_squares":
     raise ConfigError(f"model 'cyclegan' trains with loss.name=least_squares (the paper's LSGAN), "
                       f"got {config.loss.name!r}")
@@ -242,8 +239,19 @@ def build_cyclegan(config: ConfigDict, spec: DataSpec) -> CycleGAN:
     raise ConfigError("model.lambda_cycle, lambda_identity, pool_size, lr_hold_steps and lr_decay_steps must be >= 0")
   generator, discriminator = build_models(m, spec)
   return CycleGAN(generator=generator, discriminator=discriminator,
-                  g_tx=make_optimizer(config.optim.g, m.lr_hold_steps, m.lr_decay_steps),
-                  d_tx=make_optimizer(config.optim.d, m.lr_hold_steps, m.lr_decay_steps),
+                  g_tx=machinery.make_optimizer(config.optim.g, linear_decay(config.optim.g.lr, m.lr_hold_steps,
+                                                                             m.lr_decay_steps)),
+                  d_tx=machinery.make_optimizer(config.optim.d, linear_decay(config.optim.d.lr, m.lr_hold_steps,
+                                                                             m.lr_decay_steps)),
                   lambda_cycle=m.lambda_cycle, lambda_identity=m.lambda_identity, pool_size=m.pool_size,
                   ls_a=config.loss.ls_a, ls_b=config.loss.ls_b, ls_c=config.loss.ls_c,
-                  compute_dtype=config.get("precision", "float32"))
+                  compute_dtype=config.precision, nan_skip=config.nan_policy == "skip",
+                  batch_size=config.batch_size)
+
+
+# What CycleGAN reads beyond the keys of every run: two domains with random crops, its LSGAN codes,
+# bf16 compute, NaN skip and populations (vmap-ed by the loop). No latents, EMA, penalties,
+# augmentation or accumulation.
+KINDS.register("translation")(Kind(build=build, blocks=("two_domain", "crop"),
+                                   honours=("loss.ls_a", "loss.ls_b", "loss.ls_c", "precision", "nan_policy",
+                                            "population")))

@@ -20,7 +20,7 @@ blocks up to 2^r (`level=r`), the reals box-downsampled to 2^r and, during the f
 their 2x-downsampled copy by the same t as the networks (official `process_reals`: FadeLOD), then
 nearest-upsampled to the data's resolution (the networks' interface is always full resolution). The
 adversarial loss, penalties, EMA, n_critic, accumulation and nan_policy are the generic step's
-(gan_jax/train/step.py); the paper's recipe is loss `wasserstein` + `reg.wgan_gp=10` + `reg.drift=0.001`,
+(gan_jax/train/kinds/gan.py); the paper's recipe is loss `wasserstein` + `reg.wgan_gp=10` + `reg.drift=0.001`,
 Adam (0, 0.99, 1e-8) at 0.001, `ema.decay=0.999`. As `reset_opt_for_new_lod` in the official loop,
 both Adam states are re-initialized when a fade-in or a stabilization phase begins.
 
@@ -35,7 +35,6 @@ both, as for every model of the trainer).
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import math
 from functools import reduce
@@ -46,116 +45,14 @@ import jax.numpy as jnp
 from ml_collections import ConfigDict
 
 from gan_jax.errors import ConfigError
+from gan_jax.models import DataSpec
 from gan_jax.models.progan import blend, downscale, upscale
 from gan_jax.optim import make_optimizer
+from gan_jax.schedules import Growth, growth_of, growth_settings
+from gan_jax.train.kinds import KINDS, Kind
+from gan_jax.train.kinds import gan as gan_kind
+from gan_jax.train.kinds.gan import GAN, train_step
 from gan_jax.train.state import TrainState
-from gan_jax.train.step import GAN, train_step
-
-_FOREVER = 2 ** 31 - 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Growth:
-  """The phase table of a run: phase p covers steps [first[p], first[p+1]) at resolution 2^level[p],
-  fading it in when fading[p], with batch[p] real images per D step; images[p] were shown before
-  it, and a fade-in's alpha is (images - fade_begin[p]) / transition_images. Phases of no steps
-  (a boundary overshot by a large batch, or a zero-length fade-in) are left out."""
-  top: int                       # log2 of the data's resolution
-  first: tuple[int, ...]
-  level: tuple[int, ...]
-  fading: tuple[bool, ...]
-  batch: tuple[int, ...]         # global batch of each phase (per D step)
-  images: tuple[int, ...]        # real images shown before the phase (D steps · batch, summed)
-  fade_begin: tuple[int, ...]    # image count where the phase's fade-in began (0 when not fading)
-  transition_images: float
-  images_per_step_factor: int = 1   # D steps per step (n_critic): each reads one batch
-
-  @staticmethod
-  def build(top: int, start: int, training_kimg: float, transition_kimg: float, batches: dict[int, int],
-            n_critic: int = 1) -> Growth:
-    """`batches`: level -> global batch. Simulates the official image count step by step."""
-    train_img, trans_img = training_kimg * 1000.0, transition_kimg * 1000.0
-    dur = train_img + trans_img
-    rows, step, seen = [], 0, 0
-    for level in range(start, top + 1):
-      per_step = batches[level] * n_critic
-      k = level - start
-      spans = []
-      if level > start:
-        spans.append((True, (k - 1) * dur + train_img, k * dur))       # fade into 2^level
-      spans.append((False, k * dur, k * dur + train_img if level < top else math.inf))
-      for fading, begin, end in spans:
-        # As the official lod formula: a fade-in lasts while fewer than `end` images were shown, a
-        # stabilization while at most `end` were (at exactly `end` the lod is still the integer).
-        if end == math.inf:
-          n = _FOREVER
-        elif fading:
-          n = max(0, math.ceil((end - seen) / per_step))
-        else:
-          n = math.floor((end - seen) / per_step) + 1 if seen <= end else 0
-        if n > 0:
-          rows.append((step, level, fading, batches[level], seen, int(begin) if fading else 0))
-          if n == _FOREVER:
-            break
-          step, seen = step + n, seen + n * per_step
-    first, level, fading, batch, images, fade_begin = (tuple(col) for col in zip(*rows))
-    return Growth(top, first, level, fading, batch, images, fade_begin, trans_img, n_critic)
-
-  # ---- host side (Python ints): which compiled step runs, how much data it reads.
-  def phase(self, done: int) -> int:
-    """The phase of the step that follows `done` steps."""
-    return bisect.bisect_right(self.first, done) - 1
-
-  def level_at(self, done: int) -> int:
-    return self.level[self.phase(done)]
-
-  def images_before(self, done: int) -> int:
-    p = self.phase(done)
-    return self.images[p] + (done - self.first[p]) * self.batch[p] * self.images_per_step_factor
-
-  def lod_at(self, done: int) -> float:
-    p = self.phase(done)
-    lod = float(self.top - self.level[p])
-    if self.fading[p]:
-      lod += 1.0 - (self.images_before(done) - self.fade_begin[p]) / self.transition_images
-    return lod
-
-  def levels(self) -> list[int]:
-    return sorted(set(self.level))
-
-  def batch_of(self, level: int) -> int:
-    return self.batch[self.level.index(level)]
-
-  def phase_starts(self, level: int) -> list[int]:
-    """First steps of the phases at `level` (its fade-in and its stabilization)."""
-    return [f for f, lv in zip(self.first, self.level) if lv == level]
-
-  def steps_for_kimg(self, kimg: float) -> int:
-    """Steps until `kimg` thousand real images have been shown (the official total_kimg)."""
-    target = kimg * 1000.0
-    p = max(0, bisect.bisect_right(self.images, target) - 1)
-    per_step = self.batch[p] * self.images_per_step_factor
-    return self.first[p] + max(0, math.ceil((target - self.images[p]) / per_step))
-
-  # ---- device side (traced step counts).
-  def _phase_values(self, step: jax.Array):
-    p = jnp.sum(jnp.asarray(self.first, jnp.int32) <= step) - 1
-    pick = lambda col, dtype=jnp.int32: jnp.asarray(col, dtype)[p]  # noqa: E731
-    seen = pick(self.images) + (step - pick(self.first)) * pick(self.batch) * self.images_per_step_factor
-    return p, pick, seen
-
-  def images_traced(self, step: jax.Array) -> jax.Array:
-    """Real images shown before `step` steps, as float32."""
-    return self._phase_values(step)[2].astype(jnp.float32)
-
-  def lod(self, step: jax.Array) -> jax.Array:
-    """The level of detail (float32) of the step that follows `step` steps (= `lod_at`)."""
-    p, pick, seen = self._phase_values(step)
-    lod = (self.top - pick(self.level)).astype(jnp.float32)
-    if self.transition_images > 0:
-      frac = (seen - pick(self.fade_begin)).astype(jnp.float32) / self.transition_images
-      lod = lod + jnp.where(pick(self.fading, jnp.bool_), 1.0 - frac, 0.0)
-    return lod
 
 
 def with_lod(state: TrainState, lod: jax.Array) -> TrainState:
@@ -204,6 +101,31 @@ class ProGAN(GAN):
   def level_at(self, done: int) -> int:
     return self.growth.level_at(done)
 
+  # ---- the trainer protocol (gan_jax/train/kinds): a phase is a resolution level, whose batch is
+  # [batches_per_step, units, unit_batch, ...]
+  def phase_at(self, done: int) -> int:
+    return self.level_at(done)
+
+  def batch_layout(self, level: int) -> tuple[int, ...]:
+    return (self.batches_per_step, self.units(level))
+
+  @property
+  def data_batch(self) -> int:
+    return self.unit_batch
+
+  def data_position(self, done: int) -> int:
+    return self.units_before(done) * self.batches_per_step
+
+  def check_devices(self, n_devices: int, n_processes: int) -> None:
+    """Every stage's batch splits over the devices and the data unit over the processes."""
+    for b in self.batch_sizes:
+      if b % n_devices:
+        raise ConfigError(f"the stage batch {b} (batch_size / model.minibatch_dict) is not divisible by the "
+                          f"{n_devices} devices; use multiples of {n_devices}")
+    if self.unit_batch % n_processes:
+      raise ConfigError(f"the stage batches' greatest common divisor {self.unit_batch} is not divisible by the "
+                        f"{n_processes} processes")
+
   def units(self, level: int) -> int:
     return self.growth.batch_of(level) // self.unit_batch
 
@@ -247,54 +169,12 @@ class ProGAN(GAN):
     return step
 
 
-def _resolution_dict(text: str, key: str, cast) -> dict[int, Any]:
-  """"4:512,8:256" -> {4: 512, 8: 256}; ConfigError naming `key` otherwise."""
-  out = {}
-  for item in filter(None, (s.strip() for s in str(text).split(","))):
-    res, sep, value = item.partition(":")
-    try:
-      out[int(res)] = cast(value)
-    except ValueError:
-      raise ConfigError(f"model.{key} must be RES:VALUE pairs separated by commas (e.g. 4:512,8:256), "
-                        f"got {text!r}") from None
-  return out
-
-
-def growth_settings(config: ConfigDict, top: int) -> tuple[int, dict[int, int], dict[int, float]]:
-  """(log2 of the first resolution, level -> global batch, resolution -> learning rate) of `config`
-  for data of resolution 2^top; ConfigError for values out of range."""
-  m = config.model
-  start_res = m.lod_initial_resolution
-  if start_res < 4 or start_res & (start_res - 1) or start_res > 2 ** top:
-    raise ConfigError(f"model.lod_initial_resolution must be a power of two in 4..{2 ** top}, got {start_res}")
-  if m.lod_training_kimg < 0 or m.lod_transition_kimg < 0:
-    raise ConfigError("model.lod_training_kimg and model.lod_transition_kimg must be >= 0")
-  sizes = _resolution_dict(m.minibatch_dict, "minibatch_dict", int)
-  lrs = _resolution_dict(m.lrate_dict, "lrate_dict", float)
-  for name, d in (("minibatch_dict", sizes), ("lrate_dict", lrs)):
-    bad = [r for r in d if r not in [2 ** lv for lv in range(2, top + 1)]]
-    if bad:
-      raise ConfigError(f"model.{name}: {bad[0]} is not a resolution of this network "
-                        f"({', '.join(str(2 ** lv) for lv in range(2, top + 1))})")
-    if any(v <= 0 for v in d.values()):
-      raise ConfigError(f"model.{name} values must be > 0")
-  start = int(math.log2(start_res))
-  return start, {lv: sizes.get(2 ** lv, config.batch_size) for lv in range(start, top + 1)}, lrs
-
-
-def growth_of(config: ConfigDict, top: int | None = None) -> Growth:
-  """The phase table of `config` (data of resolution 2^top, default data.resolution)."""
-  top = int(math.log2(config.data.resolution)) if top is None else top
-  start, batches, _ = growth_settings(config, top)
-  m = config.model
-  return Growth.build(top, start, m.lod_training_kimg, m.lod_transition_kimg, batches, config.n_critic)
-
-
-def build_progan(config: ConfigDict, gan: GAN) -> ProGAN:
+def build(config: ConfigDict, spec: DataSpec) -> ProGAN:
   """The ProGAN of `config` around the generic GAN built from it (loss, penalties, EMA, ...)."""
+  gan = gan_kind.build(config, spec)
   top = int(math.log2(gan.generator.resolution))
   start, batches, lrs = growth_settings(config, top)
-  if config.get("grad_accum", 1) > 1 and any(b % config.grad_accum for b in batches.values()):
+  if config.grad_accum > 1 and any(b % config.grad_accum for b in batches.values()):
     raise ConfigError(f"every stage batch ({sorted(set(batches.values()))}) must be divisible by grad_accum")
   schedule_images = config.schedule.kimg * 1000.0
   txs = []
@@ -312,13 +192,4 @@ def build_progan(config: ConfigDict, gan: GAN) -> ProGAN:
                 mirror=config.model.mirror_augment)
 
 
-def check_batches(gan: ProGAN, n_devices: int, n_processes: int) -> None:
-  """Every stage's batch splits over the devices and the data unit over the processes."""
-  for b in gan.batch_sizes:
-    if b % n_devices:
-      raise ConfigError(f"the stage batch {b} (batch_size / model.minibatch_dict) is not divisible by the "
-                        f"{n_devices} devices; use multiples of {n_devices}")
-  if gan.unit_batch % n_processes:
-    raise ConfigError(f"the stage batches' greatest common divisor {gan.unit_batch} is not divisible by the "
-                      f"{n_processes} processes")
-
+KINDS.register("progressive")(Kind(build=build, blocks=gan_kind.GAN_BLOCKS))

@@ -1,4 +1,5 @@
-"""The pure train step: `(state, batch, key) -> (state, metrics)`.
+"""The "gan" training kind: G(z, y) against D(x, y), and its pure train step
+`(state, batch, key) -> (state, metrics)`.
 
 One step = `n_critic` discriminator updates (one per row of `batch["x"]`, shape
 [n_critic, B, ...]) followed by one generator update and the EMA update. Randomness comes
@@ -16,16 +17,24 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from ml_collections import ConfigDict
 
 from gan_jax import regularizers as regs
-from gan_jax.augment import Augment
-from gan_jax.losses import AdversarialLoss
+from gan_jax.augment import Augment, make_augment
+from gan_jax.blocks import BLOCKS, Block
+from gan_jax.errors import ConfigError
+from gan_jax.losses import AdversarialLoss, make_loss
+from gan_jax.models import MODELS, DataSpec, build_models
+from gan_jax.optim import make_optimizer
 from gan_jax.schedules import cosine_ramp
+from gan_jax.train import machinery
+from gan_jax.train.kinds import KINDS, Kind, Trainer, check_split
+from gan_jax.train.machinery import fold
 from gan_jax.train.state import TrainState, init_state, sample_latents
 
 
 @dataclasses.dataclass(frozen=True)
-class GAN:
+class GAN(Trainer):
   """The static parts of a GAN the step closes over (hashable, so usable as a jit static)."""
   generator: nn.Module
   discriminator: nn.Module
@@ -47,8 +56,8 @@ class GAN:
   truncation_mode: str | None = None    # "z", "w" or None: how sample truncation applies
   augment: Augment = Augment()          # what D sees: aug(x) (gan_jax/augment); Augment() = none
   nan_skip: bool = False                # nan_policy="skip": a step with a non-finite value is undone
-  grad_accum: int = 1                   # micro-batches per update (gradients averaged; see `_accumulated_grad`)
-  compute_dtype: str = "float32"        # "bfloat16": G and D compute in bf16 (see `_apply`)
+  grad_accum: int = 1                   # micro-batches per update (gradients averaged; see machinery.accumulated_grad)
+  compute_dtype: str = "float32"        # "bfloat16": G and D compute in bf16 (see machinery.apply)
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
@@ -56,10 +65,20 @@ class GAN:
     if self.reg.pl_weight > 0:
       reg_state["pl_mean"] = jnp.zeros((), jnp.float32)
     reg_state.update(self.augment.init_state())   # the adaptive augmentation p, when there is one
-    if self.nan_skip:
-      reg_state["nonfinite_skipped"] = jnp.zeros((), jnp.int32)
+    reg_state.update(machinery.nan_state(self.nan_skip))
     return init_state(key, self.generator, self.discriminator, data_shape, self.z_dim, self.g_tx,
                       self.d_tx, self.use_ema, reg_state, self.num_classes)
+
+  def step(self, state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
+    return train_step(self, state, batch, key)
+
+  def check_devices(self, n_devices: int, n_processes: int) -> None:
+    check_split(self.batch_size, n_devices, n_processes, self.grad_accum)
+
+  def d_update(self, state: TrainState, real: jax.Array, key: jax.Array, d_step: jax.Array | int = 0,
+               real_labels: jax.Array | None = None) -> tuple[TrainState, dict]:
+    """One discriminator update alone (`d_update`; scripts/benchmark.py times its penalties)."""
+    return d_update(self, state, real, key, d_step, real_labels)
 
   def images(self, step: jax.Array) -> jax.Array:
     """Training progress in images after `step` G steps."""
@@ -92,11 +111,11 @@ class GAN:
     """G(z, y) (or G's `method`). In train mode normalization layers use batch statistics and
     the state collections (BN statistics, spectral-norm vectors) are updated: returns the update."""
     kwargs = {"truncation_psi": truncation} if truncation < 1.0 and self.truncation_mode == "w" else {}
-    return _apply(self.generator, params, g_vars, (z, y), key, train, method, kwargs, self.compute_dtype)
+    return machinery.apply(self.generator, params, g_vars, (z, y), key, train, method, kwargs, self.compute_dtype)
 
   def discriminate(self, params: Any, d_vars: dict, x: jax.Array, y: jax.Array | None = None,
                    key: jax.Array | None = None) -> tuple[jax.Array, dict]:
-    return _apply(self.discriminator, params, d_vars, (x, y), key, True, dtype=self.compute_dtype)
+    return machinery.apply(self.discriminator, params, d_vars, (x, y), key, True, dtype=self.compute_dtype)
 
   def ema_beta(self, step: jax.Array) -> jax.Array:
     """Per-step EMA decay: `ema.decay`, or 0.5^(B / half-life in images) (StyleGAN2-ADA)."""
@@ -107,83 +126,6 @@ class GAN:
     if self.ema_rampup > 0:
       half_life = jnp.minimum(half_life, step.astype(jnp.float32) * self.batch_size * self.ema_rampup)
     return 0.5 ** (self.batch_size / jnp.maximum(half_life, 1e-8))
-
-
-def _apply(module: nn.Module, params: Any, variables: dict, args: tuple, key: jax.Array | None, train: bool,
-           method: str | None = None, kwargs: dict | None = None, dtype: str = "float32") -> tuple[Any, dict]:
-  """module.apply with the state collections mutable in training, and the "noise" stream.
-
-  `dtype` "bfloat16" (precision=bfloat16): the float parameters and inputs enter the module in bf16,
-  so its layers compute in bf16, while the stored parameters, their gradients (the casts' transposes
-  give float32), the outputs (cast back: losses and penalties are float32) and the state collections
-  (BatchNorm statistics, spectral-norm vectors, W average: their new values are cast back to their
-  float32 dtype) stay float32. Inside the architectures the numerically sensitive reductions run
-  in float32 as well: BatchNorm statistics (flax), spectral-norm power iteration and sigma,
-  attention softmax, StyleGAN2's demodulation and minibatch standard deviation."""
-  if args[-1] is None:
-    args = args[:-1]          # unconditional: the module's default y
-  low = dtype != "float32"
-  if low:
-    params, args = _cast((params, args), jnp.dtype(dtype))
-  rngs = {"noise": key} if key is not None else None
-  full = {"params": params, **variables}
-  kw = dict(kwargs or {}, train=train, rngs=rngs, method=method)
-  if variables and train:
-    out, new_vars = module.apply(full, *args, mutable=list(variables), **kw)
-    if low:
-      out = _cast(out, jnp.float32)
-      new_vars = jax.tree.map(lambda new, old: new.astype(old.dtype), dict(new_vars), dict(variables))
-    return out, new_vars
-  out = module.apply(full, *args, **kw)
-  return (_cast(out, jnp.float32) if low else out), variables
-
-
-def _cast(tree: Any, dtype) -> Any:
-  """The floating-point leaves of `tree` in `dtype` (integer labels and keys untouched)."""
-  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)
-
-
-def _accumulated_grad(grad_fn: Any, params: Any, inputs: dict, k: int) -> tuple[Any, Any]:
-  """Gradient accumulation: `grad_fn(params, micro, i) -> (grads, aux)` over the k micro-batches
-  of `inputs` (every leaf split along its leading batch axis), one after another (lax.scan: one
-  micro-batch's activations live at a time), returning the mean gradient and the auxiliaries
-  stacked [k, ...]. With k = 1: grad_fn(params, inputs, None), the plain step.
-
-  Every micro-batch starts from the same state, so the mean over micro-batches of a loss that is
-  a mean over examples is the big batch's loss, and its gradient the big batch's gradient. Exact
-  for losses, R1/R2 and the other per-example penalties without normalization layers; BatchNorm
-  normalizes each micro-batch with its own statistics (ghost batch norm), batch-coupled terms
-  (RaGAN's mean over the other batch, LeCam's penalty against anchors that include this batch's
-  mean) see the micro-batch, and random draws shaped by the batch
-  (noise inputs, augmentations, WGAN-GP's interpolation) differ, as in every framework."""
-  if k == 1:
-    return grad_fn(params, inputs, None)
-  # Micro-batch i is rows i, i+k, i+2k, ...: with the batch split over devices, every device holds
-  # its share of every micro-batch, so the split needs no communication.
-  micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1), inputs)
-
-  def body(total, xs):
-    i, m = xs
-    grads, aux = grad_fn(params, m, i)
-    return jax.tree.map(jnp.add, total, grads), aux
-
-  total, auxs = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), (jnp.arange(k), micro))
-  return jax.tree.map(lambda g: g / k, total), auxs
-
-
-def _mean_micro(tree: Any, k: int) -> Any:
-  """Stacked per-micro-batch values [k, ...] -> one value: float leaves averaged (state updates
-  that are linear in a batch mean, e.g. BatchNorm running means, LeCam anchors, the path-length
-  EMA, equal the big batch's; spectral-norm vectors are the same in every micro-batch), other
-  leaves from the first micro-batch. Identity for k = 1."""
-  if k == 1:
-    return tree
-  return jax.tree.map(lambda x: jnp.mean(x, axis=0) if jnp.issubdtype(x.dtype, jnp.floating) else x[0], tree)
-
-
-def _fold(key: jax.Array, i) -> jax.Array:
-  """Micro-batch i's key (the key itself without accumulation)."""
-  return key if i is None else jax.random.fold_in(key, 1000 + i)
 
 
 def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_step: jax.Array | int = 0,
@@ -200,10 +142,10 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
 
   def grads_of(d_params, m, i):
     """Gradient and auxiliaries of one (micro-)batch `m`; `i` its index (None: the whole batch)."""
-    _, aug_real, aug_fake = _augmenters(gan, state, _fold(key, i))
+    _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
     # G's statistics updates from this forward pass are dropped: only the G step moves G.
     fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"],
-                                              _fold(g_key, i))[0])
+                                              fold(g_key, i))[0])
     real, real_labels, fake_labels = m["real"], m["real_labels"], m["fake_labels"]
 
     def loss_fn(d_params):
@@ -236,7 +178,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
                    "r2": cosine_ramp(reg.r2, gan.gamma_final, gan.schedule_images)(images)}
 
         def penalties(_):
-          return regs.gradient_penalties(reg, d_fn, real, fake, _fold(reg_key, i), weights, d_fn_fake, sq_norms)
+          return regs.gradient_penalties(reg, d_fn, real, fake, fold(reg_key, i), weights, d_fn_fake, sq_norms)
 
         if reg.lazy_every > 1:
           # StyleGAN2's lazy regularization: every k-th D step, scaled by k.
@@ -264,13 +206,12 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
     return jax.grad(loss_fn, has_aux=True)(d_params)
 
   k = gan.grad_accum
-  grads, (d_vars, reg_state, real_logits, fake_logits, logs) = _accumulated_grad(grads_of, state.d_params,
+  grads, (d_vars, reg_state, real_logits, fake_logits, logs) = machinery.accumulated_grad(grads_of, state.d_params,
                                                                                  inputs, k)
-  d_vars, reg_state, logs = _mean_micro((d_vars, reg_state, logs), k)
+  d_vars, reg_state, logs = machinery.mean_micro((d_vars, reg_state, logs), k)
   if k > 1:   # back to batch order (micro-batch i holds rows i, i+k, ...)
     real_logits, fake_logits = (jnp.swapaxes(x, 0, 1).reshape(n) for x in (real_logits, fake_logits))
-  updates, d_opt = gan.d_tx.update(grads, state.d_opt, state.d_params)
-  d_params = optax.apply_updates(state.d_params, updates)
+  d_params, d_opt, grad_norm = machinery.update(gan.d_tx, grads, state.d_opt, state.d_params)
   if reg.clip > 0:
     d_params = regs.clip_weights(d_params, reg.clip)
   if gan.augment.enabled:
@@ -280,7 +221,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state)
   # d_loss is the adversarial term alone (comparable across regularizers); penalties are logged raw.
   return state, {"d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
-                 "d_grad_norm": optax.tree.norm(grads), **logs}
+                 "d_grad_norm": grad_norm, **logs}
 
 
 def _augmenters(gan: GAN, state: TrainState, key: jax.Array):
@@ -302,11 +243,11 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
   reg = gan.reg
 
   def grads_of(g_params, m, i):
-    _, aug_real, aug_fake = _augmenters(gan, state, _fold(key, i))
+    _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
     z, fake_labels = m["z"], m["fake_labels"]
 
     def loss_fn(g_params):
-      fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, _fold(g_key, i))
+      fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, fold(g_key, i))
       # D is not updated by the G step: its statistics updates are dropped.
       fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
       real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(m["real"]), m["real_labels"], d_key)[0]
@@ -318,7 +259,7 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
         loss = loss + reg.ortho * logs["ortho"]
       if reg.pl_weight > 0:
         pl, reg_state, logs["pl_length"] = _path_length_penalty(gan, g_params, g_vars, z, fake_labels,
-                                                                _fold(g_key, i), _fold(pl_key, i), state.step,
+                                                                fold(g_key, i), fold(pl_key, i), state.step,
                                                                 reg_state)
         logs["pl_penalty"] = pl
         loss = loss + reg.pl_weight * reg.pl_every * pl
@@ -327,12 +268,11 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
     return jax.grad(loss_fn, has_aux=True)(g_params)
 
   k = gan.grad_accum
-  grads, aux = _accumulated_grad(grads_of, state.g_params, inputs, k)
-  g_vars, reg_state, logs = _mean_micro(aux, k)
-  updates, g_opt = gan.g_tx.update(grads, state.g_opt, state.g_params)
-  state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_vars=g_vars, g_opt=g_opt,
-                        reg_state=reg_state)
-  return state, {**logs, "g_grad_norm": optax.tree.norm(grads)}
+  grads, aux = machinery.accumulated_grad(grads_of, state.g_params, inputs, k)
+  g_vars, reg_state, logs = machinery.mean_micro(aux, k)
+  g_params, g_opt, grad_norm = machinery.update(gan.g_tx, grads, state.g_opt, state.g_params)
+  state = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt, reg_state=reg_state)
+  return state, {**logs, "g_grad_norm": grad_norm}
 
 
 def _path_length_penalty(gan: GAN, g_params: Any, g_vars: dict, z: jax.Array, labels: jax.Array | None,
@@ -380,31 +320,48 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
     state, d_metrics = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i),
                                 d_step=state.step * n_critic + i, real_labels=None if labels is None else labels[i])
   state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1])
-  step = state.step + 1
   if gan.use_ema:
     # Images seen before this step, as StyleGAN2-ADA and R3GAN evaluate cur_nimg.
-    beta = gan.ema_beta(state.step)
-    state = state.replace(ema_params=jax.tree.map(lambda e, p: beta * e + (1 - beta) * p,
-                                                  state.ema_params, state.g_params))
-  metrics = {**d_metrics, **g_metrics}
-  for who, opt in (("g", state.g_opt), ("d", state.d_opt)):
-    if hasattr(opt, "hyperparams"):
-      metrics[f"{who}_lr"] = opt.hyperparams["learning_rate"]
-  state = state.replace(step=step)
-  if gan.nan_skip:
-    state, metrics = _undo_if_nonfinite(before, state, metrics)
-  return state, metrics
+    state = state.replace(ema_params=machinery.ema(state.ema_params, state.g_params, gan.ema_beta(state.step)))
+  return machinery.finish(before, state, {**d_metrics, **g_metrics}, gan.nan_skip)
 
 
-def _undo_if_nonfinite(before: TrainState, after: TrainState, metrics: dict) -> tuple[TrainState, dict]:
-  """nan_policy="skip": when any metric (losses, penalties, gradient norms) or any new G or D
-  parameter is NaN or Inf, the step's updates are undone (the data is consumed, the step counter
-  advances) and counted in reg_state["nonfinite_skipped"]; decided inside the step, no host sync.
-  The step's metrics are then zeros with `step_ok` 0, so interval means count good steps only."""
-  checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((metrics, after.g_params, after.d_params))]
-  ok = jnp.all(jnp.stack(checks))
-  state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), after, before.replace(step=after.step))
-  skipped = before.reg_state["nonfinite_skipped"] + (~ok).astype(jnp.int32)
-  state = state.replace(reg_state={**state.reg_state, "nonfinite_skipped": skipped})
-  metrics = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in metrics.items()}
-  return state, {**metrics, "step_ok": ok.astype(jnp.float32), "nonfinite_skipped": skipped}
+def build(config: ConfigDict, spec: DataSpec) -> GAN:
+  """The GAN of `config` for data of `spec`: G(z, y) and D(x, y) of `model.*`, `loss.*`, `reg.*`,
+  `ema.*`, `augment.*`, the optimizers and their schedules."""
+  if config.model.conditional and not spec.num_classes:
+    raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
+  generator, discriminator = build_models(config.model, spec)
+  schedule_images = config.schedule.kimg * 1000.0
+  r = config.reg
+  if r.pl_weight > 0 and not (hasattr(generator, "mapping") and hasattr(generator, "synthesis")):
+    raise ConfigError(f"reg.pl_weight needs a generator with a mapping network (stylegan2); "
+                      f"model {config.model.name!r} has none")
+  return GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
+             g_tx=make_optimizer(config.optim.g, config.batch_size, schedule_images),
+             d_tx=make_optimizer(config.optim.d, config.batch_size / config.n_critic, schedule_images),
+             z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
+             ema_decay=config.ema.decay, ema_halflife_kimg=config.ema.halflife_kimg,
+             ema_halflife_final_kimg=config.ema.halflife_final_kimg, ema_rampup=config.ema.rampup,
+             reg=regs.Regularization(r1=r.r1, r2=r.r2, wgan_gp=r.wgan_gp, dragan=r.dragan, lecam=r.lecam,
+                                     lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every,
+                                     ortho=r.ortho, drift=r.drift, drift_form=r.drift_form,
+                                     pl_weight=r.pl_weight, pl_every=r.pl_every, pl_decay=r.pl_decay,
+                                     pl_batch_shrink=r.pl_batch_shrink),
+             gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
+             num_classes=spec.num_classes if config.model.conditional else 0,
+             truncation_mode=MODELS.get(config.model.name).truncation,
+             augment=make_augment(config.augment, spec.kind), nan_skip=config.nan_policy == "skip",
+             grad_accum=config.grad_accum, compute_dtype=config.precision)
+
+
+def _check_critic(config: ConfigDict) -> None:
+  if not (isinstance(config.n_critic, int) and config.n_critic >= 1):
+    raise ConfigError(f"n_critic must be an integer >= 1, got {config.n_critic!r}")
+
+
+# `n_critic`: D updates per G update, each on its own real batch.
+BLOCKS.register("critic")(Block("", lambda: {"n_critic": 1}, _check_critic))
+# The blocks of a GAN's config (progressive growing reads the same).
+GAN_BLOCKS = ("critic", "reg", "schedule", "ema", "augment")
+KINDS.register("gan")(Kind(build=build, blocks=GAN_BLOCKS))
