@@ -153,7 +153,7 @@ def test_linear_decay_schedule():
 
 
 def _data(**kw):
-  c = base_config().data
+  c = base_config("cyclegan").data
   c.update(kw)
   return c
 

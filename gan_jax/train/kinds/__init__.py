@@ -48,7 +48,7 @@ from typing import Any, Callable
 import numpy as np
 from ml_collections import ConfigDict
 
-from gan_jax.blocks import BLOCKS
+from gan_jax.blocks import BLOCKS, owner
 from gan_jax.errors import ConfigError
 from gan_jax.models import MODELS, DataSpec
 from gan_jax.registry import Registry
@@ -135,13 +135,20 @@ def check_split(batch: int, n_devices: int, n_processes: int, accum: int = 1) ->
 
 
 def check_honoured(model: str, flat: dict, flat_defaults: dict) -> None:
-  """ConfigError for the first key of the flattened config `flat` whose value differs from
-  `flat_defaults` (the base config of the same model) that the kind of `model` does not read."""
+  """ConfigError for the first key of the flattened config `flat` that the kind of `model` does not
+  read: a key of its base config (`flat_defaults`, the base config of the same model) with another
+  value, unless the kind honours it; a key of a block its configs do not have; any other unknown key."""
   name = MODELS.get(model).kind
   kind = KINDS.get(name)
   patterns = CORE + kind.honours + tuple(k for b in kind.blocks for k in BLOCKS.get(b).keys())
   for key, value in flat.items():
-    if key in flat_defaults and value != flat_defaults[key] and not any(fnmatch.fnmatchcase(key, p) for p in patterns):
+    if key not in flat_defaults:
+      if owner(key) is not None:
+        raise ConfigError(f"{key}={value!r} is not used by training kind {name!r} (model {model!r}): its config "
+                          f"has no {owner(key)!r} block")
+      raise ConfigError(f"unknown config key {key!r} (model {model!r}); see gan_jax/config.py base_config and "
+                        "the model's keys")
+    if value != flat_defaults[key] and not any(fnmatch.fnmatchcase(key, p) for p in patterns):
       raise ConfigError(f"{key}={value!r} is not used by training kind {name!r} (model {model!r}); "
                         f"leave it at {flat_defaults[key]!r}")
 
