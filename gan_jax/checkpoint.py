@@ -22,7 +22,7 @@ class Checkpointer:
   def __init__(self, directory: str, keep: int, async_save: bool = True):
     self.directory = os.path.abspath(directory)
     self._mngr = ocp.CheckpointManager(
-        self.directory, item_names=("state", "data"),
+        self.directory, item_names=("state", "data", "log"),
         # Registered up front so the state's metadata (shapes) can be read before a restore.
         item_handlers={"state": ocp.StandardCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
@@ -50,11 +50,15 @@ class Checkpointer:
     if free < need + (64 << 10):
       raise self._failed(step, f"{free / 2**20:.2f} MB free, a checkpoint needs about {need / 2**20:.2f} MB")
 
-  def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None) -> None:
+  def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None, log: dict | None = None) -> None:
+    """`log`: the trainer's open logging interval (JSON), so a resumed run's next metrics.jsonl row
+    is the uninterrupted run's."""
     self.check_writable(step, state)
     items = {"state": ocp.args.StandardSave(state)}
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    if log is not None:
+      items["log"] = ocp.args.JsonSave(log)
     try:   # also reports a failure of the previous asynchronous write, which save() waits for
       self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
     except (OSError, ValueError, RuntimeError) as e:
@@ -99,6 +103,13 @@ class Checkpointer:
       return True
     except (FileNotFoundError, ValueError, KeyError):
       return False
+
+  def restore_log(self, step: int) -> dict | None:
+    """The logging interval saved with `step` (None for checkpoints written without one)."""
+    try:
+      return self._mngr.restore(step, args=ocp.args.Composite(log=ocp.args.JsonRestore())).log
+    except (FileNotFoundError, ValueError, KeyError):
+      return None
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()

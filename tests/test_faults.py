@@ -64,16 +64,19 @@ def test_second_run_refuses_a_live_workdir_and_a_killed_run_leaves_it_free(tmp_p
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
-  """scripts/soak.py with 3 kills (seeded times) and a checkpoint every 2 steps: the final state
-  and every metrics.jsonl value equal the uninterrupted run's; no torn or repeated line."""
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), "--kills", "3", "--steps", "40",
-                      "--ckpt_every", "2", "--seed", "1", "--root", str(tmp_path / "soak"),
+  """scripts/soak.py with 4 kills (seeded times, half of them SIGTERMs), a checkpoint every 3 steps and a
+  metrics.jsonl row every 5: the final state and every metrics.jsonl value equal the uninterrupted
+  run's; no torn or repeated line."""
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), "--kills", "4", "--steps", "40",
+                      "--ckpt_every", "3", "--log_every", "5", "--sigterm", "0.5", "--seed", "1",
+                      "--root", str(tmp_path / "soak"),
                       "--set", "sample_every=10"],
                      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}, cwd=ROOT,
                      capture_output=True, text=True, timeout=900)
   assert r.returncode == 0, r.stdout + r.stderr[-3000:]
   summary = json.loads(r.stdout.strip().splitlines()[-1])
-  assert summary["equal_to_reference"] and summary["kills"] + summary["finished_before_kill"] >= 1
+  assert summary["equal_to_reference"]
+  assert summary["kills"] + summary["sigterms"] + summary["finished_before_kill"] >= 1
 
 
 class _FailingRun:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 
 import jax
@@ -33,21 +34,85 @@ from gan_jax.workdir import WorkdirLock, interrupted_writes
 
 
 class _StopFlag:
-  """SIGTERM -> save a checkpoint at the next step boundary and exit 0.
+  """SIGTERM or a first Ctrl-C (SIGINT) during training -> save a checkpoint at the next step
+  boundary and exit 0; a second Ctrl-C -> stop at once without saving (KeyboardInterrupt: one line,
+  exit 130). A Ctrl-C during set-up or compilation (before `training()`) stops the process at once
+  with one line, exit 130: nothing has been written yet but the lock, which the kernel releases.
+  The immediate stop reads the signal from a wakeup pipe in a thread, so it also interrupts a long
+  XLA compilation (the Python handler itself runs only between bytecodes).
 
-  With several processes JAX's preemption sync point makes every process stop at the same
-  step; with one process a signal handler sets the flag.
-  """
+  With several processes JAX's preemption sync point makes every process stop at the same step: a
+  Ctrl-C is turned into a SIGTERM to this process, which JAX's notifier sees."""
 
   def __init__(self):
     self.requested = False
+    self.interrupts = 0
+    self.in_setup = True
     self._multi = jax.process_count() > 1
+    self._previous = {}
+    if threading.current_thread() is not threading.main_thread():
+      return
     if not self._multi:
-      signal.signal(signal.SIGTERM, self._handle)
+      self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
+    self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._interrupt)
+    self._watch_setup()
+
+  def close(self) -> None:
+    """The signal handlers as they were before the run (for in-process callers)."""
+    self.in_setup = False
+    if threading.current_thread() is threading.main_thread():
+      signal.set_wakeup_fd(-1)
+      for sig, handler in self._previous.items():
+        signal.signal(sig, handler)
+
+  def _watch_setup(self) -> None:
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+      signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:   # not the main thread of the main interpreter
+      return
+
+    def watch():
+      while self.in_setup:
+        try:
+          received = os.read(read, 64)
+        except OSError:
+          return
+        if self.in_setup and signal.SIGINT in received:
+          self._abort_setup()
+
+    threading.Thread(target=watch, name="gan_jax-sigint", daemon=True).start()
+
+  @staticmethod
+  def _abort_setup() -> None:
+    print("\nerror: interrupted (Ctrl-C) during set-up or compilation; this run trained and saved nothing",
+          file=sys.stderr, flush=True)
+    os._exit(130)
+
+  def training(self) -> None:
+    """Set-up and the first compilation are over: from now on Ctrl-C is a stop request."""
+    self.in_setup = False
+    if threading.current_thread() is threading.main_thread():
+      signal.set_wakeup_fd(-1)
 
   def _handle(self, signum, frame):
     del signum, frame
     self.requested = True
+
+  def _interrupt(self, signum, frame):
+    del signum, frame
+    if self.in_setup:
+      self._abort_setup()
+    self.interrupts += 1
+    if self.interrupts > 1:
+      raise KeyboardInterrupt
+    print("\ngan_jax: stop requested (Ctrl-C): saving at the end of this step; Ctrl-C again to stop without saving",
+          file=sys.stderr, flush=True)
+    if self._multi:
+      os.kill(os.getpid(), signal.SIGTERM)
+    else:
+      self.requested = True
 
   def __call__(self, step: int) -> bool:
     if self._multi:
@@ -131,9 +196,17 @@ def read_data_spec(path: str) -> tuple[DataSpec, np.ndarray | None]:
 
 
 def train(config: ConfigDict, workdir: str) -> None:
-  """Trains (or resumes) the run in `workdir`; returns when done or after a SIGTERM save."""
+  """Trains (or resumes) the run in `workdir`; returns when done or after a stop request's save
+  (SIGTERM, Ctrl-C)."""
+  stop = _StopFlag()   # first, so a signal during set-up or compilation is not lost
+  try:
+    _train(config, workdir, stop)
+  finally:
+    stop.close()
+
+
+def _train(config: ConfigDict, workdir: str, stop: _StopFlag) -> None:
   #### Validation and building: nothing is written before this succeeds.
-  stop = _StopFlag()   # first, so a SIGTERM during set-up or compilation is not lost
   config_lib.validate(config)
   ds = build_dataset(config.data)
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
@@ -285,6 +358,9 @@ def train(config: ConfigDict, workdir: str) -> None:
       progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
                       mininterval=1.0, file=sys.stderr)
     acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
+    first_row = True   # the first metrics.jsonl row of this invocation carries compile_s
+    if latest is not None:   # the logging interval that was open at the checkpoint continues
+      acc, n_acc = open_interval(ckpt.restore_log(latest), mesh)
     interval_images = 0
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest
@@ -308,6 +384,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       t0 = time.perf_counter()
       compiled_step(gan.phase_at(start), pending)
       aot_s = time.perf_counter() - t0
+    stop.training()
     if start == 0 and config.eval.every and evaluates:
       # The untrained generator's metrics: the baseline every later evaluation is compared with.
       initial = evaluate(0)
@@ -354,8 +431,9 @@ def train(config: ConfigDict, workdir: str) -> None:
         if interval_steps and elapsed > 0:
           means["steps_per_sec"] = interval_steps / elapsed
           means["images_per_sec"] = interval_images / elapsed
-        if compile_s is not None and n_acc and step - n_acc == start:
+        if compile_s is not None and first_row:
           means["compile_s"] = compile_s
+          first_row = False
         if getattr(ds.source, "skipped", None):   # image files that could not be decoded (this process)
           means["data_skipped"] = len(ds.source.skipped)
         means.update(eval_metrics)
@@ -376,7 +454,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       if step % config.ckpt_every == 0 or step == config.total_steps or stopping:
         if acc is not None:   # never save a state that a NaN or Inf reached: the last good one stays
           check_finite(jax.device_get(acc), step, n_acc, saved_at)
-        ckpt.save(step, state, data_iter)
+        ckpt.save(step, state, data_iter, log=interval_record(acc, n_acc))
         saved_at = step
       overhead += time.perf_counter() - t_side
       if stopping:
@@ -410,6 +488,24 @@ def state_megabytes(state) -> tuple[float, float]:
   device = jax.local_devices()[0]
   held = sum(sh.data.nbytes for x in leaves for sh in x.addressable_shards if sh.device == device)
   return total / 2**20, held / 2**20
+
+
+def interval_record(acc: dict | None, n: int) -> dict:
+  """The open logging interval as JSON: the summed step metrics (values exact: float32 and int32
+  numbers are exact in JSON's doubles) and the number of steps."""
+  if acc is None:
+    return {"steps": 0, "sums": {}}
+  host = jax.device_get(acc)
+  return {"steps": n, "sums": {k: {"dtype": str(np.asarray(v).dtype), "value": np.asarray(v).tolist()}
+                               for k, v in host.items()}}
+
+
+def open_interval(record: dict | None, mesh) -> tuple[dict | None, int]:
+  """(acc, n) of `interval_record`'s output, replicated over the mesh as the step's metrics are."""
+  if not record or not record.get("steps"):
+    return None, 0
+  acc = {k: parallel.replicate(np.asarray(v["value"], v["dtype"]), mesh) for k, v in record["sums"].items()}
+  return acc, int(record["steps"])
 
 
 def interval_means(sums: dict, n: int, last: dict) -> dict:
