@@ -104,11 +104,29 @@ class Checkpointer:
     except (FileNotFoundError, ValueError, KeyError):
       return False
 
+  def unreadable(self, step: int) -> str | None:
+    """None when the state of `step` reads back whole (its metadata and every array, restored as saved
+    onto one local device, whatever the current config); else one line saying what failed."""
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+      meta = self._mngr.item_metadata(step)["state"]
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), meta,
+                            is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
+      jax.block_until_ready(self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))))
+      return None
+    except Exception as e:  # noqa: BLE001 - any failure to read back is damage
+      text = " ".join(str(e).split())
+      return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+    finally:
+      absl_logging.set_verbosity(verbosity)
+
   def restore_log(self, step: int) -> dict | None:
     """The logging interval saved with `step` (None for checkpoints written without one)."""
     try:
       return self._mngr.restore(step, args=ocp.args.Composite(log=ocp.args.JsonRestore())).log
-    except (FileNotFoundError, ValueError, KeyError):
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
       return None
 
   def wait(self) -> None:
@@ -129,6 +147,19 @@ def _read_only(path: str) -> bool:
     return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
   except OSError:
     return False
+
+
+def move_aside(directory: str, step: int) -> str:
+  """Moves checkpoint `step` of `directory` to directory/damaged/<step> (never deleted; a second
+  damaged copy of the same step gets a suffix) and returns where it went."""
+  target = os.path.join(directory, "damaged", str(step))
+  n = 1
+  while os.path.exists(target):
+    target = os.path.join(directory, "damaged", f"{step}.{n}")
+    n += 1
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  os.rename(os.path.join(directory, str(step)), target)
+  return target
 
 
 def abstract_like(state: Any) -> Any:

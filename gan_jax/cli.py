@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from absl import flags
 from ml_collections import ConfigDict
 
-from gan_jax.errors import CheckpointWriteError, ConfigError, TrainingDiverged
+from gan_jax.errors import CheckpointDamaged, CheckpointWriteError, ConfigError, TrainingDiverged
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 
@@ -179,7 +179,7 @@ def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None,
       raise
     print(f"error: {_one_line(e)}", file=sys.stderr)
     return 2
-  except (TrainingDiverged, CheckpointWriteError) as e:
+  except (TrainingDiverged, CheckpointWriteError, CheckpointDamaged) as e:
     if debug:
       raise
     print(f"error: {_one_line(e)}", file=sys.stderr)

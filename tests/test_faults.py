@@ -245,3 +245,84 @@ def test_an_empty_tfds_split_is_a_config_error():
   c.name = "cifar10"
   with tfds.testing.mock_data(num_examples=0), pytest.raises(ConfigError, match="split 'train' is empty"):
     build_dataset(c)
+
+
+# --- Damaged checkpoints -------------------------------------------------------------------------------
+# The files Orbax writes for a checkpoint step: array data (the OCDBT data files), array metadata
+# (the tree's _METADATA, per-process array metadata, the OCDBT manifest), the checkpoint's metadata,
+# and grain's data-iterator state.
+ARRAY_DATA, ARRAY_METADATA = "state/d/*", "state/_METADATA"
+def _truncate(path: str) -> None:
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def _garbage(path: str) -> None:
+  with open(path, "wb") as f:
+    f.write(b"\x00not what Orbax wrote\x00" * 8)
+
+
+DAMAGES = {"truncate": _truncate, "delete": os.remove, "garbage": _garbage}
+
+
+def _damage(workdir: str, step: int, pattern: str, how: str) -> str:
+  import glob
+  files = sorted(glob.glob(os.path.join(workdir, "checkpoints", str(step), pattern)))
+  assert files, pattern
+  DAMAGES[how](files[0])
+  return files[0]
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+  """A copy of the finished 50-step run (checkpoints 25 and 50) to damage."""
+  import shutil
+  target = str(tmp_path / "run")
+  shutil.copytree(trained_run, target)
+  return target
+
+
+@pytest.mark.parametrize("pattern,how", [(ARRAY_DATA, "truncate"), (ARRAY_DATA, "delete"), (ARRAY_DATA, "garbage"),
+                                         (ARRAY_METADATA, "truncate"), (ARRAY_METADATA, "delete"),
+                                         (ARRAY_METADATA, "garbage"), ("state/manifest.ocdbt", "delete"),
+                                         ("state/array_metadatas/process_0", "garbage")])
+def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_one_before_is_used(run_copy, pattern, how, capsys):
+  """sample.py, evaluate.py and translate.py read runs through load_run, as the trainer's restore:
+  the damaged step goes to checkpoints/damaged/50 (kept, not deleted) with a warning naming it."""
+  from gan_jax.train import loop
+  _damage(run_copy, 50, pattern, how)
+  *_, step = loop.load_run(run_copy)
+  assert step == 25
+  assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["50"]
+  assert "50" not in os.listdir(os.path.join(run_copy, "checkpoints"))
+  err = capsys.readouterr().err
+  assert "warning: checkpoint step 50 is damaged (" in err and "moved to" in err
+
+
+def test_damage_that_no_read_touches_is_not_damage(run_copy):
+  """The checkpoint-level metadata and the array sharding file are not needed to read the state back:
+  garbage there leaves the checkpoint in use."""
+  from gan_jax.train import loop
+  _damage(run_copy, 50, "_CHECKPOINT_METADATA", "garbage")
+  _damage(run_copy, 50, "state/_sharding", "garbage")
+  assert loop.load_run(run_copy)[-1] == 50
+
+
+def test_training_resumes_from_the_newest_intact_checkpoint_and_none_intact_is_one_line(run_copy):
+  """train.py on a run whose newest checkpoint lost an array file resumes from step 25 (exit 0); the
+  data-iterator state of a checkpoint in garbage is recomputed from the step with a warning; when no
+  checkpoint is intact: exit 1, one line naming them, the damaged ones kept."""
+  _damage(run_copy, 50, ARRAY_DATA, "truncate")
+  _damage(run_copy, 25, "data/process_0-of-1.json", "garbage")
+  r = run_script("train.py", "--config", RUNLOCAL, "--workdir", run_copy, "--config.total_steps=30")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "checkpoint step 50 is damaged" in r.stderr and "resuming at step 25" in r.stderr
+  assert "the data position in" in r.stderr and "follows from the step (25)" in r.stderr
+  assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["50"]
+  for step in (25, 30):
+    _damage(run_copy, step, ARRAY_METADATA, "garbage")
+  r = run_script("sample.py", "--workdir", run_copy, "--num", "4", "--out", os.path.join(run_copy, "x.png"))
+  assert r.returncode == 1, r.stderr[-3000:]
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: no intact checkpoint in") and "step 30 damaged" in last and "step 25 damaged" in last
+  assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["25", "30", "50"]

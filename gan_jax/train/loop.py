@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Callable
 
 import jax
 import numpy as np
@@ -20,10 +21,10 @@ from ml_collections import ConfigDict
 from gan_jax import config as config_lib
 from gan_jax import logging as logs
 from gan_jax import parallel
-from gan_jax.checkpoint import Checkpointer, abstract_like
+from gan_jax.checkpoint import Checkpointer, abstract_like, move_aside
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
-from gan_jax.errors import ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
+from gan_jax.errors import CheckpointDamaged, ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
 from gan_jax.metrics.evaluation import BestTracker, Evaluator, check_best
 from gan_jax.metrics.features import round_batch
 from gan_jax.metrics.fid import parse_metrics
@@ -227,39 +228,56 @@ def _train(config: ConfigDict, workdir: str, stop: _StopFlag) -> None:
         sharding, np.stack([b[k] for b in local]).reshape(*lead, *local[0][k].shape),
         (*lead, gan.data_batch, *local[0][k].shape[1:])) for k in local[0]}
 
-  #### One live run per workdir (process 0 holds DIR/lock; a dead holder releases it).
+  #### One live run per workdir (process 0 holds DIR/lock; a dead holder releases it). A ConfigError
+  # (exit 2) from here on leaves the workdir as it was (`WorkdirLock.undo`).
   lock = WorkdirLock(workdir)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  had_checkpoints = os.path.isdir(ckpt_dir)
   if is_main:
     lock.acquire()
+  try:
+    _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_key, is_main, evaluator, best_mode,
+         data_iter, next_batch, ckpt_dir)
+  except ConfigError:
+    if is_main:
+      if not had_checkpoints and os.path.isdir(ckpt_dir) and not os.listdir(ckpt_dir):
+        os.rmdir(ckpt_dir)
+      lock.undo()
+    raise
+  finally:
+    lock.release()
+
+
+def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_key, is_main, evaluator, best_mode,
+         data_iter, next_batch, ckpt_dir) -> None:
+  """The run once its workdir is locked: state, workdir files, the loop (see `train`)."""
   #### State: initialized in its shardings (sharding.*), or restored from the newest checkpoint.
   init = init.lower(init_key).compile()
   parallel.meet("init")   # every process compiled: the collectives that follow start together
   state = init(init_key)
   best_ckpt = progress = None
   tracing = False
-  ckpt_dir = os.path.join(workdir, "checkpoints")
   if is_main:
     for path in interrupted_writes(ckpt_dir):
       print(f"gan_jax: warning: ignoring {path}, a checkpoint write that never completed (the run was "
             "stopped during it); it is left in place and never loaded", file=sys.stderr)
-  ckpt = Checkpointer(ckpt_dir, keep=config.ckpt.keep)
+  ckpt, latest, restored = restore_newest(ckpt_dir, config.ckpt.keep, abstract_like(state),
+                                          lambda step, e: incompatible_resume_message(workdir, config, step, e))
   try:
-    latest = ckpt.latest_step()
     if latest is not None:
-      abstract = abstract_like(state)
-      if not ckpt.fits(latest, abstract):
-        raise ConfigError(incompatible_resume_message(workdir, config, latest, None))
-      try:
-        state = ckpt.restore(latest, abstract)
-      except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
+      state = restored
     elif gan.warm_start_from:   # a fresh run that starts from another run's state (StackGAN's Stage II)
       state = gan.warm_start(state, load_run(gan.warm_start_from)[5])
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
     if latest is not None and not ckpt.restore_data(latest, data_iter):
-      # Saved by another number of processes: every process has read batches_per_step local
-      # batches per step of the same global order (data/pipeline.py): the position follows.
+      # Saved by another number of processes (or its data item unreadable): every process has read
+      # batches_per_step local batches per step of the same global order (data/pipeline.py): the
+      # position follows from the step.
       data_iter.set_state({"next_index": gan.data_position(start)})
+      own = os.path.join(ckpt_dir, str(latest), "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+      if os.path.exists(own):
+        print(f"gan_jax: warning: the data position in {own} is unreadable; it follows from the step "
+              f"({start}) instead", file=sys.stderr)
 
     #### Workdir files, written once the run is known to be valid.
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -477,7 +495,6 @@ def _train(config: ConfigDict, workdir: str, stop: _StopFlag) -> None:
     ckpt.close()
     if best_ckpt is not None:
       best_ckpt.close()
-    lock.release()
 
 
 def state_megabytes(state) -> tuple[float, float]:
@@ -584,15 +601,60 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   ckpt = Checkpointer(ckpt_dir, keep=1 if best else config.ckpt.keep)
   try:
     steps = ckpt.all_steps()
-    if not steps:
-      raise ConfigError(f"no checkpoint in {ckpt_dir}; train first")
-    step = steps[-1] if step is None else step
-    if step not in steps:
-      raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
-    shapes = jax.eval_shape(init, init_key)
-    abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes,
-                            state_shardings(config, mesh, shapes))
-    state = ckpt.restore(step, abstract)
   finally:
     ckpt.close()
+  if not steps:
+    raise ConfigError(f"no checkpoint in {ckpt_dir}; train first")
+  if step is not None and step not in steps:
+    raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
+  shapes = jax.eval_shape(init, init_key)
+  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes,
+                          state_shardings(config, mesh, shapes))
+  ckpt, step, state = restore_newest(ckpt_dir, 1 if best else config.ckpt.keep, abstract,
+                                     lambda s, e: incompatible_resume_message(workdir, config, s, e), step)
+  ckpt.close()
   return config, spec, modes, gan, mesh, state, step
+
+
+def restore_newest(ckpt_dir: str, keep: int | None, abstract, mismatch: Callable[[int, Exception | None], str],
+                   step: int | None = None) -> tuple[Checkpointer, int | None, object]:
+  """(checkpointer, step, state) of the newest checkpoint of `ckpt_dir` that reads back whole, or of
+  `step`; (checkpointer, None, None) when there is none. Each candidate is verified by its restore,
+  which reads every array. A damaged one (unreadable metadata or array data: `Checkpointer.unreadable`)
+  is moved to ckpt_dir/damaged/<step> with a warning naming it and what is wrong, and the next older
+  one is tried; none intact (or `step` damaged): CheckpointDamaged (exit 1) naming them. A checkpoint
+  that reads back whole but not into `abstract` belongs to another config: ConfigError(mismatch(step, e))."""
+  moved = []
+  while True:
+    ckpt = Checkpointer(ckpt_dir, keep=keep)
+    steps = ckpt.all_steps()
+    if not steps or (step is not None and step not in steps):
+      if moved:
+        ckpt.close()
+        raise CheckpointDamaged(f"no intact checkpoint in {ckpt_dir}: {'; '.join(moved)}; start over with a new "
+                                "--workdir (the damaged ones are kept there)")
+      return ckpt, None, None
+    candidate = steps[-1] if step is None else step
+    if not ckpt.fits(candidate, abstract):
+      ckpt.close()
+      raise ConfigError(mismatch(candidate, None))
+    try:
+      return ckpt, candidate, ckpt.restore(candidate, abstract)
+    except Exception as e:  # noqa: BLE001 - damaged, or another config's: told apart below
+      why = ckpt.unreadable(candidate)
+      if why is None:
+        ckpt.close()
+        raise ConfigError(mismatch(candidate, e)) from None
+    try:
+      ckpt.close()
+    except Exception:  # noqa: BLE001 - a failed restore may leave Orbax's async writer complaining
+      pass
+    if step is not None:
+      raise CheckpointDamaged(f"checkpoint step {step} in {ckpt_dir} is damaged ({why}); pick another --step "
+                              f"({', '.join(str(s) for s in steps if s != step) or 'none left'})")
+    if jax.process_index() == 0:
+      where = move_aside(ckpt_dir, candidate)
+      print(f"gan_jax: warning: checkpoint step {candidate} is damaged ({why}); moved to {where}, trying the "
+            "next older one", file=sys.stderr)
+    parallel.meet(f"damaged{candidate}")
+    moved.append(f"step {candidate} damaged ({why})")
