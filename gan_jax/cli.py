@@ -35,7 +35,14 @@ def load_experiment_module(path: str) -> types.ModuleType:
                       + ", ".join(f"experiments/{n}.py" for n in experiment_names()))
   module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except ConfigError:
+    raise
+  except SyntaxError as e:
+    raise ConfigError(f"config file {path!r} does not parse: {e.msg} (line {e.lineno})") from None
+  except Exception as e:  # noqa: BLE001 - an experiment file is the user's code
+    raise ConfigError(f"config file {path!r} fails when loaded: {type(e).__name__}: {e}") from None
   return module
 
 
@@ -45,7 +52,15 @@ def load_experiment(spec: str) -> ConfigDict:
   module = load_experiment_module(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {path!r} has no get_config(arg) function")
-  return module.get_config(arg or None)
+  try:
+    config = module.get_config(arg or None)
+  except ConfigError:
+    raise
+  except Exception as e:  # noqa: BLE001 - an experiment file is the user's code
+    raise ConfigError(f"{path}: get_config({arg or None!r}) failed: {type(e).__name__}: {e}") from None
+  if not isinstance(config, ConfigDict):
+    raise ConfigError(f"{path}: get_config({arg or None!r}) returned {type(config).__name__}, not a ConfigDict")
+  return config
 
 
 def _override_keys(argv: Sequence[str], flag: str) -> list[str]:

@@ -236,8 +236,10 @@ def _train(config: ConfigDict, workdir: str, stop: _StopFlag) -> None:
   if is_main:
     lock.acquire()
   try:
-    _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_key, is_main, evaluator, best_mode,
-         data_iter, next_batch, ckpt_dir)
+    finished_before = _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_key, is_main,
+                           evaluator, best_mode, data_iter, next_batch, ckpt_dir)
+    if finished_before and is_main:
+      lock.undo()   # a rerun of a finished run changes nothing, its lock file included
   except ConfigError:
     if is_main:
       if not had_checkpoints and os.path.isdir(ckpt_dir) and not os.listdir(ckpt_dir):
@@ -249,8 +251,9 @@ def _train(config: ConfigDict, workdir: str, stop: _StopFlag) -> None:
 
 
 def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_key, is_main, evaluator, best_mode,
-         data_iter, next_batch, ckpt_dir) -> None:
-  """The run once its workdir is locked: state, workdir files, the loop (see `train`)."""
+         data_iter, next_batch, ckpt_dir) -> bool:
+  """The run once its workdir is locked: state, workdir files, the loop (see `train`). True when the
+  run had already reached total_steps: then nothing is written."""
   #### State: initialized in its shardings (sharding.*), or restored from the newest checkpoint.
   init = init.lower(init_key).compile()
   parallel.meet("init")   # every process compiled: the collectives that follow start together
@@ -269,6 +272,11 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
     elif gan.warm_start_from:   # a fresh run that starts from another run's state (StackGAN's Stage II)
       state = gan.warm_start(state, load_run(gan.warm_start_from)[5])
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
+    if latest is not None and start >= config.total_steps:
+      if is_main:
+        print(f"gan_jax: {workdir} is finished (step {start}, total_steps {config.total_steps}); nothing to do, "
+              f"nothing changed. To train on, rerun with --config.total_steps=N for an N > {start}", file=sys.stderr)
+      return True
     if latest is not None and not ckpt.restore_data(latest, data_iter):
       # Saved by another number of processes (or its data item unreadable): every process has read
       # batches_per_step local batches per step of the same global order (data/pipeline.py): the
@@ -481,12 +489,20 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
                 file=sys.stderr)
         break
 
-    if config.sample_every and step == start:  # nothing left to train: still leave a grid
-      write_samples(step)
     if is_main:
       logs.save_loss_curves(metrics_path, os.path.join(workdir, "loss_curves.png"))
+      record_progress(workdir, start, step, config.total_steps)
     if writer is not None:
       writer.close()
+    if progress is not None:   # closed first: the last line says where the outputs are
+      progress.close()
+      progress = None
+    if is_main and step == config.total_steps:
+      grid = os.path.join(workdir, "samples", f"step_{step:08d}.png")
+      shown = f"samples {grid}, " if os.path.exists(grid) else ""
+      print(f"gan_jax: done, step {step}: {shown}curves {os.path.join(workdir, 'loss_curves.png')}, metrics "
+            f"{metrics_path}, checkpoint {os.path.join(ckpt_dir, str(step))}", file=sys.stderr)
+    return False
   finally:
     if tracing:
       jax.profiler.stop_trace()
@@ -495,6 +511,26 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
     ckpt.close()
     if best_ckpt is not None:
       best_ckpt.close()
+
+
+def record_progress(workdir: str, start: int, step: int, total_steps: int) -> None:
+  """DIR/run.json: the step the run has reached and the steps each invocation trained ([start, end],
+  a continuation being one more), so a run's outputs say what was trained whatever config.json's
+  total_steps (scripts/compare.py reads it)."""
+  path = os.path.join(workdir, "run.json")
+  record = {"step": step, "total_steps": total_steps, "segments": []}
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        record["segments"] = [seg for seg in json.load(f)["segments"] if seg[1] <= start]
+    except (OSError, ValueError, KeyError, TypeError):
+      pass
+  if step > start:
+    record["segments"].append([start, step])
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(record, f)
+  os.replace(tmp, path)
 
 
 def state_megabytes(state) -> tuple[float, float]:
