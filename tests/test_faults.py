@@ -326,3 +326,69 @@ def test_training_resumes_from_the_newest_intact_checkpoint_and_none_intact_is_o
   last = r.stderr.strip().splitlines()[-1]
   assert last.startswith("error: no intact checkpoint in") and "step 30 damaged" in last and "step 25 damaged" in last
   assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["25", "30", "50"]
+
+
+# --- The smaller breaks of the contract ----------------------------------------------------------------
+
+def test_damaged_metrics_lines_are_kept_aside_with_a_warning(tmp_path, capsys):
+  path = str(tmp_path / "metrics.jsonl")
+  with open(path, "w") as f:
+    f.write('{"step": 1, "d_loss": 0.5}\n{"step": 2, "d_lo\x00ss": garbage\n{"step": 3, "d_loss": 0.25}\n'
+            '{"step": 4, "d_loss": 0.1}\n{"step": 5, "d_lo')
+  logs.truncate_jsonl(path, 3)
+  assert [r["step"] for r in read_jsonl(path)] == [1, 3]
+  with open(path + ".damaged") as f:
+    assert f.read() == '{"step": 2, "d_lo\x00ss": garbage\n'   # the torn last line (no newline) is not kept
+  assert "1 damaged line(s) of" in capsys.readouterr().err
+
+
+def test_the_changed_keys_message_names_only_keys_that_shape_the_state(tmp_path):
+  from gan_jax import cli
+  from gan_jax.train import loop
+  config = cli.load_experiment(RUNLOCAL)
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(config.to_dict(), f)
+  changed = cli.load_experiment(RUNLOCAL)
+  changed.total_steps, changed.log_every, changed.model.g_width = 7, 3, 8
+  message = loop.incompatible_resume_message(str(tmp_path), changed, 50, None)
+  assert "(changed keys: model.g_width (16 -> 8));" in message and "total_steps" not in message
+
+
+def test_a_divergence_before_any_checkpoint_says_so():
+  import numpy as np
+
+  from gan_jax.errors import TrainingDiverged
+  from gan_jax.train import loop
+  with pytest.raises(TrainingDiverged, match=r"d_loss became NaN or Inf within steps \(0, 10\]; no checkpoint was "
+                     "saved yet"):
+    loop.check_finite({"d_loss": np.nan, "g_loss": 1.0}, 10, 10, None)
+  with pytest.raises(TrainingDiverged, match=r"the last checkpoint \(step 20\) is intact"):
+    loop.check_finite({"d_loss": np.inf}, 30, 10, 20)
+
+
+def test_a_grey_folder_keeps_one_channel_and_a_bad_folder_is_one_error_line(tmp_path, capsys):
+  import numpy as np
+  from PIL import Image
+
+  from gan_jax.config import base_config
+  from gan_jax.data import build_dataset
+  from gan_jax.errors import ConfigError
+  grey = tmp_path / "grey"
+  grey.mkdir()
+  for i in range(3):
+    Image.fromarray(np.full((20, 20), 40 * i, np.uint8)).save(grey / f"{i}.png")
+  c = base_config().data
+  c.update(name="folder", path=str(grey), resolution=16, channels=0)
+  assert build_dataset(c).spec.shape == (16, 16, 1)
+  Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(grey / "rgb.png")
+  assert build_dataset(c).spec.shape == (16, 16, 3)   # mixed: RGB
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  (bad / "a.png").write_bytes(b"not an image")
+  full = (grey / "0.png").read_bytes()
+  (bad / "b.png").write_bytes(full[:40])
+  c.update(path=str(bad), channels=1)
+  capsys.readouterr()
+  with pytest.raises(ConfigError, match="no usable image under data.path"):
+    build_dataset(c)
+  assert capsys.readouterr().err == ""

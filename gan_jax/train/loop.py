@@ -5,6 +5,7 @@ shardings -> checkpoint restore -> compiled step -> loop (log, evaluate, sample,
 """
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import os
@@ -579,8 +580,9 @@ def check_finite(sums: dict, step: int, n_steps: int, saved_at: int | None) -> N
   no checkpoint ever holds a diverged state."""
   bad = [k for k, v in sums.items() if not np.all(np.isfinite(np.asarray(v, np.float64)))]
   if bad:
-    raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps ({step - n_steps}, {step}]; "
-                           f"the last checkpoint (step {saved_at}) is intact")
+    kept = (f"the last checkpoint (step {saved_at}) is intact" if saved_at is not None else
+            "no checkpoint was saved yet (lower the learning rate or set nan_policy=skip, then rerun)")
+    raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps ({step - n_steps}, {step}]; {kept}")
 
 
 def build_evaluator(config: ConfigDict, ds: Dataset, mesh, num_classes: int = 0):
@@ -604,6 +606,13 @@ def build_evaluator(config: ConfigDict, ds: Dataset, mesh, num_classes: int = 0)
   return evaluator, mode
 
 
+# Keys a resumed run may change (they shape nothing in the state): never named as the cause of a
+# checkpoint that does not fit.
+SHAPE_FREE = ("total_steps", "log_every", "ckpt_every", "sample_every", "ckpt.*", "sample.*", "eval.*", "wandb.*",
+              "profile_steps", "data.num_threads", "data.download", "data.data_dir", "data.path*", "nan_policy",
+              "optim.*.lr*", "optim.*.b2_final", "sharding.*")
+
+
 def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, error: Exception | None) -> str:
   """One line for a checkpoint that does not fit the new config, naming the keys that changed."""
   old_path = os.path.join(workdir, "config.json")
@@ -613,7 +622,7 @@ def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, err
       old = config_lib.flatten(json.load(f))
     new = config_lib.flatten(config.to_dict())
     changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k)]
+               if old.get(k) != new.get(k) and not any(fnmatch.fnmatchcase(k, p) for p in SHAPE_FREE)]
   detail = f"changed keys: {', '.join(changed)}" if changed else (type(error).__name__ if error else "other shapes")
   return (f"the checkpoint at step {step} in {workdir} does not fit this config ({detail}); "
           "rerun with the original config or use a new --workdir")
