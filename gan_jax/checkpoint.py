@@ -22,7 +22,7 @@ class Checkpointer:
   def __init__(self, directory: str, keep: int, async_save: bool = True):
     self.directory = os.path.abspath(directory)
     self._mngr = ocp.CheckpointManager(
-        self.directory, item_names=("state", "data"),
+        self.directory, item_names=("state", "data", "log"),
         # Registered up front so the state's metadata (shapes) can be read before a restore.
         item_handlers={"state": ocp.StandardCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
@@ -50,11 +50,15 @@ class Checkpointer:
     if free < need + (64 << 10):
       raise self._failed(step, f"{free / 2**20:.2f} MB free, a checkpoint needs about {need / 2**20:.2f} MB")
 
-  def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None) -> None:
+  def save(self, step: int, state: Any, data_iter: grain.DatasetIterator | None, log: dict | None = None) -> None:
+    """`log`: the trainer's open logging interval (JSON), so a resumed run's next metrics.jsonl row
+    is the uninterrupted run's."""
     self.check_writable(step, state)
     items = {"state": ocp.args.StandardSave(state)}
     if data_iter is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    if log is not None:
+      items["log"] = ocp.args.JsonSave(log)
     try:   # also reports a failure of the previous asynchronous write, which save() waits for
       self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
     except (OSError, ValueError, RuntimeError) as e:
@@ -100,6 +104,31 @@ class Checkpointer:
     except (FileNotFoundError, ValueError, KeyError):
       return False
 
+  def unreadable(self, step: int) -> str | None:
+    """None when the state of `step` reads back whole (its metadata and every array, restored as saved
+    onto one local device, whatever the current config); else one line saying what failed."""
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+      meta = self._mngr.item_metadata(step)["state"]
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), meta,
+                            is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
+      jax.block_until_ready(self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))))
+      return None
+    except Exception as e:  # noqa: BLE001 - any failure to read back is damage
+      text = " ".join(str(e).split())
+      return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+    finally:
+      absl_logging.set_verbosity(verbosity)
+
+  def restore_log(self, step: int) -> dict | None:
+    """The logging interval saved with `step` (None for checkpoints written without one)."""
+    try:
+      return self._mngr.restore(step, args=ocp.args.Composite(log=ocp.args.JsonRestore())).log
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+      return None
+
   def wait(self) -> None:
     self._mngr.wait_until_finished()
 
@@ -118,6 +147,19 @@ def _read_only(path: str) -> bool:
     return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
   except OSError:
     return False
+
+
+def move_aside(directory: str, step: int) -> str:
+  """Moves checkpoint `step` of `directory` to directory/damaged/<step> (never deleted; a second
+  damaged copy of the same step gets a suffix) and returns where it went."""
+  target = os.path.join(directory, "damaged", str(step))
+  n = 1
+  while os.path.exists(target):
+    target = os.path.join(directory, "damaged", f"{step}.{n}")
+    n += 1
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  os.rename(os.path.join(directory, str(step)), target)
+  return target
 
 
 def abstract_like(state: Any) -> Any:

@@ -5,6 +5,7 @@ input (one line on stderr, no traceback), 1 anything else.
 """
 from __future__ import annotations
 
+import argparse
 import glob
 import importlib.util
 import os
@@ -16,7 +17,7 @@ from typing import Callable, Sequence
 from absl import flags
 from ml_collections import ConfigDict
 
-from gan_jax.errors import CheckpointWriteError, ConfigError, TrainingDiverged
+from gan_jax.errors import CheckpointDamaged, CheckpointWriteError, ConfigError, TrainingDiverged
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 
@@ -34,7 +35,14 @@ def load_experiment_module(path: str) -> types.ModuleType:
                       + ", ".join(f"experiments/{n}.py" for n in experiment_names()))
   module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except ConfigError:
+    raise
+  except SyntaxError as e:
+    raise ConfigError(f"config file {path!r} does not parse: {e.msg} (line {e.lineno})") from None
+  except Exception as e:  # noqa: BLE001 - an experiment file is the user's code
+    raise ConfigError(f"config file {path!r} fails when loaded: {type(e).__name__}: {e}") from None
   return module
 
 
@@ -44,7 +52,15 @@ def load_experiment(spec: str) -> ConfigDict:
   module = load_experiment_module(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {path!r} has no get_config(arg) function")
-  return module.get_config(arg or None)
+  try:
+    config = module.get_config(arg or None)
+  except ConfigError:
+    raise
+  except Exception as e:  # noqa: BLE001 - an experiment file is the user's code
+    raise ConfigError(f"{path}: get_config({arg or None!r}) failed: {type(e).__name__}: {e}") from None
+  if not isinstance(config, ConfigDict):
+    raise ConfigError(f"{path}: get_config({arg or None!r}) returned {type(config).__name__}, not a ConfigDict")
+  return config
 
 
 def _override_keys(argv: Sequence[str], flag: str) -> list[str]:
@@ -112,24 +128,99 @@ def _own_flags() -> list[str]:
           if module in ("__main__", sys.argv[0]) or os.sep + "scripts" + os.sep in module for f in fs]
 
 
-def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> int:
-  """Runs fn(argv) and maps failures to exit codes."""
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse for the scripts with free-form arguments (launch, soak, augment_grid), with the contract of
+  `main`: -h prints the docstring, the flags and the examples; a bad argument is one `error:` line and
+  exit 2; a call without arguments prints the usage with exit 2 when a flag is required."""
+
+  def __init__(self, doc: str, examples: Sequence[str] = ()):
+    super().__init__(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None)
+
+  def error(self, message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+  def parse_args(self, args=None, namespace=None):
+    args = sys.argv[1:] if args is None else args
+    if not args and any(a.required for a in self._actions):
+      self.print_help(sys.stderr)
+      sys.exit(2)
+    return super().parse_args(args, namespace)
+
+
+def usage(module: types.ModuleType, examples: Sequence[str] = ()) -> str:
+  """A script's help: its docstring (usage and what it does), each flag with its one-line help and
+  default, and examples."""
+  lines = [(module.__doc__ or "").strip(), "", "flags:"]
+  for name in sorted(set(_own_flags())):
+    flag = flags.FLAGS[name]
+    default = "" if flag.default in (None, "", False) else f" (default: {flag.default})"
+    lines.append(f"  --{name}: {(flag.help or '').splitlines()[0]}{default}")
+  lines.append("  --debug: show the Python traceback of an error (or set GAN_JAX_DEBUG=1)")
+  if examples:
+    lines += ["", "examples:", *(f"  {e}" for e in examples)]
+  return "\n".join(lines)
+
+
+def _one_line(e: BaseException) -> str:
+  text = " ".join(str(e).split()) or type(e).__name__
+  return text if len(text) <= 400 else text[:397] + "..."
+
+
+def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None,
+         examples: Sequence[str] = (), bare_ok: bool = False) -> int:
+  """Runs fn(argv) and maps every failure to one `error:` line on stderr and an exit code: 2 for bad
+  configuration, input or paths (ConfigError, a path that cannot be a file or folder), 1 for anything
+  else. `--debug` (or GAN_JAX_DEBUG=1) lets the traceback through. `-h`/`--help` prints the usage,
+  the flags and `examples` (exit 0); a call without arguments prints the usage (exit 2), unless
+  `bare_ok` (scripts whose every flag has a default that does the documented thing)."""
   import errno
 
-
   argv = list(sys.argv if argv is None else argv)
+  debug = "--debug" in argv or os.environ.get("GAN_JAX_DEBUG") == "1"
+  argv = [a for a in argv if a != "--debug"]
+  module = sys.modules.get(getattr(fn, "__module__", "__main__")) or sys.modules["__main__"]
+  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+    print(usage(module, examples))
+    return 0
+  if len(argv) == 1 and not bare_ok:
+    print(usage(module, examples), file=sys.stderr)
+    return 2
   try:
     fn(argv)
   except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except (TrainingDiverged, CheckpointWriteError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  except OSError as e:
-    if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+    if debug:
       raise
-    print(f"error: cannot write {e.filename or 'a file'}: {e.strerror}; files written so far are intact: free "
-          "space or fix the folder, then rerun the same command", file=sys.stderr)
+    print(f"error: {_one_line(e)}", file=sys.stderr)
+    return 2
+  except (TrainingDiverged, CheckpointWriteError, CheckpointDamaged) as e:
+    if debug:
+      raise
+    print(f"error: {_one_line(e)}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    if debug:
+      raise
+    print("error: interrupted (a second Ctrl-C): nothing was saved since the last checkpoint; rerun the same "
+          "command to resume from it", file=sys.stderr)
+    return 130
+  except OSError as e:
+    if debug:
+      raise
+    if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+      print(f"error: cannot write {e.filename or 'a file'}: {e.strerror}; files written so far are intact: free "
+            "space or fix the folder, then rerun the same command", file=sys.stderr)
+      return 1
+    if isinstance(e, (NotADirectoryError, IsADirectoryError, FileExistsError, FileNotFoundError)) and e.filename:
+      print(f"error: cannot use {e.filename}: {e.strerror}; give a path that is (or can be made) the folder or "
+            "file the flag asks for", file=sys.stderr)
+      return 2
+    print(f"error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
+    return 1
+  except Exception as e:  # noqa: BLE001 - the command-line contract: one line, never a traceback
+    if debug:
+      raise
+    print(f"error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
     return 1
   return 0

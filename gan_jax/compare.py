@@ -127,8 +127,17 @@ def run_dirs(dirs: Sequence[str]) -> list[str]:
 
 
 def load_run(workdir: str) -> Run:
+  """A workdir's config (with `trained_steps`, the step it reached, from DIR/run.json when the trainer
+  wrote one: a continued or stopped run is labelled by what it trained) and metrics."""
   with open(os.path.join(workdir, "config.json")) as f:
     config = flatten(json.load(f))
+  progress = os.path.join(workdir, "run.json")
+  if os.path.exists(progress):
+    try:
+      with open(progress) as f:
+        config["trained_steps"] = int(json.load(f)["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+      pass
   return Run(workdir, config, read_metrics(os.path.join(workdir, "metrics.jsonl")),
              int(config.get("population", 1) or 1))
 

@@ -16,3 +16,7 @@ class TrainingDiverged(RuntimeError):
 
 class CheckpointWriteError(RuntimeError):
   """A checkpoint or another workdir file could not be written (exit 1, one line)."""
+
+
+class CheckpointDamaged(RuntimeError):
+  """No intact checkpoint is left to resume from, or the one asked for is damaged (exit 1, one line)."""

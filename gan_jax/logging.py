@@ -17,18 +17,28 @@ from PIL import Image
 
 def truncate_jsonl(path: str, step: int, keep: Callable[[dict], bool] | None = None) -> None:
   """Drops the rows of a JSON-lines file whose "step" is after `step` (except those `keep`
-  accepts) and any torn line, atomically: what a resumed run rewrites is never duplicated."""
+  accepts), atomically: what a resumed run rewrites is never duplicated. A line that is not a row
+  (torn by a kill, or damaged) is never dropped silently: it is appended to PATH.damaged with a
+  warning (the rows after `step` are rebuilt by the resumed run; a damaged earlier row stays only
+  there). A torn last line (no newline: the process died writing it) is dropped without one."""
   if not os.path.exists(path):
     return
-  kept = []
+  kept, damaged = [], []
   with open(path) as f:
-    for line in f:
-      try:
-        row = json.loads(line)
-        if row["step"] <= step or (keep is not None and keep(row)):
-          kept.append(line if line.endswith("\n") else line + "\n")
-      except (json.JSONDecodeError, KeyError, TypeError):
-        continue  # a torn last line from a killed run
+    lines = f.readlines()
+  for i, line in enumerate(lines):
+    try:
+      row = json.loads(line)
+      if row["step"] <= step or (keep is not None and keep(row)):
+        kept.append(line if line.endswith("\n") else line + "\n")
+    except (json.JSONDecodeError, KeyError, TypeError):
+      if not (i == len(lines) - 1 and not line.endswith("\n")):
+        damaged.append(line if line.endswith("\n") else line + "\n")
+  if damaged:
+    with open(path + ".damaged", "a") as f:
+      f.writelines(damaged)
+    print(f"gan_jax: warning: {len(damaged)} damaged line(s) of {path} moved to {path}.damaged; the rows after "
+          f"step {step} are written again by this run", file=sys.stderr)
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.writelines(kept)

@@ -29,9 +29,15 @@ class WorkdirLock:
   def __init__(self, workdir: str):
     self.path = os.path.join(workdir, "lock")
     self._fd: int | None = None
+    self._before: bytes | None = None   # the lock file's content before this run, None if it had none
+    self._made_dir = False
 
   def acquire(self) -> None:
+    self._made_dir = not os.path.isdir(os.path.dirname(self.path))
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    if os.path.exists(self.path):
+      with open(self.path, "rb") as f:
+        self._before = f.read()
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -45,6 +51,22 @@ class WorkdirLock:
                              "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
     os.fsync(fd)
     self._fd = fd
+
+  def undo(self) -> None:
+    """Releases the lock and leaves the workdir as it was before `acquire` (a run that stops with exit 2
+    touches nothing): the lock file's old content back, or no lock file; a workdir this run created
+    removed when nothing else is in it."""
+    if self._fd is None:
+      return
+    if self._before is None:
+      os.unlink(self.path)
+    else:
+      os.ftruncate(self._fd, 0)
+      os.pwrite(self._fd, self._before, 0)
+    self.release()
+    workdir = os.path.dirname(self.path)
+    if self._made_dir and os.path.isdir(workdir) and not os.listdir(workdir):
+      os.rmdir(workdir)
 
   def release(self) -> None:
     if self._fd is not None:

@@ -10,7 +10,6 @@ Rows: p = 0, 0.2, 0.4, 0.6, 0.8, 1 (`--p`); columns: independent draws of the sa
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -34,16 +33,24 @@ def source_image(kind: str, size: int) -> np.ndarray:
   return im / 127.5 - 1.0
 
 
+EXAMPLES = (
+    "python scripts/augment_grid.py --out docs/augment/ada_grid.png",
+    "python scripts/augment_grid.py --name diffaugment --out docs/augment/diffaugment_grid.png",
+)
+
+
 def main(argv=None) -> int:
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--out", required=True)
-  ap.add_argument("--name", default="ada", choices=("ada", "diffaugment"))
-  ap.add_argument("--pipeline", default="")
-  ap.add_argument("--p", default="0,0.2,0.4,0.6,0.8,1")
-  ap.add_argument("--draws", type=int, default=8)
-  ap.add_argument("--size", type=int, default=64)
-  ap.add_argument("--image", default="photo", choices=("photo", "digits"))
-  ap.add_argument("--seed", type=int, default=0)
+  from gan_jax import cli
+
+  ap = cli.ArgumentParser(__doc__, EXAMPLES)
+  ap.add_argument("--out", required=True, help="the PNG to write")
+  ap.add_argument("--name", default="ada", choices=("ada", "diffaugment"), help="the augmentation")
+  ap.add_argument("--pipeline", default="", help="its pipeline (augment.pipeline); default per --name")
+  ap.add_argument("--p", default="0,0.2,0.4,0.6,0.8,1", help="probabilities, one row each")
+  ap.add_argument("--draws", type=int, default=8, help="independent draws per row")
+  ap.add_argument("--size", type=int, default=64, help="image size in pixels")
+  ap.add_argument("--image", default="photo", choices=("photo", "digits"), help="the source image")
+  ap.add_argument("--seed", type=int, default=0, help="seed of the draws")
   args = ap.parse_args(argv)
 
   import jax

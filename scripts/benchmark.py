@@ -199,6 +199,12 @@ def print_fid(r: dict) -> None:
     print(f"ratio jax / torch: {fmt(r['ratios'])}")
 
 
+EXAMPLES = (
+    'python scripts/benchmark.py --model dcgan --resolution 64 --batch 64',
+    'python scripts/benchmark.py --experiments dcgan_digits,r3gan_cifar10',
+)
+
+
 def main(argv):
   a = parse(argv[1:])
   if a.dump_hlo:   # read when the XLA backend starts, which has not happened yet
@@ -252,4 +258,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES, bare_ok=True))

@@ -20,6 +20,12 @@ flags.DEFINE_string("out", None, "report directory (created)")
 flags.DEFINE_list("metrics", None, "comma-separated metrics (default: the standard ones logged)")
 
 
+EXAMPLES = (
+    'python scripts/compare.py runs/ring8_losses --out runs/ring8_losses/report',
+    'python scripts/compare.py runs/a runs/b --out report --metrics modes_covered,reverse_kl',
+)
+
+
 def main(argv):
   cli.parse_flags(argv, config_flag="_none", required=("out",))
   dirs = flags.FLAGS(list(argv))[1:]  # the positional arguments (flags are already parsed)
@@ -32,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES))

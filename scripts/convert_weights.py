@@ -73,6 +73,12 @@ def convert(kind: str, path: str, out_dir: str) -> str:
   return out
 
 
+EXAMPLES = (
+    'python scripts/convert_weights.py',
+    'python scripts/convert_weights.py --inception pt_inception-2015-12-05-6726825d.pth --vgg16 vgg16-397923af.pth',
+)
+
+
 def main(argv):
   cli.parse_flags(argv, config_flag="_none")
   f = flags.FLAGS
@@ -91,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES, bare_ok=True))

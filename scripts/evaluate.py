@@ -41,6 +41,12 @@ flags.DEFINE_integer("image_size", 299, "Inception input size (299 for comparabl
 flags.DEFINE_bool("progress", True, "show progress bars")
 
 
+EXAMPLES = (
+    'python scripts/evaluate.py --workdir runs/r3gan --metrics fid,kid --num 10000',
+    'python scripts/evaluate.py --workdir runs/r3gan --best --ref refs/cifar10_train.npz',
+)
+
+
 def main(argv):
   cli.parse_flags(argv, config_flag="_none", required=("workdir",))
   f = flags.FLAGS
@@ -101,4 +107,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES))

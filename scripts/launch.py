@@ -13,28 +13,28 @@ terminal, the others' in --log_dir); `slurm` runs `srun` (inside an allocation, 
 prints the commands, with their environment, one per line, and runs nothing. Exit code: the
 first failing process's.
 """
-import argparse
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gan_jax import launch  # noqa: E402
+from gan_jax import cli, launch  # noqa: E402
 from gan_jax.errors import ConfigError  # noqa: E402
 
-
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):   # one line and exit 2, as every script here
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+EXAMPLES = (
+    "python scripts/launch.py --backend local --num_processes 2 --devices_per_process 2 -- train.py "
+    "--config experiments/dcgan_digits.py:runlocal --workdir runs/two_hosts",
+    "python scripts/launch.py --backend slurm --nodes 4 --gpus_per_node 8 --dry-run -- train.py "
+    "--config experiments/biggan_imagenet128.py --workdir /shared/runs/biggan",
+)
 
 
 def main() -> int:
   argv = sys.argv[1:]
   command = argv[argv.index("--") + 1:] if "--" in argv else []
   own = argv[:argv.index("--")] if "--" in argv else argv
-  p = _Parser(description=__doc__.splitlines()[0])
+  p = cli.ArgumentParser(__doc__, EXAMPLES)
   p.add_argument("--backend", required=True, choices=launch.BACKENDS)
   p.add_argument("--num_processes", type=int, default=2, help="local: processes")
   p.add_argument("--devices_per_process", type=int, default=1, help="local: simulated CPU devices per process")
@@ -47,6 +47,9 @@ def main() -> int:
   p.add_argument("--project", default="", help="tpu-vm: GCP project")
   p.add_argument("--repo_dir", default="", help="tpu-vm: the repository's folder on the workers (default: this one's)")
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true", help="print the commands only")
+  if not argv:
+    p.print_help(sys.stderr)
+    return 2
   a = p.parse_args(own)
   try:
     processes = launch.plan(a.backend, command, num_processes=a.num_processes,

@@ -38,6 +38,12 @@ flags.DEFINE_integer("image_size", 299, "Inception input size (299 for comparabl
 flags.DEFINE_bool("progress", True, "show a progress bar")
 
 
+EXAMPLES = (
+    'python scripts/ref_stats.py --data tfds --tfds_name cifar10 --split train --out refs/cifar10_train.npz',
+    'python scripts/ref_stats.py --data folder --path images --resolution 64 --split train --out refs/mine.npz',
+)
+
+
 def main(argv):
   cli.parse_flags(argv, config_flag="_none", required=("data", "out"))
   f = flags.FLAGS
@@ -77,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES))

@@ -30,6 +30,12 @@ flags.DEFINE_float("truncation", None, "truncation trick in (0, 1] (default: the
 flags.DEFINE_integer("label", None, "conditional models: draw every sample from this class")
 
 
+EXAMPLES = (
+    'python scripts/sample.py --workdir runs/dcgan_digits --num 64 --out grid.png',
+    'python scripts/sample.py --workdir runs/dcgan_digits --num 1000 --out samples.npy --step 1000',
+)
+
+
 def main(argv):
   cli.parse_flags(argv, config_flag="_none", required=("workdir", "out"))
   f = flags.FLAGS
@@ -85,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES))

@@ -2,20 +2,24 @@
 then check that the finished run equals an uninterrupted one.
 
   python scripts/soak.py [--config experiments/dcgan_digits.py:runlocal] [--kills 20] [--steps 200]
-                         [--ckpt_every 5] [--seed 0] [--root DIR] [--set KEY=VALUE ...]
+                         [--ckpt_every N] [--log_every M] [--sigterm 0.3] [--seed 0] [--root DIR]
+                         [--set KEY=VALUE ...]
 
 Runs `scripts/train.py` once without interruption (DIR/reference, which also gives the time per
 step), then again (DIR/soak) with `--kills` kill -9s, each at a uniformly random moment within
 the next 4 checkpoint intervals after the trainer's "starting"/"resuming" line (compilation
 included), so they land during compilation, steps, asynchronous checkpoint writes, sample and
-metric writing alike; the same command is rerun after each kill, as a user would. At the end
+metric writing alike; a fraction `--sigterm` of them are SIGTERMs instead (the trainer saves the
+step it is in, wherever it falls, and exits 0). `--ckpt_every` and `--log_every` are drawn from
+`--seed` independently (3..12 and 2..15) unless given, so checkpoints and the intervals that
+metrics.jsonl rows average over do not line up. The same command is rerun after each kill, as a
+user would. At the end
 every leaf of the final train state (G, D, EMA, optimizer states, step) and every metrics.jsonl
 value must equal the reference run's (exit 0), and metrics.jsonl must have no torn or repeated
 line; otherwise exit 1 with what differs. Prints how many kills hit a run in progress, how many
 left an interrupted checkpoint write behind, and the wall time. Not part of the test suite
 (minutes to hours); tests/test_faults.py runs it with a few kills.
 """
-import argparse
 import json
 import os
 import random
@@ -33,9 +37,7 @@ sys.path.insert(0, ROOT)
 def train_command(a, workdir: str) -> list[str]:
   cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", a.config, "--workdir", workdir,
          f"--config.total_steps={a.steps}", f"--config.ckpt_every={a.ckpt_every}",
-         # metrics.jsonl rows are means over log intervals: aligned with the checkpoints, a resumed
-         # run's rows cover the same steps as the uninterrupted run's
-         f"--config.log_every={a.ckpt_every}", "--config.wandb.mode=disabled"]
+         f"--config.log_every={a.log_every}", "--config.wandb.mode=disabled"]
   return cmd + [f"--config.{kv}" for kv in a.set]
 
 
@@ -64,7 +66,8 @@ def run_to_end(cmd: list[str], log: str) -> float:
 
 
 def killed_run(cmd: list[str], log: str, step_s: float, a, rng: random.Random) -> str:
-  """Starts `cmd`, kills it with SIGKILL at a random moment of its run; 'killed' or 'finished'."""
+  """Starts `cmd`, stops it at a random moment of its run with SIGKILL (or, a fraction `--sigterm` of
+  the time, SIGTERM: it saves and exits 0); 'killed', 'terminated' or 'finished'."""
   offset = os.path.getsize(log) if os.path.exists(log) else 0
   with open(log, "a") as err:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
@@ -79,6 +82,11 @@ def killed_run(cmd: list[str], log: str, step_s: float, a, rng: random.Random) -
     if proc.returncode != 0:
       sys.exit(f"soak: the run failed by itself with exit {proc.returncode}; see {log}")
     return "finished"
+  if rng.random() < a.sigterm:
+    proc.send_signal(signal.SIGTERM)
+    if proc.wait() != 0:
+      sys.exit(f"soak: the run exited {proc.returncode} after a SIGTERM; see {log}")
+    return "terminated"
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   return "killed"
@@ -121,20 +129,34 @@ def compare(reference: str, soak: str) -> list[str]:
   return problems
 
 
+EXAMPLES = (
+    "python scripts/soak.py --kills 30 --steps 200",
+    "python scripts/soak.py --kills 20 --steps 200 --ckpt_every 5 --seed 1 --root runs/soak1",
+)
+
+
 def main() -> int:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--config", default=os.path.join(ROOT, "experiments", "dcgan_digits.py") + ":runlocal")
-  p.add_argument("--kills", type=int, default=20)
-  p.add_argument("--steps", type=int, default=200)
-  p.add_argument("--ckpt_every", type=int, default=5)
+  from gan_jax import cli
+
+  p = cli.ArgumentParser(__doc__, EXAMPLES)
+  p.add_argument("--config", default=os.path.join(ROOT, "experiments", "dcgan_digits.py") + ":runlocal",
+                 help="the experiment to train")
+  p.add_argument("--kills", type=int, default=20, help="kill -9s during the run")
+  p.add_argument("--steps", type=int, default=200, help="total_steps of both runs")
+  p.add_argument("--ckpt_every", type=int, default=None, help="checkpoint interval (default: drawn, 3..12)")
+  p.add_argument("--log_every", type=int, default=None, help="metrics.jsonl interval (default: drawn, 2..15)")
+  p.add_argument("--sigterm", type=float, default=0.3, help="fraction of the kills that are SIGTERMs")
   p.add_argument("--seed", type=int, default=0, help="seed of the kill times")
-  p.add_argument("--root", default=os.path.join("runs", "soak"))
+  p.add_argument("--root", default=os.path.join("runs", "soak"), help="folder of the two runs")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config overrides")
   a = p.parse_args()
-  if a.kills < 0 or a.steps < 1 or a.ckpt_every < 1:
-    print("error: --kills must be >= 0, --steps and --ckpt_every >= 1", file=sys.stderr)
-    return 2
   rng = random.Random(a.seed)
+  a.ckpt_every = rng.randint(3, 12) if a.ckpt_every is None else a.ckpt_every
+  a.log_every = rng.randint(2, 15) if a.log_every is None else a.log_every
+  if a.kills < 0 or a.steps < 1 or a.ckpt_every < 1 or a.log_every < 1 or not 0 <= a.sigterm <= 1:
+    print("error: --kills must be >= 0, --steps, --ckpt_every and --log_every >= 1, --sigterm in [0, 1]",
+          file=sys.stderr)
+    return 2
   reference, soak = os.path.join(a.root, "reference"), os.path.join(a.root, "soak")
   if os.path.exists(soak):
     shutil.rmtree(soak)
@@ -155,8 +177,9 @@ def main() -> int:
       break
   run_to_end(train_command(a, soak), log)
   problems = compare(reference, soak)
-  summary = {"kills": outcomes.count("killed"), "finished_before_kill": outcomes.count("finished"),
-             "interrupted_checkpoint_writes": len(interrupted), "steps": a.steps, "ckpt_every": a.ckpt_every,
+  summary = {"kills": outcomes.count("killed"), "sigterms": outcomes.count("terminated"),
+             "finished_before_kill": outcomes.count("finished"), "interrupted_checkpoint_writes": len(interrupted),
+             "steps": a.steps, "ckpt_every": a.ckpt_every, "log_every": a.log_every,
              "soak_wall_s": round(time.monotonic() - t1, 1), "equal_to_reference": not problems}
   print(json.dumps(summary))
   for line in problems[:20]:

@@ -33,6 +33,12 @@ flags.DEFINE_multi_string("launch", [], "argument for scripts/launch.py, e.g. --
 flags.DEFINE_string("wandb_export", None, "write a `wandb sweep` configuration of this sweep to FILE and exit")
 
 
+EXAMPLES = (
+    'python scripts/sweep.py --config experiments/ring8.py:runlocal --sweep losses_population --root runs/ring8_losses',
+    'python scripts/sweep.py --config experiments/ring8.py:runlocal --sweep losses --root runs/ring8 --dry_run',
+)
+
+
 def main(argv):
   cli.parse_flags(argv, config_flag="_none", required=("config", "sweep", "root"))
   f = flags.FLAGS
@@ -61,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES))

@@ -20,6 +20,12 @@ config_flags.DEFINE_config_file("config", None, "experiment file[:args]", lock_c
 flags.DEFINE_string("workdir", None, "run directory (created; reused to resume)")
 
 
+EXAMPLES = (
+    'python scripts/train.py --config experiments/dcgan_digits.py --workdir runs/dcgan_digits',
+    'python scripts/train.py --config experiments/r3gan_cifar10.py:runlocal --workdir runs/r3gan --config.seed=1',
+)
+
+
 def main(argv):
   config = cli.parse_flags(argv, required=("config", "workdir"))
   workdir = flags.FLAGS.workdir
@@ -35,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES))

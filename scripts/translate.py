@@ -26,6 +26,12 @@ flags.DEFINE_integer("step", None, "checkpoint step (default: the newest)")
 flags.DEFINE_integer("batch", 16, "images per forward pass")
 
 
+EXAMPLES = (
+    'python scripts/translate.py --workdir runs/cyclegan --input photos --out translated',
+    'python scripts/translate.py --workdir runs/cyclegan --input zebras --out horses --direction b2a',
+)
+
+
 def main(argv):
   cli.parse_flags(argv, config_flag="_none", required=("workdir", "input", "out"))
   f = flags.FLAGS
@@ -81,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main))
+  sys.exit(cli.main(main, examples=EXAMPLES))

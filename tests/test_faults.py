@@ -64,16 +64,19 @@ def test_second_run_refuses_a_live_workdir_and_a_killed_run_leaves_it_free(tmp_p
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
-  """scripts/soak.py with 3 kills (seeded times) and a checkpoint every 2 steps: the final state
-  and every metrics.jsonl value equal the uninterrupted run's; no torn or repeated line."""
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), "--kills", "3", "--steps", "40",
-                      "--ckpt_every", "2", "--seed", "1", "--root", str(tmp_path / "soak"),
+  """scripts/soak.py with 4 kills (seeded times, half of them SIGTERMs), a checkpoint every 3 steps and a
+  metrics.jsonl row every 5: the final state and every metrics.jsonl value equal the uninterrupted
+  run's; no torn or repeated line."""
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), "--kills", "4", "--steps", "40",
+                      "--ckpt_every", "3", "--log_every", "5", "--sigterm", "0.5", "--seed", "1",
+                      "--root", str(tmp_path / "soak"),
                       "--set", "sample_every=10"],
                      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}, cwd=ROOT,
                      capture_output=True, text=True, timeout=900)
   assert r.returncode == 0, r.stdout + r.stderr[-3000:]
   summary = json.loads(r.stdout.strip().splitlines()[-1])
-  assert summary["equal_to_reference"] and summary["kills"] + summary["finished_before_kill"] >= 1
+  assert summary["equal_to_reference"]
+  assert summary["kills"] + summary["sigterms"] + summary["finished_before_kill"] >= 1
 
 
 class _FailingRun:
@@ -242,3 +245,150 @@ def test_an_empty_tfds_split_is_a_config_error():
   c.name = "cifar10"
   with tfds.testing.mock_data(num_examples=0), pytest.raises(ConfigError, match="split 'train' is empty"):
     build_dataset(c)
+
+
+# --- Damaged checkpoints -------------------------------------------------------------------------------
+# The files Orbax writes for a checkpoint step: array data (the OCDBT data files), array metadata
+# (the tree's _METADATA, per-process array metadata, the OCDBT manifest), the checkpoint's metadata,
+# and grain's data-iterator state.
+ARRAY_DATA, ARRAY_METADATA = "state/d/*", "state/_METADATA"
+def _truncate(path: str) -> None:
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def _garbage(path: str) -> None:
+  with open(path, "wb") as f:
+    f.write(b"\x00not what Orbax wrote\x00" * 8)
+
+
+DAMAGES = {"truncate": _truncate, "delete": os.remove, "garbage": _garbage}
+
+
+def _damage(workdir: str, step: int, pattern: str, how: str) -> str:
+  import glob
+  files = sorted(glob.glob(os.path.join(workdir, "checkpoints", str(step), pattern)))
+  assert files, pattern
+  DAMAGES[how](files[0])
+  return files[0]
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+  """A copy of the finished 50-step run (checkpoints 25 and 50) to damage."""
+  import shutil
+  target = str(tmp_path / "run")
+  shutil.copytree(trained_run, target)
+  return target
+
+
+@pytest.mark.parametrize("pattern,how", [(ARRAY_DATA, "truncate"), (ARRAY_DATA, "delete"), (ARRAY_DATA, "garbage"),
+                                         (ARRAY_METADATA, "truncate"), (ARRAY_METADATA, "delete"),
+                                         (ARRAY_METADATA, "garbage"), ("state/manifest.ocdbt", "delete"),
+                                         ("state/array_metadatas/process_0", "garbage")])
+def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_one_before_is_used(run_copy, pattern, how, capsys):
+  """sample.py, evaluate.py and translate.py read runs through load_run, as the trainer's restore:
+  the damaged step goes to checkpoints/damaged/50 (kept, not deleted) with a warning naming it."""
+  from gan_jax.train import loop
+  _damage(run_copy, 50, pattern, how)
+  *_, step = loop.load_run(run_copy)
+  assert step == 25
+  assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["50"]
+  assert "50" not in os.listdir(os.path.join(run_copy, "checkpoints"))
+  err = capsys.readouterr().err
+  assert "warning: checkpoint step 50 is damaged (" in err and "moved to" in err
+
+
+def test_damage_that_no_read_touches_is_not_damage(run_copy):
+  """The checkpoint-level metadata and the array sharding file are not needed to read the state back:
+  garbage there leaves the checkpoint in use."""
+  from gan_jax.train import loop
+  _damage(run_copy, 50, "_CHECKPOINT_METADATA", "garbage")
+  _damage(run_copy, 50, "state/_sharding", "garbage")
+  assert loop.load_run(run_copy)[-1] == 50
+
+
+def test_training_resumes_from_the_newest_intact_checkpoint_and_none_intact_is_one_line(run_copy):
+  """train.py on a run whose newest checkpoint lost an array file resumes from step 25 (exit 0); the
+  data-iterator state of a checkpoint in garbage is recomputed from the step with a warning; when no
+  checkpoint is intact: exit 1, one line naming them, the damaged ones kept."""
+  _damage(run_copy, 50, ARRAY_DATA, "truncate")
+  _damage(run_copy, 25, "data/process_0-of-1.json", "garbage")
+  r = run_script("train.py", "--config", RUNLOCAL, "--workdir", run_copy, "--config.total_steps=30")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "checkpoint step 50 is damaged" in r.stderr and "resuming at step 25" in r.stderr
+  assert "the data position in" in r.stderr and "follows from the step (25)" in r.stderr
+  assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["50"]
+  for step in (25, 30):
+    _damage(run_copy, step, ARRAY_METADATA, "garbage")
+  r = run_script("sample.py", "--workdir", run_copy, "--num", "4", "--out", os.path.join(run_copy, "x.png"))
+  assert r.returncode == 1, r.stderr[-3000:]
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: no intact checkpoint in") and "step 30 damaged" in last and "step 25 damaged" in last
+  assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["25", "30", "50"]
+
+
+# --- The smaller breaks of the contract ----------------------------------------------------------------
+
+def test_damaged_metrics_lines_are_kept_aside_with_a_warning(tmp_path, capsys):
+  path = str(tmp_path / "metrics.jsonl")
+  with open(path, "w") as f:
+    f.write('{"step": 1, "d_loss": 0.5}\n{"step": 2, "d_lo\x00ss": garbage\n{"step": 3, "d_loss": 0.25}\n'
+            '{"step": 4, "d_loss": 0.1}\n{"step": 5, "d_lo')
+  logs.truncate_jsonl(path, 3)
+  assert [r["step"] for r in read_jsonl(path)] == [1, 3]
+  with open(path + ".damaged") as f:
+    assert f.read() == '{"step": 2, "d_lo\x00ss": garbage\n'   # the torn last line (no newline) is not kept
+  assert "1 damaged line(s) of" in capsys.readouterr().err
+
+
+def test_the_changed_keys_message_names_only_keys_that_shape_the_state(tmp_path):
+  from gan_jax import cli
+  from gan_jax.train import loop
+  config = cli.load_experiment(RUNLOCAL)
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(config.to_dict(), f)
+  changed = cli.load_experiment(RUNLOCAL)
+  changed.total_steps, changed.log_every, changed.model.g_width = 7, 3, 8
+  message = loop.incompatible_resume_message(str(tmp_path), changed, 50, None)
+  assert "(changed keys: model.g_width (16 -> 8));" in message and "total_steps" not in message
+
+
+def test_a_divergence_before_any_checkpoint_says_so():
+  import numpy as np
+
+  from gan_jax.errors import TrainingDiverged
+  from gan_jax.train import loop
+  with pytest.raises(TrainingDiverged, match=r"d_loss became NaN or Inf within steps \(0, 10\]; no checkpoint was "
+                     "saved yet"):
+    loop.check_finite({"d_loss": np.nan, "g_loss": 1.0}, 10, 10, None)
+  with pytest.raises(TrainingDiverged, match=r"the last checkpoint \(step 20\) is intact"):
+    loop.check_finite({"d_loss": np.inf}, 30, 10, 20)
+
+
+def test_a_grey_folder_keeps_one_channel_and_a_bad_folder_is_one_error_line(tmp_path, capsys):
+  import numpy as np
+  from PIL import Image
+
+  from gan_jax.config import base_config
+  from gan_jax.data import build_dataset
+  from gan_jax.errors import ConfigError
+  grey = tmp_path / "grey"
+  grey.mkdir()
+  for i in range(3):
+    Image.fromarray(np.full((20, 20), 40 * i, np.uint8)).save(grey / f"{i}.png")
+  c = base_config().data
+  c.update(name="folder", path=str(grey), resolution=16, channels=0)
+  assert build_dataset(c).spec.shape == (16, 16, 1)
+  Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(grey / "rgb.png")
+  assert build_dataset(c).spec.shape == (16, 16, 3)   # mixed: RGB
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  (bad / "a.png").write_bytes(b"not an image")
+  full = (grey / "0.png").read_bytes()
+  (bad / "b.png").write_bytes(full[:40])
+  c.update(path=str(bad), channels=1)
+  capsys.readouterr()
+  with pytest.raises(ConfigError, match="no usable image under data.path"):
+    build_dataset(c)
+  assert capsys.readouterr().err == ""

@@ -58,6 +58,34 @@ def test_resume_is_exact(load_config, tmp_path):
     assert ra["d_loss"] == rb["d_loss"] and ra["g_loss"] == rb["g_loss"]
 
 
+TIMING = ("steps_per_sec", "images_per_sec", "compile_s")
+
+
+def _rows_without_timing(workdir):
+  return [{k: v for k, v in r.items() if k not in TIMING} for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))]
+
+
+def test_logs_after_a_stop_between_log_steps_equal_an_uninterrupted_run(load_config, tmp_path, monkeypatch):
+  """A stop request (SIGTERM, Ctrl-C) at step 7 with log_every 4 and ckpt_every 5: the checkpoint
+  keeps the open logging interval (steps 5-7), so the resumed run's step-8 row averages steps 5-8
+  as the uninterrupted run's does: metrics.jsonl equal row for row and value for value (the timing
+  keys aside), and the final states equal."""
+  common = {"ckpt_every": 5, "log_every": 4, "sample_every": 0, "total_steps": 12, "ema.halflife_kimg": 0.5}
+  loop.train(_digits_config(load_config, **common), str(tmp_path / "straight"))
+  with monkeypatch.context() as m:
+    m.setattr(loop._StopFlag, "__call__", lambda self, step: step == 7)
+    loop.train(_digits_config(load_config, **common), str(tmp_path / "stopped"))
+  assert sorted(os.listdir(tmp_path / "stopped" / "checkpoints")) == ["5", "7"]
+  assert [r["step"] for r in read_jsonl(str(tmp_path / "stopped" / "metrics.jsonl"))] == [4]
+  loop.train(_digits_config(load_config, **common), str(tmp_path / "stopped"))
+  straight, resumed = _rows_without_timing(tmp_path / "straight"), _rows_without_timing(tmp_path / "stopped")
+  assert [r["step"] for r in straight] == [4, 8, 12]
+  assert resumed == straight
+  states = [loop.load_run(str(tmp_path / name))[5] for name in ("straight", "stopped")]
+  for x, y in zip(_flat(states[0]), _flat(states[1]), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
 def _losses(workdir):
   return np.array([[r["d_loss"], r["g_loss"]] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))])
 

@@ -88,9 +88,24 @@ class FolderSource:
 
 @DATASETS.register("folder")
 def folder(c: ConfigDict) -> Dataset:
-  channels = c.channels or 3
+  """`data.channels` 0 keeps the folder's own layout: grey when every image is (its first 64, by their
+  headers), else RGB."""
+  channels = c.channels or (own_channels(list_images(c.path)) if c.path and os.path.isdir(c.path) else 3)
   return Dataset(folder_source(c.path, channels, c.resolution), transform=dict,
                  spec=DataSpec("image", (c.resolution, c.resolution, channels)))
+
+
+def own_channels(files: list[str], probe: int = 64) -> int:
+  """1 when the readable images among the first `probe` files are all single-channel (PIL modes L, I,
+  F, 1), else 3."""
+  modes = set()
+  for f in files[:probe]:
+    try:
+      with Image.open(f) as im:
+        modes.add(im.mode)
+    except (OSError, ValueError, SyntaxError):
+      continue
+  return 1 if modes and modes <= {"L", "I", "I;16", "F", "1"} else 3
 
 
 def folder_source(path: str, channels: int, resolution: int, key: str = "data.path") -> FolderSource:
@@ -106,12 +121,12 @@ def folder_source(path: str, channels: int, resolution: int, key: str = "data.pa
   if not files:
     raise ConfigError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {key} {path!r}")
   good = [f for f in files if readable_header(f)]
-  if good and len(good) < len(files):
-    bad = sorted(set(files) - set(good))
-    print(f"gan_jax: skipped {len(bad)} of {len(files)} files under {path} that are not readable images "
-          f"(e.g. {bad[0]})", file=sys.stderr)
   # Fail now, not at step 1, when no file can be decoded at all (stops at the first that can).
   if not any(_decodes(f, channels) for f in good):
     raise ConfigError(f"no usable image under {key} {path!r}: none of its {len(files)} files "
                       f"{'can be decoded' if good else 'is a readable image'} (e.g. {(good or files)[0]})")
+  if len(good) < len(files):   # said once the folder is known to be usable (an error stays one line)
+    bad = sorted(set(files) - set(good))
+    print(f"gan_jax: skipped {len(bad)} of {len(files)} files under {path} that are not readable images "
+          f"(e.g. {bad[0]})", file=sys.stderr)
   return FolderSource(good, channels, resolution)

@@ -5,12 +5,15 @@ shardings -> checkpoint restore -> compiled step -> loop (log, evaluate, sample,
 """
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import os
 import signal
 import sys
+import threading
 import time
+from typing import Callable
 
 import jax
 import numpy as np
@@ -19,10 +22,10 @@ from ml_collections import ConfigDict
 from gan_jax import config as config_lib
 from gan_jax import logging as logs
 from gan_jax import parallel
-from gan_jax.checkpoint import Checkpointer, abstract_like
+from gan_jax.checkpoint import Checkpointer, abstract_like, move_aside
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
-from gan_jax.errors import ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
+from gan_jax.errors import CheckpointDamaged, ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
 from gan_jax.metrics.evaluation import BestTracker, Evaluator, check_best
 from gan_jax.metrics.features import round_batch
 from gan_jax.metrics.fid import parse_metrics
@@ -33,21 +36,85 @@ from gan_jax.workdir import WorkdirLock, interrupted_writes
 
 
 class _StopFlag:
-  """SIGTERM -> save a checkpoint at the next step boundary and exit 0.
+  """SIGTERM or a first Ctrl-C (SIGINT) during training -> save a checkpoint at the next step
+  boundary and exit 0; a second Ctrl-C -> stop at once without saving (KeyboardInterrupt: one line,
+  exit 130). A Ctrl-C during set-up or compilation (before `training()`) stops the process at once
+  with one line, exit 130: nothing has been written yet but the lock, which the kernel releases.
+  The immediate stop reads the signal from a wakeup pipe in a thread, so it also interrupts a long
+  XLA compilation (the Python handler itself runs only between bytecodes).
 
-  With several processes JAX's preemption sync point makes every process stop at the same
-  step; with one process a signal handler sets the flag.
-  """
+  With several processes JAX's preemption sync point makes every process stop at the same step: a
+  Ctrl-C is turned into a SIGTERM to this process, which JAX's notifier sees."""
 
   def __init__(self):
     self.requested = False
+    self.interrupts = 0
+    self.in_setup = True
     self._multi = jax.process_count() > 1
+    self._previous = {}
+    if threading.current_thread() is not threading.main_thread():
+      return
     if not self._multi:
-      signal.signal(signal.SIGTERM, self._handle)
+      self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
+    self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._interrupt)
+    self._watch_setup()
+
+  def close(self) -> None:
+    """The signal handlers as they were before the run (for in-process callers)."""
+    self.in_setup = False
+    if threading.current_thread() is threading.main_thread():
+      signal.set_wakeup_fd(-1)
+      for sig, handler in self._previous.items():
+        signal.signal(sig, handler)
+
+  def _watch_setup(self) -> None:
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+      signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:   # not the main thread of the main interpreter
+      return
+
+    def watch():
+      while self.in_setup:
+        try:
+          received = os.read(read, 64)
+        except OSError:
+          return
+        if self.in_setup and signal.SIGINT in received:
+          self._abort_setup()
+
+    threading.Thread(target=watch, name="gan_jax-sigint", daemon=True).start()
+
+  @staticmethod
+  def _abort_setup() -> None:
+    print("\nerror: interrupted (Ctrl-C) during set-up or compilation; this run trained and saved nothing",
+          file=sys.stderr, flush=True)
+    os._exit(130)
+
+  def training(self) -> None:
+    """Set-up and the first compilation are over: from now on Ctrl-C is a stop request."""
+    self.in_setup = False
+    if threading.current_thread() is threading.main_thread():
+      signal.set_wakeup_fd(-1)
 
   def _handle(self, signum, frame):
     del signum, frame
     self.requested = True
+
+  def _interrupt(self, signum, frame):
+    del signum, frame
+    if self.in_setup:
+      self._abort_setup()
+    self.interrupts += 1
+    if self.interrupts > 1:
+      raise KeyboardInterrupt
+    print("\ngan_jax: stop requested (Ctrl-C): saving at the end of this step; Ctrl-C again to stop without saving",
+          file=sys.stderr, flush=True)
+    if self._multi:
+      os.kill(os.getpid(), signal.SIGTERM)
+    else:
+      self.requested = True
 
   def __call__(self, step: int) -> bool:
     if self._multi:
@@ -131,9 +198,17 @@ def read_data_spec(path: str) -> tuple[DataSpec, np.ndarray | None]:
 
 
 def train(config: ConfigDict, workdir: str) -> None:
-  """Trains (or resumes) the run in `workdir`; returns when done or after a SIGTERM save."""
+  """Trains (or resumes) the run in `workdir`; returns when done or after a stop request's save
+  (SIGTERM, Ctrl-C)."""
+  stop = _StopFlag()   # first, so a signal during set-up or compilation is not lost
+  try:
+    _train(config, workdir, stop)
+  finally:
+    stop.close()
+
+
+def _train(config: ConfigDict, workdir: str, stop: _StopFlag) -> None:
   #### Validation and building: nothing is written before this succeeds.
-  stop = _StopFlag()   # first, so a SIGTERM during set-up or compilation is not lost
   config_lib.validate(config)
   ds = build_dataset(config.data)
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
@@ -154,39 +229,64 @@ def train(config: ConfigDict, workdir: str) -> None:
         sharding, np.stack([b[k] for b in local]).reshape(*lead, *local[0][k].shape),
         (*lead, gan.data_batch, *local[0][k].shape[1:])) for k in local[0]}
 
-  #### One live run per workdir (process 0 holds DIR/lock; a dead holder releases it).
+  #### One live run per workdir (process 0 holds DIR/lock; a dead holder releases it). A ConfigError
+  # (exit 2) from here on leaves the workdir as it was (`WorkdirLock.undo`).
   lock = WorkdirLock(workdir)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  had_checkpoints = os.path.isdir(ckpt_dir)
   if is_main:
     lock.acquire()
+  try:
+    finished_before = _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_key, is_main,
+                           evaluator, best_mode, data_iter, next_batch, ckpt_dir)
+    if finished_before and is_main:
+      lock.undo()   # a rerun of a finished run changes nothing, its lock file included
+  except ConfigError:
+    if is_main:
+      if not had_checkpoints and os.path.isdir(ckpt_dir) and not os.listdir(ckpt_dir):
+        os.rmdir(ckpt_dir)
+      lock.undo()
+    raise
+  finally:
+    lock.release()
+
+
+def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_key, is_main, evaluator, best_mode,
+         data_iter, next_batch, ckpt_dir) -> bool:
+  """The run once its workdir is locked: state, workdir files, the loop (see `train`). True when the
+  run had already reached total_steps: then nothing is written."""
   #### State: initialized in its shardings (sharding.*), or restored from the newest checkpoint.
   init = init.lower(init_key).compile()
   parallel.meet("init")   # every process compiled: the collectives that follow start together
   state = init(init_key)
   best_ckpt = progress = None
   tracing = False
-  ckpt_dir = os.path.join(workdir, "checkpoints")
   if is_main:
     for path in interrupted_writes(ckpt_dir):
       print(f"gan_jax: warning: ignoring {path}, a checkpoint write that never completed (the run was "
             "stopped during it); it is left in place and never loaded", file=sys.stderr)
-  ckpt = Checkpointer(ckpt_dir, keep=config.ckpt.keep)
+  ckpt, latest, restored = restore_newest(ckpt_dir, config.ckpt.keep, abstract_like(state),
+                                          lambda step, e: incompatible_resume_message(workdir, config, step, e))
   try:
-    latest = ckpt.latest_step()
     if latest is not None:
-      abstract = abstract_like(state)
-      if not ckpt.fits(latest, abstract):
-        raise ConfigError(incompatible_resume_message(workdir, config, latest, None))
-      try:
-        state = ckpt.restore(latest, abstract)
-      except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(incompatible_resume_message(workdir, config, latest, e)) from None
+      state = restored
     elif gan.warm_start_from:   # a fresh run that starts from another run's state (StackGAN's Stage II)
       state = gan.warm_start(state, load_run(gan.warm_start_from)[5])
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
+    if latest is not None and start >= config.total_steps:
+      if is_main:
+        print(f"gan_jax: {workdir} is finished (step {start}, total_steps {config.total_steps}); nothing to do, "
+              f"nothing changed. To train on, rerun with --config.total_steps=N for an N > {start}", file=sys.stderr)
+      return True
     if latest is not None and not ckpt.restore_data(latest, data_iter):
-      # Saved by another number of processes: every process has read batches_per_step local
-      # batches per step of the same global order (data/pipeline.py): the position follows.
+      # Saved by another number of processes (or its data item unreadable): every process has read
+      # batches_per_step local batches per step of the same global order (data/pipeline.py): the
+      # position follows from the step.
       data_iter.set_state({"next_index": gan.data_position(start)})
+      own = os.path.join(ckpt_dir, str(latest), "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+      if os.path.exists(own):
+        print(f"gan_jax: warning: the data position in {own} is unreadable; it follows from the step "
+              f"({start}) instead", file=sys.stderr)
 
     #### Workdir files, written once the run is known to be valid.
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -285,6 +385,9 @@ def train(config: ConfigDict, workdir: str) -> None:
       progress = tqdm(total=config.total_steps, initial=start, unit="step", dynamic_ncols=True,
                       mininterval=1.0, file=sys.stderr)
     acc, n_acc, interval_start, interval_steps, compile_s = None, 0, None, 0, None
+    first_row = True   # the first metrics.jsonl row of this invocation carries compile_s
+    if latest is not None:   # the logging interval that was open at the checkpoint continues
+      acc, n_acc = open_interval(ckpt.restore_log(latest), mesh)
     interval_images = 0
     overhead = 0.0   # seconds of evaluation, sampling and checkpointing, kept out of steps_per_sec
     saved_at = latest
@@ -308,6 +411,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       t0 = time.perf_counter()
       compiled_step(gan.phase_at(start), pending)
       aot_s = time.perf_counter() - t0
+    stop.training()
     if start == 0 and config.eval.every and evaluates:
       # The untrained generator's metrics: the baseline every later evaluation is compared with.
       initial = evaluate(0)
@@ -354,8 +458,9 @@ def train(config: ConfigDict, workdir: str) -> None:
         if interval_steps and elapsed > 0:
           means["steps_per_sec"] = interval_steps / elapsed
           means["images_per_sec"] = interval_images / elapsed
-        if compile_s is not None and n_acc and step - n_acc == start:
+        if compile_s is not None and first_row:
           means["compile_s"] = compile_s
+          first_row = False
         if getattr(ds.source, "skipped", None):   # image files that could not be decoded (this process)
           means["data_skipped"] = len(ds.source.skipped)
         means.update(eval_metrics)
@@ -376,7 +481,7 @@ def train(config: ConfigDict, workdir: str) -> None:
       if step % config.ckpt_every == 0 or step == config.total_steps or stopping:
         if acc is not None:   # never save a state that a NaN or Inf reached: the last good one stays
           check_finite(jax.device_get(acc), step, n_acc, saved_at)
-        ckpt.save(step, state, data_iter)
+        ckpt.save(step, state, data_iter, log=interval_record(acc, n_acc))
         saved_at = step
       overhead += time.perf_counter() - t_side
       if stopping:
@@ -385,12 +490,20 @@ def train(config: ConfigDict, workdir: str) -> None:
                 file=sys.stderr)
         break
 
-    if config.sample_every and step == start:  # nothing left to train: still leave a grid
-      write_samples(step)
     if is_main:
       logs.save_loss_curves(metrics_path, os.path.join(workdir, "loss_curves.png"))
+      record_progress(workdir, start, step, config.total_steps)
     if writer is not None:
       writer.close()
+    if progress is not None:   # closed first: the last line says where the outputs are
+      progress.close()
+      progress = None
+    if is_main and step == config.total_steps:
+      grid = os.path.join(workdir, "samples", f"step_{step:08d}.png")
+      shown = f"samples {grid}, " if os.path.exists(grid) else ""
+      print(f"gan_jax: done, step {step}: {shown}curves {os.path.join(workdir, 'loss_curves.png')}, metrics "
+            f"{metrics_path}, checkpoint {os.path.join(ckpt_dir, str(step))}", file=sys.stderr)
+    return False
   finally:
     if tracing:
       jax.profiler.stop_trace()
@@ -399,7 +512,26 @@ def train(config: ConfigDict, workdir: str) -> None:
     ckpt.close()
     if best_ckpt is not None:
       best_ckpt.close()
-    lock.release()
+
+
+def record_progress(workdir: str, start: int, step: int, total_steps: int) -> None:
+  """DIR/run.json: the step the run has reached and the steps each invocation trained ([start, end],
+  a continuation being one more), so a run's outputs say what was trained whatever config.json's
+  total_steps (scripts/compare.py reads it)."""
+  path = os.path.join(workdir, "run.json")
+  record = {"step": step, "total_steps": total_steps, "segments": []}
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        record["segments"] = [seg for seg in json.load(f)["segments"] if seg[1] <= start]
+    except (OSError, ValueError, KeyError, TypeError):
+      pass
+  if step > start:
+    record["segments"].append([start, step])
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(record, f)
+  os.replace(tmp, path)
 
 
 def state_megabytes(state) -> tuple[float, float]:
@@ -410,6 +542,24 @@ def state_megabytes(state) -> tuple[float, float]:
   device = jax.local_devices()[0]
   held = sum(sh.data.nbytes for x in leaves for sh in x.addressable_shards if sh.device == device)
   return total / 2**20, held / 2**20
+
+
+def interval_record(acc: dict | None, n: int) -> dict:
+  """The open logging interval as JSON: the summed step metrics (values exact: float32 and int32
+  numbers are exact in JSON's doubles) and the number of steps."""
+  if acc is None:
+    return {"steps": 0, "sums": {}}
+  host = jax.device_get(acc)
+  return {"steps": n, "sums": {k: {"dtype": str(np.asarray(v).dtype), "value": np.asarray(v).tolist()}
+                               for k, v in host.items()}}
+
+
+def open_interval(record: dict | None, mesh) -> tuple[dict | None, int]:
+  """(acc, n) of `interval_record`'s output, replicated over the mesh as the step's metrics are."""
+  if not record or not record.get("steps"):
+    return None, 0
+  acc = {k: parallel.replicate(np.asarray(v["value"], v["dtype"]), mesh) for k, v in record["sums"].items()}
+  return acc, int(record["steps"])
 
 
 def interval_means(sums: dict, n: int, last: dict) -> dict:
@@ -430,8 +580,9 @@ def check_finite(sums: dict, step: int, n_steps: int, saved_at: int | None) -> N
   no checkpoint ever holds a diverged state."""
   bad = [k for k, v in sums.items() if not np.all(np.isfinite(np.asarray(v, np.float64)))]
   if bad:
-    raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps ({step - n_steps}, {step}]; "
-                           f"the last checkpoint (step {saved_at}) is intact")
+    kept = (f"the last checkpoint (step {saved_at}) is intact" if saved_at is not None else
+            "no checkpoint was saved yet (lower the learning rate or set nan_policy=skip, then rerun)")
+    raise TrainingDiverged(f"{', '.join(bad)} became NaN or Inf within steps ({step - n_steps}, {step}]; {kept}")
 
 
 def build_evaluator(config: ConfigDict, ds: Dataset, mesh, num_classes: int = 0):
@@ -455,6 +606,13 @@ def build_evaluator(config: ConfigDict, ds: Dataset, mesh, num_classes: int = 0)
   return evaluator, mode
 
 
+# Keys a resumed run may change (they shape nothing in the state): never named as the cause of a
+# checkpoint that does not fit.
+SHAPE_FREE = ("total_steps", "log_every", "ckpt_every", "sample_every", "ckpt.*", "sample.*", "eval.*", "wandb.*",
+              "profile_steps", "data.num_threads", "data.download", "data.data_dir", "data.path*", "nan_policy",
+              "optim.*.lr*", "optim.*.b2_final", "sharding.*")
+
+
 def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, error: Exception | None) -> str:
   """One line for a checkpoint that does not fit the new config, naming the keys that changed."""
   old_path = os.path.join(workdir, "config.json")
@@ -464,7 +622,7 @@ def incompatible_resume_message(workdir: str, config: ConfigDict, step: int, err
       old = config_lib.flatten(json.load(f))
     new = config_lib.flatten(config.to_dict())
     changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k)]
+               if old.get(k) != new.get(k) and not any(fnmatch.fnmatchcase(k, p) for p in SHAPE_FREE)]
   detail = f"changed keys: {', '.join(changed)}" if changed else (type(error).__name__ if error else "other shapes")
   return (f"the checkpoint at step {step} in {workdir} does not fit this config ({detail}); "
           "rerun with the original config or use a new --workdir")
@@ -488,15 +646,60 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   ckpt = Checkpointer(ckpt_dir, keep=1 if best else config.ckpt.keep)
   try:
     steps = ckpt.all_steps()
-    if not steps:
-      raise ConfigError(f"no checkpoint in {ckpt_dir}; train first")
-    step = steps[-1] if step is None else step
-    if step not in steps:
-      raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
-    shapes = jax.eval_shape(init, init_key)
-    abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes,
-                            state_shardings(config, mesh, shapes))
-    state = ckpt.restore(step, abstract)
   finally:
     ckpt.close()
+  if not steps:
+    raise ConfigError(f"no checkpoint in {ckpt_dir}; train first")
+  if step is not None and step not in steps:
+    raise ConfigError(f"no checkpoint for step {step}; available: {', '.join(map(str, steps))}")
+  shapes = jax.eval_shape(init, init_key)
+  abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes,
+                          state_shardings(config, mesh, shapes))
+  ckpt, step, state = restore_newest(ckpt_dir, 1 if best else config.ckpt.keep, abstract,
+                                     lambda s, e: incompatible_resume_message(workdir, config, s, e), step)
+  ckpt.close()
   return config, spec, modes, gan, mesh, state, step
+
+
+def restore_newest(ckpt_dir: str, keep: int | None, abstract, mismatch: Callable[[int, Exception | None], str],
+                   step: int | None = None) -> tuple[Checkpointer, int | None, object]:
+  """(checkpointer, step, state) of the newest checkpoint of `ckpt_dir` that reads back whole, or of
+  `step`; (checkpointer, None, None) when there is none. Each candidate is verified by its restore,
+  which reads every array. A damaged one (unreadable metadata or array data: `Checkpointer.unreadable`)
+  is moved to ckpt_dir/damaged/<step> with a warning naming it and what is wrong, and the next older
+  one is tried; none intact (or `step` damaged): CheckpointDamaged (exit 1) naming them. A checkpoint
+  that reads back whole but not into `abstract` belongs to another config: ConfigError(mismatch(step, e))."""
+  moved = []
+  while True:
+    ckpt = Checkpointer(ckpt_dir, keep=keep)
+    steps = ckpt.all_steps()
+    if not steps or (step is not None and step not in steps):
+      if moved:
+        ckpt.close()
+        raise CheckpointDamaged(f"no intact checkpoint in {ckpt_dir}: {'; '.join(moved)}; start over with a new "
+                                "--workdir (the damaged ones are kept there)")
+      return ckpt, None, None
+    candidate = steps[-1] if step is None else step
+    if not ckpt.fits(candidate, abstract):
+      ckpt.close()
+      raise ConfigError(mismatch(candidate, None))
+    try:
+      return ckpt, candidate, ckpt.restore(candidate, abstract)
+    except Exception as e:  # noqa: BLE001 - damaged, or another config's: told apart below
+      why = ckpt.unreadable(candidate)
+      if why is None:
+        ckpt.close()
+        raise ConfigError(mismatch(candidate, e)) from None
+    try:
+      ckpt.close()
+    except Exception:  # noqa: BLE001 - a failed restore may leave Orbax's async writer complaining
+      pass
+    if step is not None:
+      raise CheckpointDamaged(f"checkpoint step {step} in {ckpt_dir} is damaged ({why}); pick another --step "
+                              f"({', '.join(str(s) for s in steps if s != step) or 'none left'})")
+    if jax.process_index() == 0:
+      where = move_aside(ckpt_dir, candidate)
+      print(f"gan_jax: warning: checkpoint step {candidate} is damaged ({why}); moved to {where}, trying the "
+            "next older one", file=sys.stderr)
+    parallel.meet(f"damaged{candidate}")
+    moved.append(f"step {candidate} damaged ({why})")
