@@ -266,8 +266,9 @@ def _stage2_config(stage1_workdir: str):
 def test_stage2_without_a_stage1_run_is_a_clear_error(tmp_path):
   from gan_jax.train.kinds import build_trainer as build_gan
   spec = DataSpec("image", (32, 32, 1), 10)
+  unset = build_gan(_stage2_config(""), spec)   # builds (a resumed or imported Stage II needs no Stage I) ...
   with pytest.raises(ConfigError, match=r"model.stage1_workdir=\(unset\): not set; Stage II needs a finished"):
-    build_gan(_stage2_config(""), spec)
+    unset.warm_start(None, lambda workdir: pytest.fail("nothing to load"))   # ... but cannot start fresh
   with pytest.raises(ConfigError, match="config.json not found; .*stackgan_cub.py:stage=1"):
     build_gan(_stage2_config(str(tmp_path / "none")), spec)
   wd = tmp_path / "s1"

@@ -270,8 +270,8 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
   try:
     if latest is not None:
       state = restored
-    elif gan.warm_start_from:   # a fresh run that starts from another run's state (StackGAN's Stage II)
-      state = gan.warm_start(state, load_run(gan.warm_start_from)[5])
+    else:   # a fresh run may start from another run's state (StackGAN's Stage II)
+      state = gan.warm_start(state, lambda other: load_run(other)[5])
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
     if latest is not None and start >= config.total_steps:
       if is_main:

@@ -21,8 +21,9 @@ samplers, the benchmark and the scripts use of it:
   data_position(done)                 pipeline batches read before `done` steps (resuming on another
                                       number of processes)
   check_devices(n_devices, n_processes)   ConfigError when the batches do not split
-  warm_start_from, warm_start(state, loaded)   a workdir whose newest state the loop loads for a fresh run
-                                      (StackGAN's Stage I), and how it enters the new state
+  warm_start(state, load)             a fresh run's start from another run (StackGAN's Stage II from its
+                                      Stage I): `load(workdir)` is the loop's, returning that run's newest
+                                      state; no kind reads a workdir itself
   sampler(mesh, chunk, truncation)    sample(params, g_vars, key, n, labels) -> np.ndarray, or None for
                                       kinds that do not generate from latents
   grid(mesh, ds, n, truncation)       grid(state, key) -> (images, columns) for DIR/samples, or None
@@ -77,7 +78,6 @@ class Trainer:
 
   batches_per_step: int = 1
   num_classes: int = 0
-  warm_start_from: str = ""
 
   def phase_at(self, done: int) -> int:
     del done
@@ -104,8 +104,8 @@ class Trainer:
   def check_devices(self, n_devices: int, n_processes: int) -> None:
     check_split(self.data_batch, n_devices, n_processes)
 
-  def warm_start(self, state: Any, loaded: Any) -> Any:
-    del loaded
+  def warm_start(self, state: Any, load: Callable[[str], Any]) -> Any:
+    del load
     return state
 
   def generator_params(self, state: Any) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -119,7 +119,7 @@ class StackGAN(Trainer):
   kl_coeff: float = 2.0
   label_classes: int = 0      # > 0: conditioned on class labels; 0: on text embeddings
   num_captions: int = 16      # text: fixed captions of the sample grids
-  warm_start_from: str = ""   # stage 2: the Stage-I run's workdir
+  stage1_workdir: str = ""    # stage 2: the Stage-I run it starts from (checked at build when given)
   nan_skip: bool = False
   batch_size: int = 2
 
@@ -179,9 +179,16 @@ class StackGAN(Trainer):
                          g_opt=self.g_tx.init(self.trainable(g_params)), d_opt=self.d_tx.init(d_all["params"]),
                          reg_state=machinery.nan_state(self.nan_skip))
 
-  def warm_start(self, state: StackGANState, loaded: StackGANState) -> StackGANState:
-    """Stage 2, a fresh run: the Stage-I generator (and class table) of `loaded`, the newest state of
-    the Stage-I run in `warm_start_from`, in place of the initial one."""
+  def warm_start(self, state: StackGANState, load: Callable[[str], Any]) -> StackGANState:
+    """Stage 2, a fresh run: the Stage-I generator (and class table) of the newest state of the Stage-I
+    run in `stage1_workdir` (`load(workdir)`, the loop's) in place of the initial one. Stage 1: the
+    state. A Stage-II run that resumes, or one imported with its Stage I (scripts/import_checkpoint.py),
+    needs no Stage-I run."""
+    if self.stage == 1:
+      return state
+    if not self.stage1_workdir:
+      raise ConfigError(_stage1_message("", "not set"))
+    loaded = load(self.stage1_workdir)
     params, g_vars = loaded.g_params, loaded.g_vars
     new_params = {**state.g_params, **{k: v for k, v in params.items() if k != "stage2"}}
     new_vars = {**state.g_vars, **{k: v for k, v in g_vars.items() if k not in ("batch_stats", "captions")}}
@@ -189,7 +196,7 @@ class StackGAN(Trainer):
     old = (state.g_params, state.g_vars)
     if jax.tree.structure(old) != jax.tree.structure((new_params, new_vars)) or any(
         a.shape != b.shape for a, b in zip(jax.tree.leaves(old), jax.tree.leaves((new_params, new_vars)))):
-      raise ConfigError(f"model.stage1_workdir={self.warm_start_from}: its Stage-I generator does not fit this "
+      raise ConfigError(f"model.stage1_workdir={self.stage1_workdir}: its Stage-I generator does not fit this "
                         "Stage-II model (z_dim, c_dim, t_dim, g_width, class embedding and data must match)")
     new_params, new_vars = jax.tree.map(lambda new, o: jax.device_put(new, o.sharding), (new_params, new_vars), old)
     return state.replace(g_params=new_params, g_vars=new_vars)
@@ -303,7 +310,7 @@ def check_stage1_workdir(workdir: str, config: ConfigDict, spec: DataSpec) -> No
 
 def build(config: ConfigDict, spec: DataSpec) -> StackGAN:
   """The StackGAN of `config` (model.name=stackgan) for data of `spec`; ConfigError for settings it
-  cannot honour or a missing Stage-I run (stage 2)."""
+  cannot honour or a Stage-I run (stage 2, `model.stage1_workdir`) that does not fit."""
   if config.loss.name != "nonsaturating":
     raise ConfigError(f"model 'stackgan' trains with loss.name=nonsaturating (the official BCE losses), "
                       f"got {config.loss.name!r}")
@@ -313,14 +320,14 @@ def build(config: ConfigDict, spec: DataSpec) -> StackGAN:
   if config.batch_size < 2:
     raise ConfigError("model 'stackgan' needs batch_size >= 2 (the mismatched pairs shift the batch by one)")
   generator, discriminator = build_models(m, spec)
-  if m.stage == 2:
+  if m.stage == 2 and m.stage1_workdir:
     check_stage1_workdir(m.stage1_workdir, config, spec)
   return StackGAN(generator=generator, discriminator=discriminator,
                   g_tx=machinery.make_optimizer(config.optim.g, halving_lr(config.optim.g.lr, m.lr_decay_steps)),
                   d_tx=machinery.make_optimizer(config.optim.d, halving_lr(config.optim.d.lr, m.lr_decay_steps)),
                   stage=m.stage, z_dim=m.z_dim, c_dim=m.c_dim, t_dim=m.t_dim, kl_coeff=m.kl_coeff,
                   label_classes=spec.num_classes, num_captions=min(m.num_captions, config.batch_size),
-                  warm_start_from=m.stage1_workdir if m.stage == 2 else "", nan_skip=config.nan_policy == "skip",
+                  stage1_workdir=m.stage1_workdir if m.stage == 2 else "", nan_skip=config.nan_policy == "skip",
                   batch_size=config.batch_size)
 
 
