@@ -13,6 +13,7 @@ records that the config sets otherwise is an error naming the key), write the wo
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Callable
 
 from gan_jax.config import ConfigError
@@ -29,7 +30,8 @@ class Imported:
   (gan_jax/train/state.py): `g_params`, `d_params`, `ema_params` (None where the file has no EMA
   generator), `g_vars`/`d_vars` (non-parameter collections, e.g. StyleGAN's W average; {} when
   none). A tree may be None when the file lacks that network: the workdir keeps our fresh
-  initialization there."""
+  initialization there. `extras`: collections that go with a parameter tree at apply time but are
+  not part of the train state, e.g. {"ema_params": {"noise_const": ...}} (StyleGAN's fixed noise)."""
   model: str
   experiment: str                         # default experiment (experiments/NAME.py[:ARGS]) for --config
   settings: dict[str, Any]
@@ -39,8 +41,10 @@ class Imported:
   ema_params: Any = None
   g_vars: dict | None = None
   d_vars: dict | None = None
+  extras: dict = dataclasses.field(default_factory=dict)   # field -> apply-time collections (not in the state)
   step: int = 0
   notes: list[str] = dataclasses.field(default_factory=list)
+  config: Any = None                      # the resolved config, set by import_checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,18 +56,23 @@ class Format:
 FORMATS: Registry[Format] = Registry("import format")
 
 
-def import_checkpoint(fmt: str, path: str, workdir: str, config_spec: str | None = None,
+def import_checkpoint(fmt: str, path: str, workdir: str, config: Any = None,
                       overrides: dict[str, Any] | None = None) -> Imported:
   """Reads `path` in format `fmt` and writes `workdir`; the command line's whole job.
 
-  config_spec: `experiments/NAME.py[:ARGS]` (default: the format's experiment); overrides: flat
-  config keys set on top (`--config.KEY=VALUE`). Raises ConfigError for a bad file, a config the
-  file contradicts, or a workdir that already holds a run."""
+  config: a ConfigDict (the command line's `--config` with its overrides), or `experiments/NAME.py[:ARGS]`
+  with flat `overrides`, or None (the format's experiment, the file's settings written in). Raises
+  ConfigError for a bad file, a config the file contradicts, or a workdir that already holds a run.
+  Returns the Imported, its `config` set to the run's."""
   from gan_jax.importers import workdir as workdir_lib
 
+  if not os.path.exists(path):
+    raise ConfigError(f"--in {path}: no such file or directory")
   imported = FORMATS.get(fmt).read(path)
-  config = workdir_lib.reconcile(imported, config_spec, overrides or {}, path)
-  workdir_lib.write(workdir, config, imported)
+  if isinstance(config, str):
+    config = workdir_lib.load_config(config, overrides)
+  imported.config = workdir_lib.reconcile(imported, config, path)
+  workdir_lib.write(workdir, imported.config, imported, path)
   return imported
 
 
