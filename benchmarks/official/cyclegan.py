@@ -61,11 +61,13 @@ def make(repo_path: str, out_dir: str) -> None:
                  "overrides": {"model.g_width": 4, "model.d_width": 4, "model.g_blocks": 6}},
       "inputs": "inputs.npz", "outputs_file": "outputs.npz",
       "outputs": [
-          {"name": "fake_B", "net": "generator", "params": "g_ab", "input": "real_A", "official": "netG_A(real_A)"},
-          {"name": "fake_A", "net": "generator", "params": "g_ba", "input": "real_B", "official": "netG_B(real_B)"},
-          {"name": "D_A_real_B", "net": "discriminator", "params": "d_b", "input": "real_B",
+          {"name": "fake_B", "net": "generator", "params": "g_params", "key": "g_ab", "inputs": ["real_A"],
+           "official": "netG_A(real_A)"},
+          {"name": "fake_A", "net": "generator", "params": "g_params", "key": "g_ba", "inputs": ["real_B"],
+           "official": "netG_B(real_B)"},
+          {"name": "D_A_real_B", "net": "discriminator", "params": "d_params", "key": "d_b", "inputs": ["real_B"],
            "official": "netD_A(real_B) (D_A judges domain B)"},
-          {"name": "D_B_real_A", "net": "discriminator", "params": "d_a", "input": "real_A",
+          {"name": "D_B_real_A", "net": "discriminator", "params": "d_params", "key": "d_a", "inputs": ["real_A"],
            "official": "netD_B(real_A) (D_B judges domain A)"}],
       "tolerance": 1e-5})
   full = _build(net, 64, 64, "resnet_9blocks")

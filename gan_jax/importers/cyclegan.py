@@ -17,12 +17,16 @@ import glob
 import os
 import re
 
+import jax
 import numpy as np
 
 from gan_jax.config import ConfigError
+from gan_jax.importers import FORMATS, Format, Imported
 from gan_jax.importers import statedict as sdm
+from gan_jax.models import DataSpec
 
 FORMAT = "cyclegan"
+EXPERIMENT = "experiments/cyclegan_horse2zebra.py"
 NETS = ("G_A", "G_B", "D_A", "D_B")
 OURS = {"G_A": ("g_params", "g_ab"), "G_B": ("g_params", "g_ba"), "D_A": ("d_params", "d_b"),
         "D_B": ("d_params", "d_a")}
@@ -62,15 +66,16 @@ def _instance_norm_buffer(sd: dict, key: str) -> bool:
 
 
 def infer(nets: dict) -> dict:
-  """The model settings the files fix (each from the first network that shows it)."""
+  """The config values the files fix ("model.g_width": 64, ...), each from the first network showing it.
+  (model.g_blocks = 0, the paper's choice by resolution, matches when it gives the file's count.)"""
   out = {}
   for name, sd in nets.items():
     if name.startswith("G") and "model.1.weight" in sd:
-      out.setdefault("g_width", int(sd["model.1.weight"].shape[0]))
-      out.setdefault("g_blocks", len(_blocks(sd)))
+      out.setdefault("model.g_width", int(sd["model.1.weight"].shape[0]))
+      out.setdefault("model.g_blocks", len(_blocks(sd)))
     elif name.startswith("D") and "model.0.weight" in sd:
-      out.setdefault("d_width", int(sd["model.0.weight"].shape[0]))
-      out.setdefault("d_layers", len(_conv_indices(sd)) - 2)
+      out.setdefault("model.d_width", int(sd["model.0.weight"].shape[0]))
+      out.setdefault("model.d_layers", len(_conv_indices(sd)) - 2)
   return out
 
 
@@ -114,3 +119,30 @@ def convert(nets: dict, abstract: dict) -> dict:
     (_generator if name.startswith("G") else _discriminator)(m, sd)
     out.setdefault(group, {})[ours] = m.tree(sdm.field(abstract, group)[ours], f"{ours}/")
   return out
+
+
+def read(path: str) -> Imported:
+  """`path`: the checkpoint directory (all four networks) or one network file."""
+  nets = {name: sdm.read_state_dict(f) for name, f in files(path).items()}
+  settings = infer(nets)
+  g = next((sd for n, sd in nets.items() if n.startswith("G")), None)
+  d = next((sd for n, sd in nets.items() if n.startswith("D")), None)
+  channels = int((g["model.1.weight"] if g is not None else d["model.0.weight"]).shape[1])
+  resolution = sdm.settings_config(EXPERIMENT, {}).data.resolution   # not in the files: any multiple of 4 fits
+  spec = DataSpec("image", (resolution, resolution, channels), 0)
+  missing = [n for n in NETS if n not in nets]
+  state = sdm.abstract_state(EXPERIMENT, settings, spec, fresh=bool(missing))
+  trees = convert(nets, state)
+  notes = []
+  if missing:   # the others keep our initialization (seed 0)
+    notes.append(f"{', '.join(missing)} not in {path}: freshly initialized (G_A alone serves translate.py "
+                 "A -> B; training needs all four)")
+    for name in missing:
+      group, ours = OURS[name]
+      trees.setdefault(group, {})[ours] = jax.tree.map(np.asarray, sdm.field(state, group)[ours])
+  return Imported(model="cyclegan", experiment=EXPERIMENT, settings=settings, spec=spec,
+                  g_params=trees["g_params"], d_params=trees["d_params"], notes=notes)
+
+
+FORMATS.register(FORMAT)(Format(read, "CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix): the checkpoint directory with "
+                                      "latest_net_{G_A,G_B,D_A,D_B}.pth, or one of them (G_A alone: translation)"))

@@ -3,11 +3,15 @@ is used once, every one of our leaves is filled, shapes agree; otherwise one Con
 the keys. The layout conversions (OIHW -> HWIO, Linear (out, in) -> (in, out)) live here."""
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 from ml_collections import ConfigDict
 
 from gan_jax.config import ConfigError
+from gan_jax.importers import torchfile
+from gan_jax.models import DataSpec
 
 _MAX_NAMES = 8
 
@@ -54,11 +58,19 @@ class Mapping:
     self.used.add(key)
     return np.asarray(self.state[key], np.float32)
 
-  def put(self, path: str, key: str, fn=lambda x: x, value: np.ndarray | None = None) -> None:
-    """Our leaf `path` ("a/b/kernel") := fn(official tensor `key`) (or `value`, already converted)."""
+  def put(self, path: str | tuple, key: str, fn=lambda x: x, value: np.ndarray | None = None) -> None:
+    """Our leaf `path` ("a/b/kernel", or a tuple of keys where a key holds a "/") := fn(official tensor
+    `key`) (or `value`, already converted)."""
     x = self.take(key) if value is None else value
     if x is not None:
-      self.flat[tuple(path.split("/"))] = (key, np.asarray(fn(x), np.float32))
+      self.flat[tuple(path.split("/")) if isinstance(path, str) else path] = (key, np.asarray(fn(x), np.float32))
+
+  def put_sn(self, prefix: str, layer: str, param: str, key: str) -> None:
+    """The power-iteration vector `key`.u0 [1, out] and the logged sigma `key`.sv0 [1] of a spectrally
+    normalized layer into flax's SpectralNorm variables (batch_stats .../SpectralNorm_0/"layer/param/u")."""
+    base = (*prefix.split("/"), "SpectralNorm_0")
+    self.put((*base, f"{layer}/{param}/u"), f"{key}.u0")
+    self.put((*base, f"{layer}/{param}/sigma"), f"{key}.sv0", lambda x: x.reshape(()))
 
   def has(self, key: str) -> bool:
     return key in self.state
@@ -100,11 +112,46 @@ def field(tree, name: str):
   return tree[name] if isinstance(tree, dict) else getattr(tree, name)
 
 
-def check_config(model_cfg: ConfigDict | None, inferred: dict, source: str) -> None:
-  """One line naming every model key whose configured value disagrees with the file's."""
-  if model_cfg is None:
+def check_config(config: ConfigDict | None, inferred: dict, source: str) -> None:
+  """One line naming every config key ("model.g_width") whose value disagrees with the file's."""
+  if config is None:
     return
-  bad = [f"model.{k}={model_cfg[k]!r} but the file has {v!r}" for k, v in inferred.items()
-         if k in model_cfg and model_cfg[k] != v]
+  bad = []
+  for key, v in inferred.items():
+    node = config
+    for part in key.split("."):
+      node = node[part] if isinstance(node, ConfigDict) and part in node else None
+    if node is not None and node != v:
+      bad.append(f"{key}={node!r} but the file has {v!r}")
   if bad:
     raise ConfigError(f"{source}: the config disagrees with the checkpoint: {'; '.join(bad)}")
+
+
+def read_state_dict(path: str) -> dict[str, np.ndarray]:
+  """A torch.save'd state dict (read without torch) as {key: float32 or integer array}."""
+  sd = torchfile.load(path)
+  if not isinstance(sd, dict) or not all(isinstance(v, np.ndarray) for v in sd.values()):
+    raise ConfigError(f"{path}: not a state dict (a dict of tensors); got {type(sd).__name__}")
+  return {k: np.asarray(v) for k, v in sd.items()}
+
+
+def settings_config(experiment: str, settings: dict) -> ConfigDict:
+  """The experiment's config with the file's model.* settings on it."""
+  from gan_jax.cli import load_experiment
+
+  config = load_experiment(experiment)
+  for key, value in settings.items():
+    section, _, name = key.partition(".")
+    if section == "model":
+      config.model[name] = value
+  return config
+
+
+def abstract_state(experiment: str, settings: dict, spec: DataSpec, fresh: bool = False):
+  """Shapes of our train state for the file's settings: the layout every importer fills (`fresh`: the
+  initialized state itself, seed 0, for a file that holds only some of the networks)."""
+  from gan_jax.train.loop import build_gan
+
+  gan = build_gan(settings_config(experiment, settings), spec)
+  init = functools.partial(gan.init, data_shape=spec.shape)
+  return jax.jit(init)(jax.random.PRNGKey(0)) if fresh else jax.eval_shape(init, jax.random.PRNGKey(0))
