@@ -6,8 +6,9 @@ with seeded random weights, saved as miscc/utils.save_model writes them (netG_ep
 file holds STAGE1_G.*, and netD_epoch_last.pth), and their outputs in eval mode (trainer.sample runs
 netG.eval()): G(text, noise) -> images, mu, logvar with the CA's epsilon drawn from a seeded torch
 generator and saved (eps1: Stage I's CA, eps2: Stage II's); D's image code and its conditional (and, at
-Stage II, unconditional) logits before the sigmoid, conditioned on mu. Two directories: stackgan_s1 and
-stackgan_s2. Also the full-size CUB networks' names and shapes (cfg's defaults).
+Stage II, unconditional) logits before the sigmoid, conditioned on mu. Two directories: OUT (Stage I) and
+OUT_s2 (Stage II), tests/fixtures/official/stackgan and stackgan_s2 by default. Also the full-size CUB
+networks' names and shapes (cfg's defaults).
 """
 import os
 import sys
@@ -31,8 +32,8 @@ def _import(repo_path: str):
     stub.EasyDict = type("EasyDict", (dict,), {"__getattr__": dict.__getitem__, "__setattr__": dict.__setitem__})
     sys.modules["easydict"] = stub
   toy.add_to_path(repo_path, "code")
-  from miscc.config import cfg
   import model
+  from miscc.config import cfg
   cfg.CUDA = False
   return cfg, model
 
@@ -68,18 +69,17 @@ def _eps(seed: int, n: int, shape) -> list:
   return [torch.FloatTensor(*shape).normal_().numpy() for _ in range(n)]
 
 
-def make(repo_path: str, out_root: str) -> None:
-  """Writes out_root/../stackgan_s1 and stackgan_s2 when called with .../stackgan (the dispatcher's
-  directory for this model), else out_root/stackgan_s1 and out_root/stackgan_s2."""
+def make(repo_path: str, out_dir: str) -> None:
+  """Stage I into out_dir, Stage II into out_dir + "_s2"."""
   import torch
   cfg, model = _import(repo_path)
-  base = os.path.dirname(out_root) if os.path.basename(os.path.normpath(out_root)) == "stackgan" else out_root
+  dirs = {1: out_dir, 2: os.path.normpath(out_dir) + "_s2"}
   _set(cfg, TOY)
   rng = np.random.default_rng(0)
   commit = toy.commit_of(repo_path)
   for stage, res, n in ((1, 64, 2), (2, 256, 1)):
-    out_dir = os.path.join(base, f"stackgan_s{stage}")
-    os.makedirs(out_dir, exist_ok=True)
+    out = dirs[stage]
+    os.makedirs(out, exist_ok=True)
     torch.manual_seed(stage)
     g = model.STAGE1_G() if stage == 1 else model.STAGE2_G(model.STAGE1_G())
     d = model.STAGE1_D() if stage == 1 else model.STAGE2_D()
@@ -87,8 +87,8 @@ def make(repo_path: str, out_root: str) -> None:
     toy.randomize(d, seed=310 + stage)
     g.eval()
     d.eval()
-    torch.save(g.state_dict(), os.path.join(out_dir, "netG_epoch_600.pth"))
-    torch.save(d.state_dict(), os.path.join(out_dir, "netD_epoch_last.pth"))
+    torch.save(g.state_dict(), os.path.join(out, "netG_epoch_600.pth"))
+    torch.save(d.state_dict(), os.path.join(out, "netD_epoch_last.pth"))
     text = rng.standard_normal((n, TOY["TEXT.DIMENSION"])).astype(np.float32)
     noise = rng.standard_normal((n, TOY["Z_DIM"])).astype(np.float32)
     x = rng.uniform(-1, 1, (n, 3, res, res)).astype(np.float32)
@@ -99,13 +99,13 @@ def make(repo_path: str, out_root: str) -> None:
       h = d(torch.from_numpy(x))
       logits = _logits(d, h, mu)
     nhwc = lambda a: np.transpose(a, (0, 2, 3, 1))  # noqa: E731
-    toy.save_npz(out_dir, "inputs.npz", {"noise": noise, "text": text, "x": nhwc(x), "mu": mu.numpy(),
+    toy.save_npz(out, "inputs.npz", {"noise": noise, "text": text, "x": nhwc(x), "mu": mu.numpy(),
                                          **{f"eps{i + 1}": e for i, e in enumerate(eps)}})
     outputs = {"fake": nhwc(fake.numpy()), "mu": mu.numpy(), "logvar": logvar.numpy(), "d_code": nhwc(h.numpy()),
                "cond_logits": logits["get_cond_logits"]}
     if stage == 2:
       outputs.update(stage1_fake=nhwc(stage1_img.numpy()), uncond_logits=logits["get_uncond_logits"])
-    toy.save_npz(out_dir, "outputs.npz", outputs)
+    toy.save_npz(out, "outputs.npz", outputs)
     g_inputs = ["noise", "text"]
     outs = [{"name": "fake", "net": "generator", "params": "g_params", "inputs": g_inputs, "index": 0,
              "official": "netG(text, noise)[1]"},
@@ -119,7 +119,7 @@ def make(repo_path: str, out_root: str) -> None:
       outs.append({"name": "uncond_logits", "net": "discriminator", "params": "d_params",
                    "method": "encode+uncond_logits", "inputs": ["x"],
                    "official": "netD.get_uncond_logits(netD(x)) before its sigmoid"})
-    toy.write_manifest(out_dir, {
+    toy.write_manifest(out, {
         "model": "stackgan", "format": "stackgan", "official": {"repo": URL, "commit": commit, "file": "code/model.py"},
         "toy": {**TOY, "stage": stage, "resolution": res, "mode": "eval",
                 "weights": "seeded N(0, 0.1²), every parameter and buffer (variances |N(1, 0.1²)| + 0.2)"},
@@ -131,7 +131,7 @@ def make(repo_path: str, out_root: str) -> None:
                   "note": "the CA's epsilon of each stage, in call order (Stage I's, then Stage II's)"},
         "inputs": "inputs.npz", "outputs_file": "outputs.npz", "outputs": outs, "tolerance": 1e-5})
   _set(cfg, FULL)
-  toy.shapes_json(os.path.join(base, "stackgan_s1", "full_shapes.json"),
+  toy.shapes_json(os.path.join(dirs[1], "full_shapes.json"),
                   {"G": model.STAGE1_G().state_dict(), "D": model.STAGE1_D().state_dict()})
-  toy.shapes_json(os.path.join(base, "stackgan_s2", "full_shapes.json"),
+  toy.shapes_json(os.path.join(dirs[2], "full_shapes.json"),
                   {"G": model.STAGE2_G(model.STAGE1_G()).state_dict(), "D": model.STAGE2_D().state_dict()})

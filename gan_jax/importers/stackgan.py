@@ -199,6 +199,10 @@ def read(path: str) -> Imported:
   res = settings["data.resolution"]
   spec = DataSpec("image", (res, res, 3), 0)
   trees = convert(nets, settings, spec)
+  if "g_vars" in trees:   # the train state's caption table (text data): not in the file, our zeros
+    config = sdm.settings_config(EXPERIMENT, settings)
+    rows = min(config.model.num_captions, config.batch_size)
+    trees["g_vars"]["captions"] = {"table": np.zeros((rows, settings["model.t_dim"]), np.float32)}
   notes = [] if "D" in nets else [f"no netD in {path}: the discriminator keeps our initialization"]
   experiment = EXPERIMENT + (":stage=2" if settings["model.stage"] == 2 else "")
   return Imported(model="stackgan", experiment=experiment, settings=settings, spec=spec,
