@@ -116,7 +116,8 @@ OUTPUTS = [
 ]
 
 
-def _finish(out_dir, repo_path, fmt, model, toy_settings, experiment, overrides, G, D, G_ema, full_shapes):
+def _finish(out_dir, repo_path, fmt, model, toy_settings, experiment, overrides, G, D, G_ema, full_shapes,
+            full_configs):
   c_dim, res, ch = toy_settings["c_dim"], toy_settings["img_resolution"], toy_settings["img_channels"]
   _save_snapshot(out_dir, "network-snapshot.pkl", G, D, G_ema, res, c_dim > 0)
   inputs, outputs = _run(G, D, G_ema, toy_settings["z_dim"], c_dim, res, ch, seed=1)
@@ -132,7 +133,7 @@ def _finish(out_dir, repo_path, fmt, model, toy_settings, experiment, overrides,
       "config": {"experiment": experiment, "overrides": overrides},
       "toy": {**toy_settings, "weights": "official init under torch.manual_seed(0), every parameter + N(0, 0.1²); "
               "w_avg ~ N(0, 0.1²), magnitude_ema ~ 1 + |N(0, 0.3²)|"},
-      "full_shapes": "full_shapes.json: {network: {official tensor: shape}} of the published configurations",
+      "full_shapes": {"file": "full_shapes.json", "configs": full_configs},
   })
 
 
@@ -154,7 +155,12 @@ def stylegan2_ada(repo_path: str, out_dir: str) -> None:
   overrides = {"model.conditional": True, "model.z_dim": 32, "model.w_dim": 32, "model.mapping_layers": 2,
                "model.channel_base": 256, "model.channel_max": 32}
   _finish(out_dir, repo_path, "stylegan2-ada", "stylegan2_ada", s, "experiments/stylegan2_ffhq256.py:runlocal",
-          overrides, G, D, G_ema, _stylegan2_full(networks))
+          overrides, G, D, G_ema, _stylegan2_full(networks), {
+              "ffhq1024": {"experiment": "experiments/stylegan2_ffhq256.py:cfg=stylegan2,resolution=1024"},
+              "cifar10": {"experiment": "experiments/stylegan2_ffhq256.py:cfg=stylegan2,resolution=32",
+                          "overrides": {"model.conditional": True, "model.mapping_layers": 2,
+                                        "model.d_architecture": "orig", "model.mbstd_group_size": 32},
+                          "num_classes": 10}})
 
 
 def _stylegan2_full(networks) -> dict:
@@ -212,7 +218,9 @@ def _stylegan3(repo_path: str, out_dir: str, cfg: str) -> None:
                       "model.use_radial_filters": True})
   experiment = "experiments/stylegan3_ffhqu256.py:runlocal" + (",cfg=stylegan3-r" if r else "")
   _finish(out_dir, repo_path, "stylegan3", f"stylegan3_{cfg}", s, experiment, overrides, G, D, G_ema,
-          _stylegan3_full(networks_stylegan2, networks_stylegan3, r))
+          _stylegan3_full(networks_stylegan2, networks_stylegan3, r),
+          {"ffhq1024": {"experiment": "experiments/stylegan3_ffhqu256.py:resolution=1024"
+                        + (",cfg=stylegan3-r" if r else "")}})
 
 
 def _stylegan3_full(networks_stylegan2, networks_stylegan3, r: bool) -> dict:

@@ -51,6 +51,9 @@ class Imported:
 class Format:
   read: Callable[[str], Imported]   # path -> Imported; raises ConfigError (one line) for a bad file
   help: str                         # one line: which files, made by which code
+  # Optional: {official network name ("G", "D"): its state dict} -> {state field: our tree}, every
+  # tensor placed or accounted for; the full-size shape tests map the published networks with it.
+  trees: Callable[[dict[str, dict]], dict[str, Any]] | None = None
 
 
 FORMATS: Registry[Format] = Registry("import format")

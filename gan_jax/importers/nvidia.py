@@ -26,6 +26,7 @@ import numpy as np
 
 from gan_jax.config import ConfigError
 from gan_jax.importers import FORMATS, Format, Imported, torchfile
+from gan_jax.importers.workdir import nest
 from gan_jax.models import DataSpec
 
 DERIVED = ("resample_filter", "up_filter", "down_filter")   # designed from the settings
@@ -84,16 +85,25 @@ def convert(sd: dict[str, np.ndarray], renames: dict[str, str]) -> dict[str, dic
   return out
 
 
-def nest(flat: dict[str, np.ndarray]) -> dict:
-  """{"a/b/c": x} -> {"a": {"b": {"c": x}}}."""
-  tree: dict = {}
-  for path, x in flat.items():
-    node = tree
-    *heads, last = path.split("/")
-    for h in heads:
-      node = node.setdefault(h, {})
-    node[last] = x
-  return tree
+def _check_noise(noise: dict[str, np.ndarray], source: str) -> None:
+  """noise_const of layer synthesis_net/b{R}/convK is [R, R]."""
+  for key, x in noise.items():
+    res = int(key.split("/")[1][1:])
+    if np.shape(x) != (res, res):
+      raise ConfigError(f"{source}: {key} has shape {np.shape(x)}, ({res}, {res}) expected")
+
+
+def trees(nets: dict[str, dict]) -> dict[str, Any]:
+  """{"G": state dict, "D": state dict} -> {"g_params", "g_vars", "d_params", "d_vars"}; the designed
+  filter buffers and the fixed noise maps are accounted for, not placed."""
+  out = {}
+  for name, sd in nets.items():
+    conv = convert(sd, {"mapping": "mapping_net", "synthesis": "synthesis_net"} if name != "D" else {})
+    _check_noise(conv["noise_const"], name)
+    who = "d" if name == "D" else "g"
+    out[f"{who}_params"] = nest(conv["params"])
+    out[f"{who}_vars"] = {c: nest(conv[c]) for c in ("stats", "consts") if conv[c]}
+  return out
 
 
 def _check_transform(derived: dict, path: str) -> None:
@@ -148,6 +158,7 @@ def _imported(data: dict, path: str, model: str, experiment: str, renames: dict,
       continue
     conv = convert(nets[name][1], renames if name != "D" else {})
     _check_transform(conv["derived"], path)
+    _check_noise(conv["noise_const"], path)
     setattr(out, field, nest(conv["params"]))
     colls = {c: nest(conv[c]) for c in ("stats", "consts") if conv[c]}
     if name == "D":
@@ -180,7 +191,7 @@ def _stylegan2(data: dict, path: str, gk: dict, w_avg_beta: float) -> Imported:
   settings = {"model.z_dim": gk["z_dim"], "model.w_dim": gk["w_dim"], "model.conditional": gk.get("c_dim", 0) > 0,
               **_mapping_settings(mk, w_avg_beta, 8), "model.channel_base": sk.get("channel_base", 32768),
               "model.channel_max": sk.get("channel_max", 512), "model.conv_clamp": clamp or 0,
-              "data.resolution": gk["img_resolution"]}
+              "data.resolution": gk["img_resolution"], "data.channels": gk["img_channels"]}
   d = network(data, "D", path)
   if d is not None:
     ds = _d_settings(d[0], path)
@@ -214,7 +225,8 @@ def read_stylegan3(path: str) -> Imported:
     # The stylegan3 repository's cfg=stylegan2 networks (training/networks_stylegan2.py).
     return _stylegan2(data, path, gk, 0.998)
   settings = {"model.z_dim": gk["z_dim"], "model.w_dim": gk["w_dim"], "model.conditional": gk.get("c_dim", 0) > 0,
-              **_mapping_settings(gk.get("mapping_kwargs", {}), 0.998, 2), "data.resolution": gk["img_resolution"]}
+              **_mapping_settings(gk.get("mapping_kwargs", {}), 0.998, 2), "data.resolution": gk["img_resolution"],
+              "data.channels": gk["img_channels"]}
   for name, (key, default) in SG3_SYNTHESIS.items():
     value = gk.get(name, default)
     if key is None:
@@ -240,6 +252,7 @@ def _snapshot(path: str) -> dict:
   return data
 
 
-FORMATS.register("stylegan2-ada")(Format(read_stylegan2_ada, "NVlabs/stylegan2-ada-pytorch network pickles (*.pkl)"))
+FORMATS.register("stylegan2-ada")(Format(read_stylegan2_ada, "NVlabs/stylegan2-ada-pytorch network pickles (*.pkl)",
+                                        trees))
 FORMATS.register("stylegan3")(Format(read_stylegan3, "NVlabs/stylegan3 network pickles (*.pkl; T, R and its "
-                                                     "StyleGAN2 networks)"))
+                                                     "StyleGAN2 networks)", trees))

@@ -63,9 +63,22 @@ def _get(config: ConfigDict, key: str) -> Any:
   return node
 
 
+def nest(flat: dict[str, Any]) -> dict:
+  """{"a/b/c": x} -> {"a": {"b": {"c": x}}}."""
+  tree: dict = {}
+  for path, x in flat.items():
+    node = tree
+    *heads, last = path.split("/")
+    for h in heads:
+      node = node.setdefault(h, {})
+    node[last] = x
+  return tree
+
+
 def reconcile(imported, config: ConfigDict | None, path: str) -> ConfigDict:
   """The run's config: `config` checked against the file's settings (ConfigError naming every key
-  that differs), or the format's experiment with the file's settings written in."""
+  that differs; data.channels 0, the dataset's own count, becomes the file's), or the format's
+  experiment with the file's settings written in."""
   if config is None:
     config = load_config(imported.experiment)
     config.model.name = imported.model
@@ -78,6 +91,9 @@ def reconcile(imported, config: ConfigDict | None, path: str) -> ConfigDict:
     bad = []
     for key, value in imported.settings.items():
       have = _get(config, key)
+      if key == "data.channels" and have == 0:   # the dataset's own channel count: the file's
+        set_key(config, key, value)
+        continue
       if key.endswith("conv_clamp"):
         have, value = have or 0, value or 0
       if not _same(have, value):
