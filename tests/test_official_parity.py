@@ -6,7 +6,9 @@ directory joins by holding a manifest.json. The published full-size networks' te
 must map onto our full-size models one to one. Error cases of the import exit 2 with one line.
 No torch needed.
 """
+import functools
 import glob
+import inspect
 import json
 import os
 import pickle
@@ -49,23 +51,48 @@ def imported(tmp_path_factory):
       m = _manifest(os.path.join(d, "manifest.json"))
       cfg = m.get("config", {})
       work = str(tmp_path_factory.mktemp(os.path.basename(d)))
-      imp = import_checkpoint(m["format"], _source(d, m), work, cfg.get("experiment"), cfg.get("overrides"))
+      if m.get("workdir", True):
+        imp = import_checkpoint(m["format"], _source(d, m), work, cfg.get("experiment"), cfg.get("overrides"))
+      else:   # a checkpoint that needs more than itself for a run (e.g. StackGAN Stage II: its Stage-I run)
+        imp = FORMATS.get(m["format"]).read(_source(d, m))
+        imp.config = workdir_lib.load_config(cfg["experiment"], cfg.get("overrides"))
       cache[d] = m, imp, work
     return cache[d]
   return get
 
 
+def _weights(output: dict, net: str) -> tuple[str, str | None]:
+  """(state field, sub-tree key): `weights` (+ `params` as the sub-tree), or `params` naming the field
+  (+ `key` as the sub-tree); the default is the EMA generator or D."""
+  if "weights" in output:
+    return output["weights"], output.get("params")
+  if str(output.get("params", "")).endswith("_params"):
+    return output["params"], output.get("key")
+  return DEFAULT_WEIGHTS[net], output.get("params")
+
+
 def _variables(imp, output: dict, net: str) -> dict:
-  weights = output.get("weights") or DEFAULT_WEIGHTS[net]
+  weights, sub = _weights(output, net)
   tree = getattr(imp, weights)
-  if output.get("params"):
-    tree = tree[output["params"]]
+  if sub:
+    tree = tree[sub]
   variables = {"params": tree, **((imp.g_vars if net == "G" else imp.d_vars) or {})}
   extras = imp.extras.get(weights, {})
   if output.get("noise") and "noise_const" in extras:   # the official noise_mode 'const' or 'none'
     noise = extras["noise_const"]
     variables["noise_const"] = noise if output["noise"] == "const" else jax.tree.map(np.zeros_like, noise)
   return variables
+
+
+def _apply(module, method: str, kwargs: dict, variables, *args):
+  """module.apply in inference mode; `method` "a+b" chains methods: b(a(x), *rest)."""
+  first, *chain = (method or "__call__").split("+")
+  rngs = {"noise": jax.random.PRNGKey(0)}
+  y = module.apply(variables, *(args[:1] if chain else args), train=False, rngs=rngs, method=first, **kwargs)
+  for name in chain:
+    extra = {"train": False} if "train" in inspect.signature(getattr(module, name)).parameters else {}
+    y = module.apply(variables, y, *args[1:], method=name, **extra)
+  return y
 
 
 def relative_error(ours, ref) -> float:
@@ -84,15 +111,19 @@ def test_forward_parity(manifest, imported):
   errors, compiled = {}, {}
   for output in m["outputs"]:
     kind, _, method = output["net"].partition(".")
+    method = method or output.get("method", "")
     net = NETS[kind]
     kwargs = output.get("kwargs", {})
     key = (net, method, json.dumps(kwargs, sort_keys=True))
     if key not in compiled:   # one compilation per network, method and arguments (weights are arguments)
       module = G if net == "G" else D
-      compiled[key] = jax.jit(lambda v, *a, module=module, method=method, kwargs=kwargs: module.apply(
-          v, *a, train=False, rngs={"noise": jax.random.PRNGKey(0)}, method=method or None, **kwargs))
+      compiled[key] = jax.jit(functools.partial(_apply, module, method, kwargs))
     args = [jnp.asarray(inputs[name]) for name in (output.get("inputs") or [output["input"]])]
-    y = compiled[key](_variables(imp, output, net), *args)
+    source = imp
+    if output.get("import_path", m.get("import_path")) != m.get("import_path"):   # one file of the set alone
+      source = FORMATS.get(m["format"]).read(os.path.join(d, output["import_path"]))
+    y = compiled[key](_variables(source, output, net), *args)
+    y = y[output["index"]] if "index" in output else y
     errors[output["name"]] = relative_error(y, expected[output["name"]])
   tol = m.get("tolerance", 1e-5)
   assert all(e <= tol for e in errors.values()), f"relative errors above {tol}: {errors}"

@@ -124,10 +124,10 @@ def trainer_state(config: ConfigDict, spec, fill: Callable[[Any], dict[str, Any]
   if fill is None:
     return abstract, None
   fields = dict(fill(abstract))
-  if fields.get("ema_params") is None and abstract.ema_params is not None and "g_params" in fields:
+  if fields.get("ema_params") is None and getattr(abstract, "ema_params", None) is not None and "g_params" in fields:
     fields["ema_params"] = fields["g_params"]
   for who in ("g", "d"):
-    if f"{who}_params" in fields:
+    if f"{who}_params" in fields and hasattr(abstract, f"{who}_opt") and hasattr(gan, f"{who}_tx"):
       fields[f"{who}_opt"] = getattr(gan, f"{who}_tx").init(fields[f"{who}_params"])
   rest = [f.name for f in dataclasses.fields(abstract) if f.name not in fields]
   fields.update(jax.jit(lambda k: {f: getattr(init(k), f) for f in rest})(init_key))
@@ -165,7 +165,8 @@ def imported_trees(abstract, imported, source: str) -> dict[str, Any]:
   collection the file lacks keeps our initial values."""
   out = {}
   for field in STATE_FIELDS:
-    tree, ours = getattr(imported, field), getattr(abstract, field)
+    tree, ours = getattr(imported, field), getattr(abstract, field, None)   # train states of other kinds
+    # (translation, text-to-image) have no EMA field
     if tree is None or ours is None:
       continue
     if field.endswith("_vars"):
