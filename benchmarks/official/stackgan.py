@@ -127,6 +127,8 @@ def make(repo_path: str, out_dir: str) -> None:
         "config": {"experiment": "experiments/stackgan_cub.py" + (":stage=2" if stage == 2 else ""),
                    "overrides": {"model.z_dim": 10, "model.t_dim": 16, "model.c_dim": 8, "model.g_width": 8,
                                  "model.d_width": 4, "model.r_num": 2, "model.stage": stage}},
+        # Stage II needs its Stage-I run for a workdir (model.stage1_workdir): read and compared only.
+        **({"workdir": False} if stage == 2 else {}),
         "noise": {"ca_eps": [f"eps{i + 1}" for i in range(stage)],
                   "note": "the CA's epsilon of each stage, in call order (Stage I's, then Stage II's)"},
         "inputs": "inputs.npz", "outputs_file": "outputs.npz", "outputs": outs, "tolerance": 1e-5})
