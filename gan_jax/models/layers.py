@@ -253,20 +253,22 @@ class Conv(_Strided):
 # Spectral norm, self-attention, conditional BatchNorm.
 #
 # Spectral normalization (Miyato et al. 2018) is flax's `nn.SpectralNorm` (with the initialization
-# fixed, see `SpectralNorm`): W / sigma(W), sigma from
-# one power iteration per call on the kernel reshaped to [fan_in, fan_out] (the transpose of
-# PyTorch's [out, in·k·k] view: same singular values); the vector u and the last sigma live in the
-# "batch_stats" collection and are written only when `train` is true (the trainer makes the
-# collection mutable in training steps only). Outside training flax still runs the power iteration
-# from the stored u without storing it, where PyTorch reuses the stored u and v: the two sigmas
-# differ by one iteration's progress.
+# and the normalization of the power-iteration vectors as the PyTorch references, see `SpectralNorm`):
+# W / sigma(W), sigma from one power iteration per call on the kernel reshaped to [fan_in, fan_out]
+# (the transpose of PyTorch's [out, in·k·k] view: same singular values, the same u [1, out]); the vector
+# u and the last sigma live in the "batch_stats" collection and are written only when `train` is true
+# (the trainer makes the collection mutable in training steps only). Outside training the power
+# iteration still runs from the stored u without storing it, as in BigGAN-PyTorch (measured equal,
+# tests/test_official_importers.py); torch.nn.utils.spectral_norm instead reuses its stored u and v there,
+# a sigma one iteration's progress apart.
 
 
 class SpectralNorm(nn.SpectralNorm):
-  """flax's SpectralNorm, except that initialization stores the wrapped layer's weights as its
-  initializer drew them. (flax's initializes through its weight transform and so stores W / sigma,
-  about 1/sigma times the drawn weights, where the reference implementations store W: with Adam's
-  absolute step sizes that changes training.) The u vectors and sigma are created from the drawn W."""
+  """flax's SpectralNorm, except that the power iteration normalizes as PyTorch (`_l2_normalize`) and
+  initialization stores the wrapped layer's weights as its initializer drew them. (flax's initializes
+  through its weight transform and so stores W / sigma, about 1/sigma times the drawn weights, where the
+  reference implementations store W: with Adam's absolute step sizes that changes training.) The u
+  vectors and sigma are created from the drawn W."""
 
   @nn.compact
   def __call__(self, *args, update_stats: bool, **kwargs):
@@ -278,11 +280,39 @@ class SpectralNorm(nn.SpectralNorm):
     return out
 
   def _spectral_normalize(self, path, vs, update_stats):
-    """W / sigma in W's own dtype: with bf16 compute (precision=bfloat16) the power iteration and
-    sigma run in float32 (the u vector is float32) and the normalized weights go back to bf16, so
-    the layer computes in bf16 instead of being promoted to float32."""
-    out = super()._spectral_normalize(path, vs, update_stats)
-    return out.astype(jnp.asarray(vs).dtype)
+    """W / sigma, flax's power iteration (same variables: u [1, fan_out] and sigma, one step per call from
+    the stored u, stored only when `update_stats`) with PyTorch's normalization (`_l2_normalize`). The
+    result is in W's own dtype: with bf16 compute (precision=bfloat16) the power iteration and sigma run
+    in float32 (the u vector is float32) and the layer computes in bf16 instead of being promoted."""
+    value = jnp.asarray(vs)
+    if value.ndim <= 1 or self.n_steps < 1:
+      return value
+    w = value.reshape(-1, value.shape[-1])
+    name = self.layer_instance.name + "/" + "/".join(k.key for k in path[1:])
+    u_var = self.variable(self.collection_name, name + "/u", jax.random.normal,
+                          None if self.has_variable(self.collection_name, name + "/u") else self.make_rng("params"),
+                          (1, w.shape[-1]), self.param_dtype)
+    sigma_var = self.variable(self.collection_name, name + "/sigma", jnp.ones, (), self.param_dtype)
+    u, sigma = u_var.value, None
+    for _ in range(self.n_steps):
+      u, sigma = power_iteration(w, u, self.epsilon)
+    if update_stats:
+      u_var.value, sigma_var.value = u, sigma
+    return (w / jnp.where(sigma != 0, sigma, 1)).reshape(value.shape).astype(value.dtype)
+
+
+def _l2_normalize(x: jax.Array, eps: float) -> jax.Array:
+  """x / max(|x|, eps): PyTorch's F.normalize, as BigGAN-PyTorch's and torch.nn.utils' spectral norms
+  normalize. (flax's x / sqrt(|x|² + eps) moved BigGAN's outputs by 1e-4 relative at its eps 1e-6.)"""
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, keepdims=True), eps * eps))
+
+
+def power_iteration(w: jax.Array, u: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
+  """One power-iteration step on w [n, m] (flax's [fan_in, fan_out] view) from u [1, m]: v = u w^T,
+  u' = v w (each normalized), sigma = v w u'^T; returns (u', sigma), u' and v without gradients."""
+  v = jax.lax.stop_gradient(_l2_normalize(u @ w.T, eps))
+  u = jax.lax.stop_gradient(_l2_normalize(v @ w, eps))
+  return u, (v @ w @ u.T)[0, 0]
 
 
 def _sn(layer: nn.Module, use_sn: bool, eps: float):
@@ -335,11 +365,19 @@ class SNEmbed(nn.Module):
 
   @nn.compact
   def __call__(self, y: jax.Array, train: bool) -> jax.Array:
-    table = _Table(self.num_embeddings, self.features, self.embedding_init, name="embed")
-    if self.use_sn:
-      # SpectralNorm wraps a layer's call: the wrapped layer's output is the whole table.
-      return jnp.take(SpectralNorm(table, n_steps=1, epsilon=self.sn_eps)(None, update_stats=train), y, axis=0)
-    return jnp.take(table(None), y, axis=0)
+    table = _Table(self.num_embeddings, self.features, self.embedding_init, name="embed")(None)
+    if not self.use_sn:
+      return jnp.take(table, y, axis=0)
+    # The power iteration runs on the table as a [classes, features] matrix with u [1, classes], as
+    # BigGAN-PyTorch's SNEmbedding and chainer's SNEmbedID hold it (flax's SpectralNorm would keep u
+    # [1, features] and, one step per call from the stored u, reach another sigma). Variables u and sigma.
+    init = self.is_initializing()
+    u = self.variable("batch_stats", "u", lambda: jax.random.normal(self.make_rng("params"), (1, self.num_embeddings)))
+    sigma_var = self.variable("batch_stats", "sigma", jnp.ones, (), jnp.float32)
+    u_new, sigma = power_iteration(table.T, u.value, self.sn_eps)   # table.T: flax's [fan_in, fan_out] view
+    if train and not init:
+      u.value, sigma_var.value = u_new, sigma
+    return jnp.take((table / jnp.where(sigma != 0, sigma, 1)).astype(table.dtype), y, axis=0)
 
 
 class _Table(nn.Module):

@@ -33,8 +33,11 @@ drops the residual skips (the official `cifar` config).
 
 Official parameter counts, all matched here (tests/test_model_stylegan2.py): config F 256x256:
 G 30,034,338, D 28,864,129; 1024x1024: G 30,370,060, D 29,012,513; ADA paper256: G 24,767,458,
-D 24,001,089. Left out: mixed precision (fp16 in the 4 highest resolutions, `num_fp16_res`) and the
-"const" noise mode; `conv_clamp` (256 in every ADA cfg) is kept.
+D 24,001,089. The official "const" noise mode: pass the fixed maps as the collection "noise_const"
+at apply time ({"noise_const": {"synthesis_net": {"b8": {"conv0": {"noise": [8, 8]}}, ...}}}; zeros
+give "none"); they are not part of the train state (gan_jax/importers/nvidia.py reads them from the
+official pickles). Left out: mixed precision (fp16 in the 4 highest resolutions, `num_fp16_res`);
+`conv_clamp` (256 in every ADA cfg) is kept.
 """
 from __future__ import annotations
 
@@ -98,7 +101,11 @@ class SynthesisLayer(nn.Module):
     styles = sl.EqualizedDense(cin, bias_init=1.0, name="affine")(w)
     weight = self.param("weight", nn.initializers.normal(1.0), (3, 3, cin, self.features))
     strength = self.param("noise_strength", nn.initializers.zeros, ())
-    noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], self.resolution, self.resolution, 1)) * strength
+    if self.has_variable("noise_const", "noise"):
+      # A fixed [R, R] noise map passed at apply time (the official noise_mode 'const'; zeros: 'none').
+      noise = self.get_variable("noise_const", "noise")[None, :, :, None] * strength
+    else:
+      noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], self.resolution, self.resolution, 1)) * strength
     x = sl.modulated_conv2d(x, weight, styles, noise=noise, up=self.up, padding=1,
                             f=sl.setup_filter(), impl=self.impl)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
