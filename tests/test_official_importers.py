@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 
 from gan_jax.cli import load_experiment
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS
 from gan_jax.importers import biggan as biggan_imp
 from gan_jax.importers import cyclegan as cyclegan_imp

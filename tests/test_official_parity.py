@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, import_checkpoint
 from gan_jax.importers import workdir as workdir_lib
 from gan_jax.models import DataSpec, build_models

@@ -16,7 +16,7 @@ import dataclasses
 import os
 from typing import Any, Callable
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
 from gan_jax.registry import Registry
 

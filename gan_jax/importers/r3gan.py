@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, Format, Imported, torchfile
 from gan_jax.importers.workdir import nest
 from gan_jax.models import DataSpec

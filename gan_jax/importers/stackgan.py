@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, Format, Imported
 from gan_jax.importers import statedict as sdm
 from gan_jax.models import DataSpec, build_models

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 from ml_collections import ConfigDict
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.importers import torchfile
 from gan_jax.models import DataSpec
 
@@ -150,7 +150,7 @@ def settings_config(experiment: str, settings: dict) -> ConfigDict:
 def abstract_state(experiment: str, settings: dict, spec: DataSpec, fresh: bool = False):
   """Shapes of our train state for the file's settings: the layout every importer fills (`fresh`: the
   initialized state itself, seed 0, for a file that holds only some of the networks)."""
-  from gan_jax.train.loop import build_gan
+  from gan_jax.train.kinds import build_trainer as build_gan
 
   gan = build_gan(settings_config(experiment, settings), spec)
   init = functools.partial(gan.init, data_shape=spec.shape)

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 import ml_dtypes
 import numpy as np
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 

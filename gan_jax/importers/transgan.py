@@ -17,7 +17,7 @@ import math
 import os
 import re
 
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, Format, Imported, torchfile
 from gan_jax.importers import statedict as sdm
 from gan_jax.models import DataSpec

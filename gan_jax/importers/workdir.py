@@ -23,7 +23,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from gan_jax import config as config_lib
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError
 
 STATE_FIELDS = ("g_params", "d_params", "ema_params", "g_vars", "d_vars")
 _LIST = 6
