@@ -81,8 +81,10 @@ def _apply(net, tree, variables, inputs, output: dict, manifest: dict, arrays):
   return out[output["index"]] if "index" in output else out
 
 
+@pytest.mark.slow   # the quick tier compares the same fixtures through the workdir (test_official_parity.py)
 @pytest.mark.parametrize("model", MODELS)
 def test_forward_parity(model):
+  """The importers' trees applied directly (no workdir, no train state) against the official outputs."""
   m = _manifest(model)
   read = functools.lru_cache(lambda p: FORMATS.get(m["format"]).read(os.path.join(FIXTURES, model, p)))
   imported = read(m["import_path"])
