@@ -392,3 +392,80 @@ def test_a_grey_folder_keeps_one_channel_and_a_bad_folder_is_one_error_line(tmp_
   with pytest.raises(ConfigError, match="no usable image under data.path"):
     build_dataset(c)
   assert capsys.readouterr().err == ""
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------------
+
+def _start(args, wd):
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "WANDB_MODE": "disabled"}
+  return subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", RUNLOCAL,
+                           "--workdir", wd, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _read_until(proc, text: str, timeout: float = 300) -> str:
+  """stderr of `proc` up to the line containing `text`."""
+  seen, deadline = [], time.monotonic() + timeout
+  for line in proc.stderr:
+    seen.append(line)
+    if text in line or time.monotonic() > deadline:
+      break
+  return "".join(seen)
+
+
+def test_ctrl_c_is_a_stop_request_and_a_second_one_stops_without_saving(tmp_path):
+  """A first SIGINT while training: the step is saved, one line, exit 0, and the run resumes from it; a
+  SIGINT during set-up and compilation: stopped at once (one error line, exit 130), nothing saved. (Two
+  SIGINTs sent at once reach Python's handler once: the second one is checked in-process below.)"""
+  wd = str(tmp_path / "run")
+  args = ["--config.total_steps=100000", "--config.ckpt_every=100000", "--config.log_every=5",
+          "--config.sample_every=0"]
+  proc = _start(args, wd)
+  _read_until(proc, "step/s")   # the progress bar moves: training
+  time.sleep(1.0)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-3000:]
+  assert "stop requested (Ctrl-C)" in err and "Traceback" not in err
+  saved = [int(s) for s in os.listdir(os.path.join(wd, "checkpoints")) if s.isdigit()]
+  assert len(saved) == 1 and saved[0] >= 1
+
+  proc = _start(args, wd)
+  out = _read_until(proc, "step/s")
+  assert f"resuming at step {saved[0]}" in out
+  proc.kill()
+  proc.communicate()
+
+  fresh = str(tmp_path / "fresh")
+  proc = _start(args, fresh)
+  _read_until(proc, "gan_jax: starting")   # then the step compiles
+  t0 = time.monotonic()
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 130 and time.monotonic() - t0 < 20, err[-3000:]
+  assert "error: interrupted (Ctrl-C) during set-up or compilation" in err and "Traceback" not in err
+  assert not [s for s in os.listdir(os.path.join(fresh, "checkpoints")) if s.isdigit()]
+
+
+def test_a_second_ctrl_c_stops_without_saving_in_one_line(capsys):
+  """The trainer's handler: the first SIGINT is a stop request, the second raises KeyboardInterrupt,
+  which every script turns into one error line and exit 130."""
+  from gan_jax import cli
+  from gan_jax.train import loop
+  before = signal.getsignal(signal.SIGINT)
+  flag = loop._StopFlag()
+  try:
+    flag.training()
+    flag._interrupt(signal.SIGINT, None)
+    assert flag(1) and "stop requested (Ctrl-C)" in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt):
+      flag._interrupt(signal.SIGINT, None)
+  finally:
+    flag.close()
+  assert signal.getsignal(signal.SIGINT) == before   # restored for the caller
+
+  def interrupted(argv):
+    raise KeyboardInterrupt
+  assert cli.main(interrupted, ["train.py", "--workdir", "x"]) == 130
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: interrupted (a second Ctrl-C)")
