@@ -112,23 +112,23 @@ def trainer_state(config: ConfigDict, spec, fill: Callable[[Any], dict[str, Any]
 
   Without `fill`: the shapes of our fresh train state for (config, spec). With `fill` (the state's
   shapes -> {state field: the file's tree fitted to them}): the train state holding those trees,
-  placed in the state's shardings, and the writer of data_spec.json. Optimizer states are initialized from the imported
-  parameters; the other fields are our initializer's, computed without running the networks (only
+  placed in the state's shardings, and the writer of data_spec.json. The fields not imported (optimizer
+  states among them) are our initializer's, computed without running the networks (only
   the fields not imported are asked of the jitted initializer, so XLA drops the networks' forward
   passes: compiling the whole initializer costs tens of seconds on a CPU)."""
   from gan_jax.train import loop
   if config.population != 1:
     raise ConfigError("importing a checkpoint makes one run: set population=1")
-  gan, mesh, init, init_key, _, _ = loop.setup(config, spec)
+  _, mesh, init, init_key, _, _ = loop.setup(config, spec)
   abstract = jax.eval_shape(init, init_key)
   if fill is None:
     return abstract, None
   fields = dict(fill(abstract))
   if fields.get("ema_params") is None and getattr(abstract, "ema_params", None) is not None and "g_params" in fields:
     fields["ema_params"] = fields["g_params"]
-  for who in ("g", "d"):
-    if f"{who}_params" in fields and hasattr(abstract, f"{who}_opt") and hasattr(gan, f"{who}_tx"):
-      fields[f"{who}_opt"] = getattr(gan, f"{who}_tx").init(fields[f"{who}_params"])
+  # Optimizer states come from our initializer like the other fields: a fresh optimizer's state depends
+  # on the shapes of what it trains (which the kind decides: StackGAN's Stage II trains part of G), not
+  # on the values.
   rest = [f.name for f in dataclasses.fields(abstract) if f.name not in fields]
   fields.update(jax.jit(lambda k: {f: getattr(init(k), f) for f in rest})(init_key))
   state = jax.device_put(type(abstract)(**fields), loop.state_shardings(config, mesh, abstract))
