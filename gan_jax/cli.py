@@ -169,12 +169,11 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None,
-         examples: Sequence[str] = (), bare_ok: bool = False) -> int:
+         examples: Sequence[str] = ()) -> int:
   """Runs fn(argv) and maps every failure to one `error:` line on stderr and an exit code: 2 for bad
   configuration, input or paths (ConfigError, a path that cannot be a file or folder), 1 for anything
   else. `--debug` (or GAN_JAX_DEBUG=1) lets the traceback through. `-h`/`--help` prints the usage,
-  the flags and `examples` (exit 0); a call without arguments prints the usage (exit 2), unless
-  `bare_ok` (scripts whose every flag has a default that does the documented thing)."""
+  the flags and `examples` (exit 0); a call without arguments prints the usage (exit 2)."""
   import errno
 
   argv = list(sys.argv if argv is None else argv)
@@ -184,7 +183,7 @@ def main(fn: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None,
   if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
     print(usage(module, examples))
     return 0
-  if len(argv) == 1 and not bare_ok:
+  if len(argv) == 1:
     print(usage(module, examples), file=sys.stderr)
     return 2
   try:

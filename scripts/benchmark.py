@@ -258,4 +258,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main, examples=EXAMPLES, bare_ok=True))
+  sys.exit(cli.main(main, examples=EXAMPLES))

@@ -7,7 +7,7 @@
   after any pytorch-fid run), the FID Inception-v3 for FID, KID and IS.
 --vgg16: torchvision's `vgg16-397923af.pth` (ImageNet weights, torch hub cache likewise), the
   VGG-16 whose fc2 features precision/recall use.
-With neither flag, both files are looked up in the torch hub cache. Output: msgpack files in
+With --hub_cache, both files are looked up in the torch hub cache. Output: msgpack files in
 DIR (default $GAN_JAX_CACHE/weights, i.e. ~/.cache/gan_jax/weights), which evaluation reads
 without torch. A file whose name carries torch hub's hash suffix (`-6726825d`) must have a
 SHA-256 starting with it. torch is needed here only (a CPU build is enough).
@@ -25,6 +25,7 @@ from gan_jax import cli  # noqa: E402
 flags.DEFINE_string("inception", None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth")
 flags.DEFINE_string("vgg16", None, "torchvision's vgg16-397923af.pth")
 flags.DEFINE_string("out_dir", None, "output directory (default: $GAN_JAX_CACHE/weights)")
+flags.DEFINE_bool("hub_cache", False, "convert whichever of the two files the torch hub cache holds")
 
 
 def torch_hub_file(name: str) -> str:
@@ -74,7 +75,7 @@ def convert(kind: str, path: str, out_dir: str) -> str:
 
 
 EXAMPLES = (
-    'python scripts/convert_weights.py',
+    'python scripts/convert_weights.py --hub_cache',
     'python scripts/convert_weights.py --inception pt_inception-2015-12-05-6726825d.pth --vgg16 vgg16-397923af.pth',
 )
 
@@ -85,6 +86,8 @@ def main(argv):
   from gan_jax.metrics import features
 
   jobs = {k: v for k, v in (("inception", f.inception), ("vgg16", f.vgg16)) if v}
+  if not jobs and not f.hub_cache:
+    raise cli.ConfigError("nothing to convert: pass --inception PATH, --vgg16 PATH or --hub_cache")
   if not jobs:
     jobs = {k: torch_hub_file(w.source) for k, w in features.WEIGHTS.items()
             if os.path.isfile(torch_hub_file(w.source))}
@@ -97,4 +100,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(cli.main(main, examples=EXAMPLES, bare_ok=True))
+  sys.exit(cli.main(main, examples=EXAMPLES))
