@@ -131,7 +131,7 @@ def _own_flags() -> list[str]:
 class ArgumentParser(argparse.ArgumentParser):
   """argparse for the scripts with free-form arguments (launch, soak, augment_grid), with the contract of
   `main`: -h prints the docstring, the flags and the examples; a bad argument is one `error:` line and
-  exit 2; a call without arguments prints the usage with exit 2 when a flag is required."""
+  exit 2; a call without arguments prints the usage with exit 2."""
 
   def __init__(self, doc: str, examples: Sequence[str] = ()):
     super().__init__(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -143,7 +143,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
   def parse_args(self, args=None, namespace=None):
     args = sys.argv[1:] if args is None else args
-    if not args and any(a.required for a in self._actions):
+    if not args:
       self.print_help(sys.stderr)
       sys.exit(2)
     return super().parse_args(args, namespace)

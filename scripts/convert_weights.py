@@ -1,6 +1,6 @@
 """Convert the evaluation networks' weight files users already have into gan_jax's format.
 
-  python scripts/convert_weights.py [--inception PATH] [--vgg16 PATH] [--out_dir DIR]
+  python scripts/convert_weights.py [--inception PATH] [--vgg16 PATH] [--hub_cache] [--out_dir DIR]
 
 --inception: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (its GitHub release
   `fid_weights`; torch hub caches it as $TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth
