@@ -30,6 +30,7 @@ class WorkdirLock:
     self.path = os.path.join(workdir, "lock")
     self._fd: int | None = None
     self._before: bytes | None = None   # the lock file's content before this run, None if it had none
+    self._times: tuple[int, int] | None = None
     self._made_dir = False
 
   def acquire(self) -> None:
@@ -38,6 +39,8 @@ class WorkdirLock:
     if os.path.exists(self.path):
       with open(self.path, "rb") as f:
         self._before = f.read()
+      st = os.stat(self.path)
+      self._times = (st.st_atime_ns, st.st_mtime_ns)
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,8 +57,8 @@ class WorkdirLock:
 
   def undo(self) -> None:
     """Releases the lock and leaves the workdir as it was before `acquire` (a run that stops with exit 2
-    touches nothing): the lock file's old content back, or no lock file; a workdir this run created
-    removed when nothing else is in it."""
+    touches nothing): the lock file's old content and times back, or no lock file; a workdir this run
+    created removed when nothing else is in it."""
     if self._fd is None:
       return
     if self._before is None:
@@ -63,6 +66,7 @@ class WorkdirLock:
     else:
       os.ftruncate(self._fd, 0)
       os.pwrite(self._fd, self._before, 0)
+      os.utime(self.path, ns=self._times)
     self.release()
     workdir = os.path.dirname(self.path)
     if self._made_dir and os.path.isdir(workdir) and not os.listdir(workdir):
