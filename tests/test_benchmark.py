@@ -20,7 +20,7 @@ def test_benchmark_rows_and_json(tmp_path):
   assert r.returncode == 0, r.stderr
   for impl in ("subpixel", "xla"):
     assert list((tmp_path / "trace" / impl).rglob("*.trace.json.gz")), impl
-  assert list((tmp_path / "hlo").glob("*train_step*.txt"))
+  assert list((tmp_path / "hlo").glob("*jit_step*.txt"))   # the trainer's step (Trainer.step) as XLA compiled it
   rows = json.loads(out.read_text())["jax"]
   assert set(rows[0]["breakdown_s"]) == {"G forward", "G forward + backward", "D forward",
                                          "D forward + backward (weights)", "D forward + backward (input)"}

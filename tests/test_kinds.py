@@ -211,7 +211,7 @@ def four_devices_equal_one() -> None:
     for devices in (jax.devices()[:1], jax.devices()):
       mesh = jax.sharding.Mesh(np.array(devices), ("data",))
       rep = parallel.replicated(mesh)
-      s = jax.device_put(state, rep)
+      s = jax.device_put(jax.device_get(state), rep)   # a copy: the step donates its input state
       step = loop.jit_step(gan, mesh, 1, jax.tree.map(lambda _, r=rep: r, state))
       b = jax.device_put(batch, parallel.batch_sharding(mesh, batch_axis=len(gan.batch_layout(gan.phase_at(0)))))
       k = jax.device_put(key, rep)

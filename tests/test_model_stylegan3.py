@@ -433,12 +433,11 @@ def test_experiment_configs(load_config):
 
 def trained_eq_t(workdir: str) -> float:
   """EQ-T (dB) of the EMA generator of a finished StyleGAN3 run on 2 batches of 8 latents."""
-  from gan_jax.sampling import generator_params
   from gan_jax.train.loop import load_run
 
   config, _, _, gan, _, state, _ = load_run(workdir)
   g = gan.generator
-  variables = {"params": generator_params(state), **state.g_vars}
+  variables = {"params": state.ema_params if state.ema_params is not None else state.g_params, **state.g_vars}
   z = [jax.random.normal(jax.random.PRNGKey(100 + i), (8, config.model.z_dim)) for i in range(2)]
   ws = [jax.jit(lambda v, z: g.apply(v, z, None, False, method="mapping"))(variables, zi) for zi in z]
   apply = jax.jit(lambda w, m: g.apply(variables, w, False, m, method="synthesis"))
