@@ -33,15 +33,9 @@ FILES = {"G": "G.pth", "D": "D.pth", "G_ema": "G_ema.pth"}
 def files(path: str) -> dict[str, str]:
   """{"G" | "D" | "G_ema": file} from the weights directory, or one file named G.pth / G_ema.pth / D.pth
   (with an optional `_suffix`, as save_weights' copies: G_best0.pth)."""
-  if os.path.isdir(path):
-    found = {k: os.path.join(path, f) for k, f in FILES.items() if os.path.isfile(os.path.join(path, f))}
-    if not found:
-      raise ConfigError(f"{path}: no BigGAN-PyTorch weights (G.pth, D.pth, G_ema.pth) in this directory")
-    return found
-  m = re.fullmatch(r"(G_ema|G|D)(_[^.]*)?\.pth", os.path.basename(path))
-  if not m:
-    raise ConfigError(f"{path}: not a BigGAN-PyTorch weights file (G.pth, G_ema.pth or D.pth)")
-  return {m.group(1): path}
+  return sdm.network_files(
+      path, lambda d: {k: os.path.join(d, f) for k, f in FILES.items() if os.path.isfile(os.path.join(d, f))},
+      r"^(G_ema|G|D)(_[^.]*)?\.pth$", "BigGAN-PyTorch weights", "G.pth, G_ema.pth or D.pth")
 
 
 def _g_blocks(sd: dict) -> int:

@@ -20,7 +20,6 @@ import re
 import jax
 import numpy as np
 
-from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, Format, Imported
 from gan_jax.importers import statedict as sdm
 from gan_jax.models import DataSpec
@@ -33,22 +32,21 @@ OURS = {"G_A": ("g_params", "g_ab"), "G_B": ("g_params", "g_ba"), "D_A": ("d_par
 _IN_BUFFER = re.compile(r"\.(running_mean|running_var|num_batches_tracked)$")
 
 
+def _latest(directory: str) -> dict[str, str]:
+  """Each network's newest file of a checkpoint directory (latest_ preferred)."""
+  found = {}
+  for net in NETS:
+    cands = sorted(glob.glob(os.path.join(directory, f"*_net_{net}.pth")))
+    latest = [c for c in cands if os.path.basename(c).startswith("latest_")]
+    if latest or cands:
+      found[net] = (latest or cands)[-1]
+  return found
+
+
 def files(path: str) -> dict[str, str]:
   """{official network name: file} from a directory (prefers latest_) or a single file."""
-  if os.path.isdir(path):
-    found = {}
-    for net in NETS:
-      cands = sorted(glob.glob(os.path.join(path, f"*_net_{net}.pth")))
-      latest = [c for c in cands if os.path.basename(c).startswith("latest_")]
-      if latest or cands:
-        found[net] = (latest or cands)[-1]
-    if not found:
-      raise ConfigError(f"{path}: no CycleGAN checkpoint (*_net_G_A.pth ...) in this directory")
-    return found
-  m = re.search(r"_net_(G_A|G_B|D_A|D_B)\.pth$", os.path.basename(path))
-  if not m:
-    raise ConfigError(f"{path}: not a CycleGAN network file (<epoch>_net_G_A.pth, _G_B, _D_A or _D_B)")
-  return {m.group(1): path}
+  return sdm.network_files(path, _latest, r"_net_(G_A|G_B|D_A|D_B)\.pth$", "CycleGAN network",
+                           "<epoch>_net_G_A.pth, _G_B, _D_A or _D_B")
 
 
 def _conv_indices(sd: dict) -> list[int]:

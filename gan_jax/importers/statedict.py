@@ -4,6 +4,8 @@ the keys. The layout conversions (OIHW -> HWIO, Linear (out, in) -> (in, out)) l
 from __future__ import annotations
 
 import functools
+import os
+import re
 
 import jax
 import numpy as np
@@ -125,6 +127,20 @@ def check_config(config: ConfigDict | None, inferred: dict, source: str) -> None
       bad.append(f"{key}={node!r} but the file has {v!r}")
   if bad:
     raise ConfigError(f"{source}: the config disagrees with the checkpoint: {'; '.join(bad)}")
+
+
+def network_files(path: str, in_directory, name_pattern: str, what: str, expected: str) -> dict[str, str]:
+  """{official network name: file}: `in_directory(path)` for a directory (ConfigError naming `what` when it
+  finds none), or the one file `path` whose name matches `name_pattern` (group 1: the network's name)."""
+  if os.path.isdir(path):
+    found = in_directory(path)
+    if not found:
+      raise ConfigError(f"{path}: no {what} in this directory")
+    return found
+  m = re.search(name_pattern, os.path.basename(path))
+  if not m:
+    raise ConfigError(f"{path}: not a {what} file ({expected})")
+  return {m.group(1): path}
 
 
 def read_state_dict(path: str) -> dict[str, np.ndarray]:
