@@ -211,12 +211,16 @@ def orthogonal(params, exclude: str = "embedding") -> jax.Array:
   return total
 
 
-def path_lengths(synthesis: Callable[[jax.Array], jax.Array], ws: jax.Array, key: jax.Array) -> jax.Array:
+def path_lengths(synthesis: Callable[[jax.Array], jax.Array], ws: jax.Array, key: jax.Array,
+                 noise: jax.Array | None = None) -> jax.Array:
   """StyleGAN2's path lengths (Karras et al. 2020, sec. 3.2, as stylegan2-ada-pytorch computes them):
   |J_w^T y| for y ~ N(0, I) / sqrt(H·W) per image, the gradient with respect to ws [B, L, D]
-  summed over the feature axis and averaged over the L layers: sqrt(mean_L sum_D g^2), per image."""
+  summed over the feature axis and averaged over the L layers: sqrt(mean_L sum_D g^2), per image.
+  `noise`: the N(0, I) draw given instead of drawn from `key` (images' shape)."""
   images = synthesis(ws)
-  noise = jax.random.normal(key, images.shape, jnp.float32) / np.sqrt(images.shape[1] * images.shape[2])
+  if noise is None:
+    noise = jax.random.normal(key, images.shape, jnp.float32)
+  noise = noise.astype(jnp.float32) / np.sqrt(images.shape[1] * images.shape[2])
   grads = jax.grad(lambda w: jnp.sum(synthesis(w).astype(jnp.float32) * noise))(ws)
   return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
 

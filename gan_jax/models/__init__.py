@@ -53,8 +53,11 @@ MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def model_config(name: str) -> ConfigDict:
-  """`model.*` keys for architecture `name`: its name plus its own defaults."""
-  return ConfigDict({"name": name, "conditional": False, **MODELS.get(name).defaults()})
+  """`model.*` keys for architecture `name`: its name plus its own defaults (and, for G(z) vs D
+  models, `fake_labels`: "uniform" or "real", see gan_jax/train/kinds/gan.py)."""
+  entry = MODELS.get(name)
+  extra = {"fake_labels": "uniform"} if entry.kind in ("gan", "progressive") else {}
+  return ConfigDict({"name": name, "conditional": False, **extra, **entry.defaults()})
 
 
 def build_models(model_cfg: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:

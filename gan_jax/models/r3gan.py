@@ -343,13 +343,16 @@ def apply_preset(c: ConfigDict, name: str) -> ConfigDict:
   brightness, contrast, lumaflip, hue, saturation at 0.5, cutout at 1; not adaptive) with its
   probability on a cosine from `aug_p[0]` to `aug_p[1]`; all ramps over `decay_kimg`
   (training_loop.cosine_decay_with_warmup: cosine to the final value, then held). The dataset
-  x-flips of `--mirror=1` are not applied (no data-side mirroring in gan_jax yet)."""
+  x-flips of `--mirror=1` are not applied (no data-side mirroring in gan_jax yet). Conditional
+  presets give each fake the label of the real it is paired with (`model.fake_labels="real"`), as
+  the official loop does."""
   p = PRESETS[name]
   c.data.resolution = p.resolution
   c.model.widths = p.widths
   c.model.blocks = (2,) * len(p.widths)
   c.model.cardinalities = p.cardinalities
   c.model.conditional = p.conditional
+  c.model.fake_labels = "real"   # the official loop conditions each fake on its paired real's class
   c.loss.name = "rpgan"
   c.batch_size = p.batch_size
   for who in ("g", "d"):

@@ -5,8 +5,16 @@ One step = `n_critic` discriminator updates (one per row of `batch["x"]`, shape
 [n_critic, B, ...]) followed by one generator update and the EMA update. Randomness comes
 only from `key`, folded with the state's step, so a resumed run draws the same latents.
 Conditional models read the real labels from `batch["label"]`; fake labels are drawn uniformly
-over the classes (BigGAN, StudioGAN). Nothing here touches the host: the loop jit-compiles it
-with explicit shardings.
+over the classes (`model.fake_labels="uniform"`: BigGAN, StudioGAN) or are the labels of the real
+batch the update pairs them with (`"real"`: the official R3GAN loop, where RpGAN compares each fake
+with a real of its class). Nothing here touches the host: the loop jit-compiles it with explicit
+shardings.
+
+`batch["draws"]` (optional; no data pipeline makes it) replaces the step's random draws with given
+arrays, so that another implementation can be fed exactly the same ones (the official-code parity
+tests): "d_z" [n_critic, B, z_dim] and "d_labels" [n_critic, B] for the D updates, "g_z" [B, z_dim]
+and "g_labels" [B] for the G update, "pl_noise" [B / pl_batch_shrink, H, W, C] for the path-length
+penalty (y ~ N(0, I) before the 1/sqrt(H·W) scaling). Each one given is used; the rest come from `key`.
 """
 from __future__ import annotations
 
@@ -32,6 +40,8 @@ from gan_jax.train.kinds import KINDS, Kind, Trainer, check_split
 from gan_jax.train.machinery import fold
 from gan_jax.train.state import TrainState, init_state, sample_latents
 
+FAKE_LABELS = ("uniform", "real")
+
 
 @dataclasses.dataclass(frozen=True)
 class GAN(Trainer):
@@ -53,6 +63,7 @@ class GAN(Trainer):
   n_critic: int = 1
   schedule_images: float = 0.0          # duration of the cosine ramps (schedule.kimg · 1000)
   num_classes: int = 0                  # > 0: G and D are conditional on labels
+  fake_labels: str = "uniform"          # "uniform" or "real": the fakes' labels (see the module docstring)
   truncation_mode: str | None = None    # "z", "w" or None: how sample truncation applies
   augment: Augment = Augment()          # what D sees: aug(x) (gan_jax/augment); Augment() = none
   nan_skip: bool = False                # nan_policy="skip": a step with a non-finite value is undone
@@ -76,9 +87,9 @@ class GAN(Trainer):
     check_split(self.batch_size, n_devices, n_processes, self.grad_accum)
 
   def d_update(self, state: TrainState, real: jax.Array, key: jax.Array, d_step: jax.Array | int = 0,
-               real_labels: jax.Array | None = None) -> tuple[TrainState, dict]:
+               real_labels: jax.Array | None = None, draws: dict | None = None) -> tuple[TrainState, dict]:
     """One discriminator update alone (`d_update`; scripts/benchmark.py times its penalties)."""
-    return d_update(self, state, real, key, d_step, real_labels)
+    return d_update(self, state, real, key, d_step, real_labels, draws)
 
   def images(self, step: jax.Array) -> jax.Array:
     """Training progress in images after `step` G steps."""
@@ -105,6 +116,20 @@ class GAN(Trainer):
     """Class labels for n fakes, uniform over the classes; None for unconditional models."""
     return jax.random.randint(key, (n,), 0, self.num_classes) if self.num_classes else None
 
+  def fake_inputs(self, z_key: jax.Array, y_key: jax.Array, n: int, real_labels: jax.Array | None,
+                  draws: dict | None) -> tuple[jax.Array, jax.Array | None]:
+    """(z, labels) of an update's n fakes: the given draws where there are some, else drawn from
+    the keys; the labels follow `fake_labels` (the paired reals' labels for "real")."""
+    draws = draws or {}
+    z = draws["z"] if "z" in draws else self.latents(z_key, n)
+    if not self.num_classes:
+      return z, None
+    if "labels" in draws:
+      return z, draws["labels"]
+    if self.fake_labels == "real" and real_labels is not None:
+      return z, real_labels
+    return z, self.labels(y_key, n)
+
   def generate(self, params: Any, g_vars: dict, z: jax.Array, y: jax.Array | None = None,
                key: jax.Array | None = None, train: bool = True, truncation: float = 1.0,
                method: str | None = None) -> tuple[jax.Array, dict]:
@@ -129,13 +154,15 @@ class GAN(Trainer):
 
 
 def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_step: jax.Array | int = 0,
-             real_labels: jax.Array | None = None) -> tuple[TrainState, dict]:
-  """One discriminator update; `d_step` counts D updates over the run (for lazy penalties)."""
+             real_labels: jax.Array | None = None, draws: dict | None = None) -> tuple[TrainState, dict]:
+  """One discriminator update; `d_step` counts D updates over the run (for lazy penalties);
+  `draws`: {"z", "labels"} given instead of drawn (see the module docstring)."""
   z_key, reg_key = jax.random.split(key)
   y_key, g_key, d_key = (jax.random.fold_in(key, i) for i in (1, 2, 3))
   n = real.shape[0]
-  inputs = {"real": real, "z": gan.latents(z_key, n), "fake_labels": gan.labels(y_key, n),
-            "real_labels": real_labels if gan.num_classes else None}
+  real_labels = real_labels if gan.num_classes else None
+  z, fake_labels = gan.fake_inputs(z_key, y_key, n, real_labels, draws)
+  inputs = {"real": real, "z": z, "fake_labels": fake_labels, "real_labels": real_labels}
   reg = gan.reg
   images = gan.images(state.step)
   aug_p = _augmenters(gan, state, key)[0]
@@ -235,11 +262,14 @@ def _augmenters(gan: GAN, state: TrainState, key: jax.Array):
 
 
 def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
-             real_labels: jax.Array | None = None) -> tuple[TrainState, dict]:
+             real_labels: jax.Array | None = None, draws: dict | None = None) -> tuple[TrainState, dict]:
+  """One generator update; `draws`: {"z", "labels", "pl_noise"} given instead of drawn."""
   y_key, g_key, d_key, pl_key = (jax.random.fold_in(key, i) for i in (1, 2, 3, 4))
   n = real.shape[0]
-  inputs = {"real": real, "z": gan.latents(key, n), "fake_labels": gan.labels(y_key, n),
-            "real_labels": real_labels if gan.num_classes else None}
+  real_labels = real_labels if gan.num_classes else None
+  z, fake_labels = gan.fake_inputs(key, y_key, n, real_labels, draws)
+  inputs = {"real": real, "z": z, "fake_labels": fake_labels, "real_labels": real_labels}
+  pl_noise = (draws or {}).get("pl_noise")
   reg = gan.reg
 
   def grads_of(g_params, m, i):
@@ -260,7 +290,7 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
       if reg.pl_weight > 0:
         pl, reg_state, logs["pl_length"] = _path_length_penalty(gan, g_params, g_vars, z, fake_labels,
                                                                 fold(g_key, i), fold(pl_key, i), state.step,
-                                                                reg_state)
+                                                                reg_state, pl_noise)
         logs["pl_penalty"] = pl
         loss = loss + reg.pl_weight * reg.pl_every * pl
       return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs})
@@ -276,7 +306,8 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
 
 
 def _path_length_penalty(gan: GAN, g_params: Any, g_vars: dict, z: jax.Array, labels: jax.Array | None,
-                         noise_key: jax.Array, key: jax.Array, step: jax.Array, reg_state: dict):
+                         noise_key: jax.Array, key: jax.Array, step: jax.Array, reg_state: dict,
+                         pl_noise: jax.Array | None = None):
   """StyleGAN2's lazy path-length penalty on the first B / pl_batch_shrink latents, every
   `pl_every`-th G step (zero otherwise; the caller scales it by pl_every); returns the penalty,
   the updated state (EMA of the mean length, moved on the penalty's steps only) and the mean
@@ -288,7 +319,7 @@ def _path_length_penalty(gan: GAN, g_params: Any, g_vars: dict, z: jax.Array, la
   def penalty(_):
     ws = gan.generate(g_params, g_vars, z[:m], y, noise_key, method="mapping")[0]
     synth = lambda w: gan.generate(g_params, g_vars, w, None, noise_key, method="synthesis")[0]  # noqa: E731
-    lengths = regs.path_lengths(synth, ws, key)
+    lengths = regs.path_lengths(synth, ws, key, pl_noise)
     pl_mean = reg_state["pl_mean"] + reg.pl_decay * (jnp.mean(lengths) - reg_state["pl_mean"])
     pl_mean = jax.lax.stop_gradient(pl_mean)
     return jnp.mean(jnp.square(lengths - pl_mean)), pl_mean, jnp.mean(lengths)
@@ -309,6 +340,11 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   before = state
   reals = batch["x"]
   labels = batch.get("label") if gan.num_classes else None
+  draws = batch.get("draws", {})
+  d_draws = lambda i: {k: draws[f"d_{k}"][i] for k in ("z", "labels") if f"d_{k}" in draws}  # noqa: E731
+  g_draws = {k: draws[f"g_{k}"] for k in ("z", "labels") if f"g_{k}" in draws}
+  if "pl_noise" in draws:
+    g_draws["pl_noise"] = draws["pl_noise"]
 
   # A Python loop, not lax.scan: n_critic is small and static, and XLA:CPU runs convolutions
   # inside a while-loop body several times slower than unrolled (measured: 261 ms vs 67 ms per
@@ -318,8 +354,9 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
     raise ValueError(f"batch has {reals.shape[0]} real batches, the step reads {gan.batches_per_step}")
   for i in range(n_critic):
     state, d_metrics = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i),
-                                d_step=state.step * n_critic + i, real_labels=None if labels is None else labels[i])
-  state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1])
+                                d_step=state.step * n_critic + i, real_labels=None if labels is None else labels[i],
+                                draws=d_draws(i))
+  state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1], g_draws)
   if gan.use_ema:
     # Images seen before this step, as StyleGAN2-ADA and R3GAN evaluate cur_nimg.
     state = state.replace(ema_params=machinery.ema(state.ema_params, state.g_params, gan.ema_beta(state.step)))
@@ -331,6 +368,8 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
   `ema.*`, `augment.*`, the optimizers and their schedules."""
   if config.model.conditional and not spec.num_classes:
     raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
+  if config.model.fake_labels not in FAKE_LABELS:
+    raise ConfigError(f"model.fake_labels must be one of {', '.join(FAKE_LABELS)}, got {config.model.fake_labels!r}")
   generator, discriminator = build_models(config.model, spec)
   schedule_images = config.schedule.kimg * 1000.0
   r = config.reg
@@ -349,7 +388,7 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
                                      pl_weight=r.pl_weight, pl_every=r.pl_every, pl_decay=r.pl_decay,
                                      pl_batch_shrink=r.pl_batch_shrink),
              gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
-             num_classes=spec.num_classes if config.model.conditional else 0,
+             num_classes=spec.num_classes if config.model.conditional else 0, fake_labels=config.model.fake_labels,
              truncation_mode=MODELS.get(config.model.name).truncation,
              augment=make_augment(config.augment, spec.kind), nan_skip=config.nan_policy == "skip",
              grad_accum=config.grad_accum, compute_dtype=config.precision)
