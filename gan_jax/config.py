@@ -24,6 +24,7 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 NAN_POLICIES = ("stop", "skip")
 PRECISIONS = ("float32", "bfloat16")
 Z_DISTS = ("normal", "uniform")
+FAKE_LABELS = ("uniform", "real")   # model.fake_labels (gan_jax/train/kinds/gan.py)
 
 
 
@@ -189,6 +190,9 @@ def validate(config: ConfigDict) -> None:
     _check(config.model.z_dist in Z_DISTS,
            f"unknown model.z_dist {config.model.z_dist!r}; valid choices: {', '.join(Z_DISTS)}")
     _check(config.model.z_dim >= 1, f"model.z_dim must be >= 1, got {config.model.z_dim}")
+  if "fake_labels" in config.model:
+    _check(config.model.fake_labels in FAKE_LABELS,
+           f"unknown model.fake_labels {config.model.fake_labels!r}; valid choices: {', '.join(FAKE_LABELS)}")
   _check(config.nan_policy in NAN_POLICIES,
          f"unknown nan_policy {config.nan_policy!r}; valid choices: {', '.join(NAN_POLICIES)}")
   _check(config.precision in PRECISIONS,

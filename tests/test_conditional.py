@@ -89,6 +89,52 @@ def test_fake_labels_are_uniform_over_the_classes():
   np.testing.assert_allclose(counts / 30_000, 1 / 3, atol=0.01)
 
 
+def test_fake_labels_real_pairs_each_fake_with_its_reals_label():
+  """model.fake_labels="real" (the official R3GAN loop): D's and G's fakes carry the labels of the
+  real batch of their update. Equal to feeding those labels as draws; unequal to uniform labels."""
+  batch, key = _batch(), jax.random.PRNGKey(1)
+  labels = batch["label"]
+  state = _gan().init(jax.random.PRNGKey(0), (4, 4, 1))
+  paired, _ = train_step(_gan(fake_labels="real"), state, batch, key)
+  fed, _ = train_step(_gan(), state, {**batch, "draws": {"d_labels": labels, "g_labels": labels[0]}}, key)
+  uniform, _ = train_step(_gan(), state, batch, key)
+  for a, b in zip(jax.tree.leaves((paired.g_params, paired.d_params)), jax.tree.leaves((fed.g_params, fed.d_params))):
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(jax.tree.leaves(paired.g_params["embed"])[0], jax.tree.leaves(uniform.g_params["embed"])[0])
+
+
+class PlainG(nn.Module):
+  """A generator without noise inputs: its output depends on z alone."""
+
+  @nn.compact
+  def __call__(self, z, y=None, train=True):
+    return jnp.tanh(nn.Dense(16)(z)).reshape(-1, 4, 4, 1)
+
+
+def test_fed_latents_replace_the_keys_draws():
+  """batch["draws"] d_z and g_z: with them the step no longer depends on the key (G has no other
+  randomness); without them it does."""
+  gan = _gan(generator=PlainG(), num_classes=0)
+  state = gan.init(jax.random.PRNGKey(0), (4, 4, 1))
+  z = jax.random.normal(jax.random.PRNGKey(7), (2, 6, 4))
+  fed = {**_batch(), "draws": {"d_z": z[:1], "g_z": z[1]}}
+  k1, k2 = jax.random.PRNGKey(1), jax.random.PRNGKey(2)
+  a, b = train_step(gan, state, fed, k1)[0], train_step(gan, state, fed, k2)[0]
+  for x, y in zip(jax.tree.leaves(a.g_params), jax.tree.leaves(b.g_params)):
+    np.testing.assert_array_equal(x, y)
+  c, d = train_step(gan, state, _batch(), k1)[0], train_step(gan, state, _batch(), k2)[0]
+  assert not np.array_equal(jax.tree.leaves(c.g_params)[0], jax.tree.leaves(d.g_params)[0])
+
+
+def test_fed_path_length_noise_is_the_draw_it_replaces():
+  synth = lambda w: jnp.tanh(w[:, :1, :16]).reshape(-1, 4, 4, 1)  # noqa: E731
+  ws = jax.random.normal(jax.random.PRNGKey(0), (3, 2, 16))
+  key = jax.random.PRNGKey(4)
+  y = jax.random.normal(key, (3, 4, 4, 1))
+  np.testing.assert_array_equal(regs.path_lengths(synth, ws, key), regs.path_lengths(synth, ws, None, y))
+  assert not np.allclose(regs.path_lengths(synth, ws, key), regs.path_lengths(synth, ws, None, 2 * y))
+
+
 def test_orthogonal_regularization_gradient_is_biggans():
   """BigGAN-PyTorch adds 2 (W W^T ⊙ (1 - I)) W to each weight's gradient, W = [out, in]."""
   rng = np.random.RandomState(0)

@@ -47,6 +47,7 @@ def test_parse_arg_types():
     ("data.channels", 2, "data.channels must be 0, 1 or 3"),
     ("optim.d.clip_norm", -1.0, "optim.d.clip_norm must be >= 0"),
     ("reg.drift_form", "mean", "unknown reg.drift_form 'mean'; valid choices: mean_square, square_mean"),
+    ("model.fake_labels", "paired", "unknown model.fake_labels 'paired'; valid choices: uniform, real"),
 ])
 def test_validate_rejects(key, value, message):
   c = base_config()

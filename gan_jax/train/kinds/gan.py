@@ -40,8 +40,6 @@ from gan_jax.train.kinds import KINDS, Kind, Trainer, check_split
 from gan_jax.train.machinery import fold
 from gan_jax.train.state import TrainState, init_state, sample_latents
 
-FAKE_LABELS = ("uniform", "real")
-
 
 @dataclasses.dataclass(frozen=True)
 class GAN(Trainer):
@@ -368,8 +366,6 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
   `ema.*`, `augment.*`, the optimizers and their schedules."""
   if config.model.conditional and not spec.num_classes:
     raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
-  if config.model.fake_labels not in FAKE_LABELS:
-    raise ConfigError(f"model.fake_labels must be one of {', '.join(FAKE_LABELS)}, got {config.model.fake_labels!r}")
   generator, discriminator = build_models(config.model, spec)
   schedule_images = config.schedule.kimg * 1000.0
   r = config.reg
