@@ -10,16 +10,24 @@ D: n stride-2 Conv2d (no bias) with width, 2*width, ... channels, BN on every la
    (before the LeakyReLU(0.2)), flatten, Linear(4*4*c_last, 1, no bias) -> logits [B].
 Weights ~ N(0, 0.02), BN weight ~ N(1, 0.02), BN bias 0, BN eps 1e-5 and momentum 0.1 (torch's
 convention; flax's momentum 0.9). z ~ U[-1, 1]. Non-saturating logistic loss, Adam(2e-4, 0.5, 0.999).
-One iteration = one D update (fake from G in train mode without gradient) then one G update
-(fresh z, D's parameters frozen so only G's gradient is computed), as the JAX step does.
+Two loops (`--loop`):
+- `twin` (default): one iteration = one D update (fake from G in train mode without gradient) then
+  one G update (fresh z, D's parameters frozen so only G's gradient is computed), as the JAX step
+  does by default.
+- `canonical`: the loop of the DCGAN example in pytorch/examples (main.py), which most PyTorch
+  DCGAN code copies: one G forward per iteration; D's real and fake passes each with its own
+  backward, the fake detached; D's update; then G's update through the updated D on the same fake,
+  with G's graph kept from the first forward and D's parameters left trainable (so the G pass also
+  computes D's weight gradients, which the next iteration's zero_grad discards). The JAX step with
+  `train.reuse_fake` computes the same algorithm.
 The real batch is one fixed random tensor: the benchmark measures compute, not input.
 
 With k = 4 the padding equals flax's "SAME" exactly; with an odd kernel (the paper's 5) flax pads
 asymmetrically (one more pixel after for Conv, before for ConvTranspose) where torch pads
 symmetrically, so the output is shifted by a pixel: same shapes, parameters and FLOPs.
 
-Run:  python benchmarks/torch_dcgan.py [--resolution 64 --batch 64 --width 64 --kernel-size 4
-                                        --steps 10 --warmup 3 --threads N --channels-last]
+Run:  python benchmarks/torch_dcgan.py [--loop twin|canonical --resolution 64 --batch 64 --width 64
+                                        --kernel-size 4 --steps 10 --warmup 3 --threads N --channels-last]
 It prints one line of JSON on stdout (progress goes to stderr). scripts/benchmark.py
 --compare-torch calls it in a subprocess. torch is a dependency of this script only, never of
 the gan_jax package.
@@ -147,8 +155,13 @@ def check_shapes(g: Generator, d: Discriminator, args: argparse.Namespace) -> No
     assert x.shape[-2:] == (4, 4), x.shape
 
 
+LOOPS = ("twin", "canonical")
+
+
 def main(argv: list[str] | None = None) -> None:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--loop", choices=LOOPS, default="twin",
+                  help="twin: the JAX step's algorithm; canonical: pytorch/examples' DCGAN loop (one G forward)")
   ap.add_argument("--resolution", type=int, default=64)
   ap.add_argument("--batch", type=int, default=64)
   ap.add_argument("--width", type=int, default=64)
@@ -182,7 +195,22 @@ def main(argv: list[str] | None = None) -> None:
   def latents() -> torch.Tensor:
     return torch.rand(args.batch, args.z_dim) * 2 - 1
 
-  def iteration() -> tuple[float, float]:
+  def canonical() -> tuple[float, float]:
+    # pytorch/examples dcgan/main.py, with BCE on sigmoid outputs written as softplus on logits.
+    d_opt.zero_grad(set_to_none=True)
+    d_real = F.softplus(-d(real)).mean()
+    d_real.backward()
+    fake = g(latents())
+    d_fake = F.softplus(d(fake.detach())).mean()
+    d_fake.backward()
+    d_opt.step()
+    g_opt.zero_grad(set_to_none=True)
+    g_loss = F.softplus(-d(fake)).mean()
+    g_loss.backward()
+    g_opt.step()
+    return d_real.item() + d_fake.item(), g_loss.item()
+
+  def twin() -> tuple[float, float]:
     # D step: G's forward in train mode (its BN running stats move, unlike JAX where they are
     # dropped; this costs nothing extra) without a graph.
     with torch.no_grad():
@@ -200,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     d.requires_grad_(True)
     return d_loss.item(), g_loss.item()
 
+  iteration = canonical if args.loop == "canonical" else twin
+
   for i in range(args.warmup):
     t0 = time.perf_counter()
     iteration()
@@ -216,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
   median = statistics.median(times)
   print(json.dumps({
       "framework": "torch",
+      "loop": args.loop,
       "torch_version": torch.__version__,
       "threads": args.threads,
       "resolution": args.resolution,
