@@ -2,7 +2,9 @@
 
 Not an experiment itself (no get_config): minibatch 128, Adam lr 2e-4 with b1 0.5, z 100-d
 uniform, weights ~ N(0, 0.02), non-saturating loss, no EMA in the paper (the samples here
-come from an EMA generator when `ema.halflife_kimg` > 0).
+come from an EMA generator when `ema.halflife_kimg` > 0). One generator forward per iteration,
+its fakes used by D's update and then by G's through the updated D (`train.reuse_fake`), as the
+paper's code (dcgan.torch) and pytorch/examples' DCGAN do.
 """
 from gan_jax.config import base_config, parse_arg
 
@@ -26,6 +28,7 @@ def dcgan_config(dataset: str, resolution: int, width: int, total_steps: int, ar
   c.log_every = log_every
   c.sample_every = c.ckpt_every = every
   c.ema.halflife_kimg = ema_halflife_kimg
+  c.train.reuse_fake = True
   c.update_from_flattened_dict(settings or {})
   if a.runlocal:  # a smoke run of the same pipeline at toy width
     c.model.g_width = c.model.d_width = 16

@@ -256,3 +256,61 @@ def test_digit_accuracy_counts_samples_read_as_their_label():
   assert "digit_accuracy" not in ds.evaluate(real)
   with pytest.raises(ValueError, match="one label per sample"):
     ds.evaluate(real, labels=labels[:10])
+
+
+def test_reuse_fake_step_is_the_one_forward_algorithm():
+  """train.reuse_fake: D updates on G(z) (fed z and labels), then G's gradient is that forward's
+  vjp of the gradient of G's loss through the *updated* D, at the same fakes. Compared with the
+  direct computation: d_update on the same draws, then jax.grad of G's loss of the composite."""
+  from gan_jax.train.kinds.gan import d_update
+  batch, key = _batch(), jax.random.PRNGKey(3)
+  z = jax.random.normal(jax.random.PRNGKey(7), (6, 4))
+  y = jnp.asarray([2, 0, 1, 1, 0, 2], jnp.int32)
+  fed = {**batch, "draws": {"d_z": z[None], "d_labels": y[None]}}
+  plain = _gan(generator=PlainG(), loss=LOSSES.get("nonsaturating")())
+  reuse = _gan(generator=PlainG(), loss=LOSSES.get("nonsaturating")(), reuse_fake=True)
+  state = plain.init(jax.random.PRNGKey(0), (4, 4, 1))
+  new, metrics = train_step(reuse, state, fed, key)
+
+  after_d, _ = d_update(plain, state, batch["x"][0], jax.random.PRNGKey(11), real_labels=batch["label"][0],
+                        draws={"z": z, "labels": y})
+  for a, b in zip(jax.tree.leaves(new.d_params), jax.tree.leaves(after_d.d_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+  def g_loss(g_params):
+    fake = plain.generate(g_params, state.g_vars, z, y)[0]
+    logits = plain.discriminate(after_d.d_params, after_d.d_vars, fake, y)[0]
+    return plain.loss.g(jnp.zeros_like(logits), logits)
+
+  loss, grads = jax.value_and_grad(g_loss)(state.g_params)
+  updates, _ = plain.g_tx.update(grads, state.g_opt, state.g_params)
+  expected = optax.apply_updates(state.g_params, updates)
+  np.testing.assert_allclose(float(metrics["g_loss"]), float(loss), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(new.g_params), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  # A second computation: the default step, whose G update makes a second forward, fed the same
+  # latents and labels for G: for a G without noise or batch statistics that is the same algorithm.
+  # (By default it draws fresh latents for G: a different algorithm.)
+  default, _ = train_step(plain, state, {**fed, "draws": {**fed["draws"], "g_z": z, "g_labels": y}}, key)
+  for a, b in zip(jax.tree.leaves(default.g_params), jax.tree.leaves(new.g_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  fresh, _ = train_step(plain, state, fed, key)
+  assert not np.allclose(jax.tree.leaves(fresh.g_params)[0], jax.tree.leaves(new.g_params)[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("model,overrides,message", [
+    ("stylegan2", {"reg.pl_weight": 2.0}, "train.reuse_fake does not combine with reg.pl_weight"),
+    ("dcgan", {"grad_accum": 2}, "does not combine with grad_accum=2"),
+])
+def test_reuse_fake_refuses_what_it_cannot_compute(model, overrides, message):
+  from gan_jax.config import base_config, validate
+  from gan_jax.errors import ConfigError
+  c = base_config(model)
+  c.train.reuse_fake = True
+  for k, v in overrides.items():
+    section, _, leaf = k.rpartition(".")
+    (c[section] if section else c)[leaf] = v
+  with pytest.raises(ConfigError, match=message):
+    validate(c)
+  p = base_config("progan")
+  assert "train" not in p   # progressive growing has no reuse_fake

@@ -62,6 +62,7 @@ class GAN(Trainer):
   schedule_images: float = 0.0          # duration of the cosine ramps (schedule.kimg · 1000)
   num_classes: int = 0                  # > 0: G and D are conditional on labels
   fake_labels: str = "uniform"          # "uniform" or "real": the fakes' labels (see the module docstring)
+  reuse_fake: bool = False              # train.reuse_fake: one G forward per step (see reuse_fake_step)
   truncation_mode: str | None = None    # "z", "w" or None: how sample truncation applies
   augment: Augment = Augment()          # what D sees: aug(x) (gan_jax/augment); Augment() = none
   nan_skip: bool = False                # nan_policy="skip": a step with a non-finite value is undone
@@ -152,15 +153,19 @@ class GAN(Trainer):
 
 
 def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_step: jax.Array | int = 0,
-             real_labels: jax.Array | None = None, draws: dict | None = None) -> tuple[TrainState, dict]:
+             real_labels: jax.Array | None = None, draws: dict | None = None,
+             fake: jax.Array | None = None) -> tuple[TrainState, dict]:
   """One discriminator update; `d_step` counts D updates over the run (for lazy penalties);
-  `draws`: {"z", "labels"} given instead of drawn (see the module docstring)."""
+  `draws`: {"z", "labels"} given instead of drawn (see the module docstring); `fake`: G's output
+  for those, already computed (train.reuse_fake), instead of a G forward here."""
   z_key, reg_key = jax.random.split(key)
   y_key, g_key, d_key = (jax.random.fold_in(key, i) for i in (1, 2, 3))
   n = real.shape[0]
   real_labels = real_labels if gan.num_classes else None
   z, fake_labels = gan.fake_inputs(z_key, y_key, n, real_labels, draws)
   inputs = {"real": real, "z": z, "fake_labels": fake_labels, "real_labels": real_labels}
+  if fake is not None:
+    inputs["fake"] = jax.lax.stop_gradient(fake)
   reg = gan.reg
   images = gan.images(state.step)
   aug_p = _augmenters(gan, state, key)[0]
@@ -169,8 +174,8 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
     """Gradient and auxiliaries of one (micro-)batch `m`; `i` its index (None: the whole batch)."""
     _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
     # G's statistics updates from this forward pass are dropped: only the G step moves G.
-    fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"],
-                                              fold(g_key, i))[0])
+    fake = m["fake"] if "fake" in m else jax.lax.stop_gradient(
+        gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"], fold(g_key, i))[0])
     real, real_labels, fake_labels = m["real"], m["real_labels"], m["fake_labels"]
 
     def loss_fn(d_params):
@@ -350,15 +355,70 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   n_critic = gan.n_critic
   if reals.shape[0] != gan.batches_per_step:
     raise ValueError(f"batch has {reals.shape[0]} real batches, the step reads {gan.batches_per_step}")
+  if gan.reuse_fake:
+    state, metrics = reuse_fake_step(gan, state, reals, labels, d_key, g_key, d_draws, g_draws)
+    return _ema_and_finish(gan, before, state, metrics)
   for i in range(n_critic):
     state, d_metrics = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i),
                                 d_step=state.step * n_critic + i, real_labels=None if labels is None else labels[i],
                                 draws=d_draws(i))
   state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1], g_draws)
+  return _ema_and_finish(gan, before, state, {**d_metrics, **g_metrics})
+
+
+def _ema_and_finish(gan: GAN, before: TrainState, state: TrainState, metrics: dict) -> tuple[TrainState, dict]:
   if gan.use_ema:
     # Images seen before this step, as StyleGAN2-ADA and R3GAN evaluate cur_nimg.
     state = state.replace(ema_params=machinery.ema(state.ema_params, state.g_params, gan.ema_beta(state.step)))
-  return machinery.finish(before, state, {**d_metrics, **g_metrics}, gan.nan_skip)
+  return machinery.finish(before, state, metrics, gan.nan_skip)
+
+
+def reuse_fake_step(gan: GAN, state: TrainState, reals: jax.Array, labels: jax.Array | None, d_key: jax.Array,
+                    g_key: jax.Array, d_draws, g_draws: dict) -> tuple[TrainState, dict]:
+  """`train.reuse_fake`: the DCGAN paper's code and pytorch/examples' loop, one G forward per step.
+
+  The last D update's fakes come from one G forward whose vjp is kept; D updates on them; G's
+  gradient is that vjp applied to the gradient of G's loss with respect to the same fakes
+  through the updated D. No second G forward. With n_critic > 1 the earlier D updates draw their
+  own fakes as usual, and G's update uses the last D update's fakes (its latents and labels; G's
+  loss reads the last real batch, as without reuse). A different algorithm from the default (G's
+  loss sees fakes D has just trained on), not an optimization of it. G's BatchNorm statistics move
+  with the one forward. Not with the path-length penalty or grad_accum > 1 (refused by `build`)."""
+  n_critic = gan.n_critic
+  for i in range(n_critic - 1):
+    state, _ = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i), d_step=state.step * n_critic + i,
+                        real_labels=None if labels is None else labels[i], draws=d_draws(i))
+  i = n_critic - 1
+  key = jax.random.fold_in(d_key, i)
+  real_labels = labels[i] if labels is not None else None
+  # The draws d_update would make with this key (see d_update).
+  z, fake_labels = gan.fake_inputs(jax.random.split(key)[0], jax.random.fold_in(key, 1), reals.shape[1],
+                                   real_labels, d_draws(i))
+  g_fwd_key = jax.random.fold_in(g_key, 2)
+  fake, g_vjp, g_vars = jax.vjp(lambda p: gan.generate(p, state.g_vars, z, fake_labels, g_fwd_key), state.g_params,
+                                has_aux=True)
+  state, d_metrics = d_update(gan, state, reals[i], key, d_step=state.step * n_critic + i, real_labels=real_labels,
+                              draws={"z": z, "labels": fake_labels}, fake=fake)
+  # G's loss through the updated D at the same fakes; D's statistics updates here are dropped.
+  _, aug_real, aug_fake = _augmenters(gan, state, g_key)
+  d_fwd_key = jax.random.fold_in(g_key, 3)
+  g_real_labels = labels[-1] if labels is not None else None
+
+  def g_loss_of(f):
+    fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(f), fake_labels, d_fwd_key)
+    real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(reals[-1]), g_real_labels, d_fwd_key)[0]
+                   if gan.loss.g_uses_real else jnp.zeros_like(fake_logits))
+    return gan.loss.g(real_logits, fake_logits)
+
+  adversarial, d_fake = jax.value_and_grad(g_loss_of)(fake)
+  (grads,) = g_vjp(d_fake.astype(fake.dtype))
+  logs = {"g_loss": adversarial}
+  if gan.reg.ortho > 0:
+    logs["ortho"], ortho_grads = jax.value_and_grad(regs.orthogonal)(state.g_params)
+    grads = jax.tree.map(lambda g, o: g + gan.reg.ortho * o, grads, ortho_grads)
+  g_params, g_opt, grad_norm = machinery.update(gan.g_tx, grads, state.g_opt, state.g_params)
+  state = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt)
+  return state, {**d_metrics, **logs, "g_grad_norm": grad_norm}
 
 
 def build(config: ConfigDict, spec: DataSpec) -> GAN:
@@ -387,7 +447,8 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
              num_classes=spec.num_classes if config.model.conditional else 0, fake_labels=config.model.fake_labels,
              truncation_mode=MODELS.get(config.model.name).truncation,
              augment=make_augment(config.augment, spec.kind), nan_skip=config.nan_policy == "skip",
-             grad_accum=config.grad_accum, compute_dtype=config.precision)
+             grad_accum=config.grad_accum, compute_dtype=config.precision,
+             reuse_fake="train" in config and config.train.reuse_fake)   # progressive growing has no `train`
 
 
 def _check_critic(config: ConfigDict) -> None:
@@ -397,6 +458,21 @@ def _check_critic(config: ConfigDict) -> None:
 
 # `n_critic`: D updates per G update, each on its own real batch.
 BLOCKS.register("critic")(Block("", lambda: {"n_critic": 1}, _check_critic))
+
+
+def _check_train(config: ConfigDict) -> None:
+  if not config.train.reuse_fake:
+    return
+  if config.reg.pl_weight > 0:
+    raise ConfigError("train.reuse_fake does not combine with reg.pl_weight > 0 (the path-length penalty needs its "
+                      "own generator passes); set one of them off")
+  if config.grad_accum > 1:
+    raise ConfigError(f"train.reuse_fake keeps one whole-batch generator forward for G's update; it does not combine "
+                      f"with grad_accum={config.grad_accum} (use grad_accum=1)")
+
+
+# `train.reuse_fake`: one generator forward per step, its fakes used by D's update and G's (reuse_fake_step).
+BLOCKS.register("train")(Block("train", lambda: {"reuse_fake": False}, _check_train))
 # The blocks of a GAN's config (progressive growing reads the same).
 GAN_BLOCKS = ("critic", "reg", "schedule", "ema", "augment")
-KINDS.register("gan")(Kind(build=build, blocks=GAN_BLOCKS))
+KINDS.register("gan")(Kind(build=build, blocks=GAN_BLOCKS + ("train",)))
