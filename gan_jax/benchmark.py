@@ -95,10 +95,18 @@ def cost_flops(compiled) -> float:
 
 
 def _memory_mb(compiled) -> float:
+  parts = xla_memory_mb(compiled)
+  return sum(parts.values()) if parts else float("nan")
+
+
+def xla_memory_mb(compiled) -> dict:
+  """XLA's memory analysis of a compiled program, MB: its arguments, outputs and temporaries
+  ({} where the backend gives none). Donated arguments alias outputs, so the sum overcounts."""
   m = compiled.memory_analysis()
   if m is None:
-    return float("nan")
-  return (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes) / 2**20
+    return {}
+  return {"arguments": m.argument_size_in_bytes / 2**20, "outputs": m.output_size_in_bytes / 2**20,
+          "temporaries": m.temp_size_in_bytes / 2**20}
 
 
 def _synthetic_batch(gan, mesh, config: ConfigDict, spec: DataSpec) -> dict:
@@ -143,6 +151,7 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
           "step_times_s": times, "median_step_s": median, "min_step_s": min(times), "max_step_s": max(times),
           "images_per_s": images / median, "compile_s": compile_s, "first_step_s": first_step_s,
           "flops_per_step": cost_flops(compiled), "compiled_memory_mb": _memory_mb(compiled),
+          "xla_memory_mb": xla_memory_mb(compiled),
           "peak_rss_mb": peak_rss_mb(), **losses}
 
 
@@ -171,9 +180,10 @@ def component_times(config: ConfigDict, spec: DataSpec, steps: int = 5, warmup: 
 
 
 def run_torch_twin(*, resolution: int, batch: int, width: int, kernel_size: int, z_dim: int, channels: int,
-                   steps: int, warmup: int, channels_last: bool = False) -> dict:
-  """Runs benchmarks/torch_dcgan.py in a subprocess (torch is no dependency of the package)."""
-  command = [sys.executable, TORCH_TWIN, "--resolution", str(resolution), "--batch", str(batch),
+                   steps: int, warmup: int, channels_last: bool = False, loop: str = "twin") -> dict:
+  """Runs benchmarks/torch_dcgan.py in a subprocess (torch is no dependency of the package); `loop`:
+  "twin" (our default step's algorithm) or "canonical" (pytorch/examples' DCGAN loop)."""
+  command = [sys.executable, TORCH_TWIN, "--loop", loop, "--resolution", str(resolution), "--batch", str(batch),
              "--width", str(width), "--kernel-size", str(kernel_size), "--z-dim", str(z_dim),
              "--channels", str(channels), "--steps", str(steps), "--warmup", str(warmup)]
   if channels_last:

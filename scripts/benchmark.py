@@ -2,14 +2,20 @@
 
   python scripts/benchmark.py [--model dcgan] [--resolution 64] [--batch 64] [--width 64]
       [--kernel-size 4] [--impl auto|subpixel|xla[,...]] [--r1 G --r2 G] [--loss NAME]
-      [--steps 10] [--warmup 3] [--compare-torch] [--json PATH] [--profile DIR] [--dump-hlo DIR]
+      [--reuse-fake off|on|both] [--steps 10] [--warmup 3] [--compare-torch [--repeats 3]]
+      [--json PATH] [--profile DIR] [--dump-hlo DIR]
   python scripts/benchmark.py --experiments [NAME,...]    # compile time of shipped experiments
 
 One row per conv implementation (`model.conv_impl`). The defaults are the PyTorch DCGAN
 example's setting (64x64, batch 64, ngf = ndf = 64, 4x4 kernels, BCE, Adam 2e-4/0.5); warm-up
 steps are excluded and the median of the timed steps is reported with its min-max spread.
-`--compare-torch` runs the same network and training step in PyTorch (benchmarks/torch_dcgan.py,
-in a subprocess, same thread count) and prints the ratio; PyTorch is needed only then.
+`--reuse-fake` times the step without and/or with `train.reuse_fake` (one G forward per step).
+`--compare-torch` runs the same network in PyTorch (benchmarks/torch_dcgan.py, in a subprocess,
+same thread count) with two loops: the twin of our default step and pytorch/examples' canonical
+DCGAN loop (one G forward, as ours with reuse_fake); every row, ours and theirs, runs in a process
+of its own (so each peak RSS is its own), `--repeats` times, alternating; the table gives medians
+with the spread over the repeats and the ratios of each of ours to both PyTorch loops, measured
+in the same repeat. PyTorch is needed only then.
 MFU = XLA's cost-analysis FLOPs per step / median step time / this machine's float32 matmul rate
 (measured in the same run). `--breakdown` times each network pass of the step on its own,
 `--profile DIR` traces the timed steps with the JAX profiler (open DIR in TensorBoard's profile
@@ -51,6 +57,8 @@ def parse(argv):
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--compare-torch", action="store_true")
+  p.add_argument("--reuse-fake", choices=("off", "on", "both"), default=None,
+                 help="train.reuse_fake of the timed step (default: both with --compare-torch, else off)")
   p.add_argument("--breakdown", action="store_true", help="also time each network pass of the step")
   p.add_argument("--torch-channels-last", action="store_true")
   p.add_argument("--experiments", nargs="?", const="all", default=None)
@@ -61,7 +69,8 @@ def parse(argv):
   p.add_argument("--fid", action="store_true",
                  help="images/s of the FID Inception (with --compare-torch: against pytorch-fid's)")
   p.add_argument("--size", type=int, default=32, help="--fid: input images are size x size (resized to 299)")
-  p.add_argument("--repeats", type=int, default=3, help="--fid: alternating JAX/PyTorch measurements")
+  p.add_argument("--repeats", type=int, default=3,
+                 help="--fid, --compare-torch: alternating JAX/PyTorch measurements")
   p.add_argument("--json", default=None, help="write every figure here")
   p.add_argument("--profile", default=None, help="trace the timed steps into DIR/<impl> (TensorBoard, Perfetto)")
   p.add_argument("--dump-hlo", default=None, help="write XLA's HLO of every compiled program to DIR")
@@ -71,7 +80,7 @@ def parse(argv):
   return a
 
 
-def config_for(a, impl):
+def config_for(a, impl, reuse_fake: bool = False):
   from gan_jax.config import base_config, validate
   from gan_jax.models import MODELS
   if a.model not in MODELS.names():
@@ -86,52 +95,111 @@ def config_for(a, impl):
     c.data.name = "folder"   # the shape comes from resolution/channels; no files are read
     c.data.resolution, c.data.channels = a.resolution, a.channels
     c.model.update(g_width=a.width, d_width=a.width, kernel_size=a.kernel_size, conv_impl=impl)
-  else:
+  if reuse_fake:
+    if "train" not in c:
+      raise ConfigError(f"--reuse-fake: model {a.model!r} trains without train.reuse_fake")
+    c.train.reuse_fake = True
+  if a.model != "dcgan":
     c.data.name = "ring8"
   validate(c)
   return c
 
 
-def bench_models(a) -> dict:
-  import jax
+REUSE = {"off": (False,), "on": (True,), "both": (False, True)}
 
-  from gan_jax import benchmark
-  from gan_jax.models import DataSpec
-  from gan_jax.models.layers import IMPLS, resolve_impl
+
+def bench_models(a) -> dict:
+  from gan_jax.models.layers import IMPLS
   impls = a.impl.split(",")
   for impl in impls:
     if impl not in IMPLS:
       raise ConfigError(f"--impl: unknown value {impl!r}; valid: {', '.join(IMPLS)}")
+  if a.compare_torch:
+    return compare_torch(a, impls)
+  return bench_jax(a, impls, REUSE[a.reuse_fake or "off"])
+
+
+def bench_jax(a, impls: list[str], reuses: tuple[bool, ...]) -> dict:
+  import jax
+
+  from gan_jax import benchmark
+  from gan_jax.models import DataSpec
+  from gan_jax.models.layers import resolve_impl
   peak = benchmark.matmul_peak_gflops()
   rows = []
-  for impl in impls:
-    c = config_for(a, impl)
+  for impl, reuse in ((i, r) for i in impls for r in reuses):
+    c = config_for(a, impl, reuse)
     spec = (DataSpec("image", (a.resolution, a.resolution, a.channels)) if a.model == "dcgan"
             else benchmark.data_spec(c)[0])
     profile = os.path.join(a.profile, impl) if a.profile else None
     r = benchmark.time_train_step(c, spec, a.steps, a.warmup, profile)
     if a.breakdown:
       r["breakdown_s"] = benchmark.component_times(c, spec, a.steps, a.warmup)
-    r.update(model=a.model, impl=resolve_impl(impl) if a.model == "dcgan" else "-",
+    r.update(model=a.model, impl=resolve_impl(impl) if a.model == "dcgan" else "-", reuse_fake=reuse,
              resolution=a.resolution if a.model == "dcgan" else "-",
              batch=a.batch, width=a.width, kernel_size=a.kernel_size, loss=a.loss, r1=a.r1, r2=a.r2,
              mfu=r["flops_per_step"] / r["median_step_s"] / (peak * 1e9))
     rows.append(r)
-    print(f"  jax {r['impl']}: {r['median_step_s'] * 1e3:.0f} ms/step, {r['images_per_s']:.1f} img/s", file=sys.stderr)
-  torch_row = None
-  if a.compare_torch:
-    if a.model != "dcgan":
-      raise ConfigError(f"--compare-torch has a PyTorch twin for --model dcgan only, not {a.model!r}")
-    if a.loss != "nonsaturating" or a.r1 or a.r2:
-      raise ConfigError("--compare-torch: the PyTorch twin trains the non-saturating loss without penalties")
-    torch_row = benchmark.run_torch_twin(resolution=a.resolution, batch=a.batch, width=a.width,
-                                         kernel_size=a.kernel_size, z_dim=100, channels=a.channels,
-                                         steps=a.steps, warmup=a.warmup, channels_last=a.torch_channels_last)
-    for r in rows:
-      r["ratio_vs_torch"] = r["images_per_s"] / torch_row["images_per_s"]
+    print(f"  jax {r['impl']}{' reuse_fake' if reuse else ''}: {r['median_step_s'] * 1e3:.0f} ms/step, "
+          f"{r['images_per_s']:.1f} img/s", file=sys.stderr)
   machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
              "backend": jax.default_backend(), "devices": jax.device_count(), "matmul_gflops": peak}
-  return {"machine": machine, "jax": rows, "torch": torch_row}
+  return {"machine": machine, "jax": rows, "torch": []}
+
+
+def compare_torch(a, impls: list[str]) -> dict:
+  """Ours (each impl x reuse_fake setting) and PyTorch's two loops, each row in a process of its
+  own, `a.repeats` rounds alternating; medians, spreads and per-round ratios."""
+  import statistics
+  import subprocess
+  import tempfile
+
+  from gan_jax import benchmark
+  if a.model != "dcgan":
+    raise ConfigError(f"--compare-torch has a PyTorch twin for --model dcgan only, not {a.model!r}")
+  if a.loss != "nonsaturating" or a.r1 or a.r2:
+    raise ConfigError("--compare-torch: the PyTorch twin trains the non-saturating loss without penalties")
+  if a.repeats < 1:
+    raise ConfigError(f"--repeats must be >= 1, got {a.repeats}")
+  reuses = REUSE[a.reuse_fake or "both"]
+  shape = ["--model", "dcgan", "--resolution", str(a.resolution), "--batch", str(a.batch), "--width", str(a.width),
+           "--kernel-size", str(a.kernel_size), "--channels", str(a.channels), "--steps", str(a.steps),
+           "--warmup", str(a.warmup)]
+  ours, theirs, machine = {}, {}, None
+  for rnd in range(a.repeats):
+    for impl, reuse in ((i, r) for i in impls for r in reuses):
+      with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "row.json")
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), *shape, "--impl", impl,
+                              "--reuse-fake", "on" if reuse else "off", "--json", path],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+          raise RuntimeError(f"benchmark of impl={impl} reuse_fake={reuse} failed:\n{out.stderr[-2000:]}")
+        with open(path) as f:
+          row = json.load(f)
+      machine = row["machine"]
+      ours.setdefault((impl, reuse), []).append(row["jax"][0])
+    for loop in ("twin", "canonical"):
+      theirs.setdefault(loop, []).append(benchmark.run_torch_twin(
+          resolution=a.resolution, batch=a.batch, width=a.width, kernel_size=a.kernel_size, z_dim=100,
+          channels=a.channels, steps=a.steps, warmup=a.warmup, channels_last=a.torch_channels_last, loop=loop))
+    print(f"  round {rnd + 1}/{a.repeats} done", file=sys.stderr)
+
+  def summary(runs: list[dict]) -> dict:
+    ips = [r["images_per_s"] for r in runs]
+    return {"runs": runs, "images_per_s": statistics.median(ips), "images_per_s_min": min(ips),
+            "images_per_s_max": max(ips), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+  rows = []
+  for runs in ours.values():
+    row = {**{k: v for k, v in runs[0].items() if k not in ("step_times_s",)}, **summary(runs)}
+    for loop, t in theirs.items():
+      ratios = [r["images_per_s"] / x["images_per_s"] for r, x in zip(runs, t)]
+      row[f"ratio_vs_{loop}"] = statistics.median(ratios)
+      row[f"ratio_vs_{loop}_range"] = [min(ratios), max(ratios)]
+    rows.append(row)
+  torch_rows = [{**{k: v for k, v in t[0].items() if k != "step_times_s"}, **summary(t)} for t in theirs.values()]
+  return {"machine": machine, "jax": rows, "torch": torch_rows, "repeats": a.repeats}
 
 
 def cpu_name() -> str:
@@ -149,22 +217,17 @@ def print_table(out: dict) -> None:
   m = out["machine"]
   print(f"machine: {m['cpu']}, {m['cores']} cores, {m['backend']} x{m['devices']}; "
         f"float32 matmul {m['matmul_gflops']:.0f} GFLOP/s")
-  print("| framework | model | res | batch | impl | ms/step (min-max) | images/s | vs torch | compile s | "
-        "GFLOP/step | MFU | peak RSS MB |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-  for r in out["jax"]:
-    ratio = f"{r['ratio_vs_torch']:.2f}x" if "ratio_vs_torch" in r else "-"
-    print(f"| jax | {r['model']} | {r['resolution']} | {r['batch']} | {r['impl']} | "
-          f"{r['median_step_s'] * 1e3:.0f} ({r['min_step_s'] * 1e3:.0f}-{r['max_step_s'] * 1e3:.0f}) | "
-          f"{r['images_per_s']:.1f} | {ratio} | {r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.1f} | "
-          f"{r['mfu']:.0%} | {r['peak_rss_mb']:.0f} |")
-  t = out.get("torch")
-  if t:
-    times = t["step_times_s"]
-    print(f"| torch {t['torch_version']} | dcgan | {t['resolution']} | {t['batch']} | "
-          f"{'channels_last' if t.get('channels_last') else 'NCHW'} | "
-          f"{t['median_step_s'] * 1e3:.0f} ({min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}) | "
-          f"{t['images_per_s']:.1f} | 1.00x | - | - | - | {t['peak_rss_mb']:.0f} |")
+  if out.get("repeats"):
+    print_comparison(out)
+  else:
+    print("| framework | model | res | batch | impl | ms/step (min-max) | images/s | compile s | "
+          "GFLOP/step | MFU | XLA MB (args/out/temp) | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in out["jax"]:
+      print(f"| jax | {r['model']} | {r['resolution']} | {r['batch']} | {_impl(r)} | "
+            f"{r['median_step_s'] * 1e3:.0f} ({r['min_step_s'] * 1e3:.0f}-{r['max_step_s'] * 1e3:.0f}) | "
+            f"{r['images_per_s']:.1f} | {r['compile_s']:.1f} | {r['flops_per_step'] / 1e9:.1f} | "
+            f"{r['mfu']:.0%} | {_xla_mb(r)} | {r['peak_rss_mb']:.0f} |")
   for r in out["jax"]:
     if "breakdown_s" in r:
       b = r["breakdown_s"]
@@ -176,6 +239,34 @@ def print_table(out: dict) -> None:
         print(f"| {name} | {sec * 1e3:.0f} | x{uses.get(name, 0)} |")
       total = sum(b[n] * k for n, k in uses.items())
       print(f"| sum of the passes one step runs | {total * 1e3:.0f} | (step: {r['median_step_s'] * 1e3:.0f}) |")
+
+
+def _impl(r: dict) -> str:
+  return f"{r['impl']}{', reuse_fake' if r.get('reuse_fake') else ''}"
+
+
+def _xla_mb(r: dict) -> str:
+  m = r.get("xla_memory_mb") or {}
+  return "/".join(f"{m[k]:.0f}" for k in ("arguments", "outputs", "temporaries")) if m else "-"
+
+
+def print_comparison(out: dict) -> None:
+  """Medians over the rounds with their min-max, and each of ours against both PyTorch loops."""
+  n = out["repeats"]
+  print(f"{n} rounds, alternating, each row in its own process; images/s median (min-max over the rounds)")
+  print("| framework | step | res | batch | images/s | vs PyTorch twin | vs PyTorch canonical | "
+        "XLA MB (args/out/temp) | peak RSS MB |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for r in out["jax"]:
+    ratios = [f"{r[f'ratio_vs_{k}']:.2f}x ({r[f'ratio_vs_{k}_range'][0]:.2f}-{r[f'ratio_vs_{k}_range'][1]:.2f})"
+              for k in ("twin", "canonical")]
+    print(f"| jax {r['jax_version']} | {_impl(r)} | {r['resolution']} | {r['batch']} | "
+          f"{r['images_per_s']:.1f} ({r['images_per_s_min']:.1f}-{r['images_per_s_max']:.1f}) | {ratios[0]} | "
+          f"{ratios[1]} | {_xla_mb(r)} | {r['peak_rss_mb']:.0f} |")
+  for t in out["torch"]:
+    print(f"| torch {t['torch_version']} | {t['loop']} loop{', channels_last' if t.get('channels_last') else ''} | "
+          f"{t['resolution']} | {t['batch']} | {t['images_per_s']:.1f} ({t['images_per_s_min']:.1f}-"
+          f"{t['images_per_s_max']:.1f}) | - | - | - | {t['peak_rss_mb']:.0f} |")
 
 
 def print_compile_table(rows: list[dict]) -> None:

@@ -98,11 +98,18 @@ def test_torch_twin_matches_parameter_counts(tmp_path):
   pytest.importorskip("torch")
   from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
   out = tmp_path / "bench.json"
-  r = run_script("benchmark.py", *TINY, "--impl", "subpixel", "--compare-torch", "--json", str(out))
+  r = run_script("benchmark.py", *TINY, "--impl", "subpixel", "--compare-torch", "--repeats", "1", "--json", str(out))
   assert r.returncode == 0, r.stderr
   result = json.loads(out.read_text())
-  t = result["torch"]
-  assert result["jax"][0]["ratio_vs_torch"] == pytest.approx(result["jax"][0]["images_per_s"] / t["images_per_s"])
+  # Ours without and with reuse_fake, PyTorch's twin and canonical loops; ratios of the same round.
+  assert [row["reuse_fake"] for row in result["jax"]] == [False, True]
+  assert [t["loop"] for t in result["torch"]] == ["twin", "canonical"]
+  for row in result["jax"]:
+    for t in result["torch"]:
+      assert row[f"ratio_vs_{t['loop']}"] == pytest.approx(row["images_per_s"] / t["images_per_s"])
+    assert set(row["xla_memory_mb"]) == {"arguments", "outputs", "temporaries"} and row["peak_rss_mb"] > 0
+  assert "| torch" in r.stdout and "canonical loop" in r.stdout and "reuse_fake" in r.stdout
+  t = result["torch"][0]
   z, x = jax.numpy.zeros((2, 100)), jax.numpy.zeros((2, 16, 16, 3))
   count = lambda tree: sum(a.size for a in jax.tree.leaves(tree["params"]))  # noqa: E731
   assert t["g_params"] == count(jax.eval_shape(DCGANGenerator(16, 3, 8, 4).init, jax.random.PRNGKey(0), z))
