@@ -109,15 +109,16 @@ def test_train_steps_match_official(official):
 
 def test_the_comparison_has_teeth(official):
   """What the quick comparison rests on, without another compilation: the official steps moved every
-  network far beyond the tolerance, and G_ema (half-life ramped from 0: a copy of G at step 0, then
-  betas 0.5 and 0.71) is far from G, so an EMA that were dropped or a copy of G would fail."""
+  tensor of every network beyond the tolerance (G_ema from its own starting weights: the half-life
+  ramps from 0, so step 0 copies G, then betas 0.5 and 0.71), and G_ema ends away from G, so an
+  EMA that were dropped or a copy of G would fail."""
   m, after, losses = official
   tol = m["tolerance"]
   imp = FORMATS.get(m["format"]).read(os.path.normpath(os.path.join(FIXTURE, m["start"])))
   for field in ("g_params", "d_params", "ema_params"):
     moved = _tree_errors(getattr(imp, field), after[field])
-    assert min(moved.values()) > 100 * tol, (field, min(moved, key=moved.get))
-  assert min(_tree_errors(after["g_params"], after["ema_params"]).values()) > 100 * tol
+    assert min(moved.values()) > 10 * tol, (field, min(moved, key=moved.get))
+  assert max(_tree_errors(after["g_params"], after["ema_params"]).values()) > 10 * tol
   # Every schedule moved: base, midway, final at the three steps.
   np.testing.assert_allclose(losses["lr"], [1e-3, 6.25e-4, 2.5e-4], rtol=1e-6)
   np.testing.assert_allclose(losses["gamma"], [0.05, 0.0275, 0.005], rtol=1e-6)

@@ -58,11 +58,17 @@ def _schedulers(schedule_images: float, ema_images: float) -> dict:
           "ema": {"base_value": 0, "final_value": ema_images, "total_nimg": schedule_images}}
 
 
-def our_config(batch: int = BATCH, schedule_images: float = SCHEDULE_IMAGES,
-               ema_images: float = EMA_FINAL_IMAGES) -> tuple[str, dict]:
-  """(experiment, overrides) of gan_jax matching the official settings above (RGB, no augmentation)."""
-  return EXPERIMENT, {"data.channels": 3, "batch_size": batch, "schedule.kimg": schedule_images / 1000.0,
-                      "ema.halflife_final_kimg": ema_images / 1000.0, "augment.name": "none"}
+def our_config(batch: int = 32, schedule_images: float | None = None,
+               ema_images: float | None = None) -> tuple[str, dict]:
+  """(experiment, overrides) of gan_jax matching the official settings: runlocal networks and
+  recipe (R1 + R2 every D step) on RGB data, no augmentation, batch `batch`; with `schedule_images`
+  and `ema_images`, the parity fixture's short schedules."""
+  overrides = {"data.channels": 3, "batch_size": batch, "augment.name": "none"}
+  if schedule_images is not None:
+    overrides["schedule.kimg"] = schedule_images / 1000.0
+  if ema_images is not None:
+    overrides["ema.halflife_final_kimg"] = ema_images / 1000.0
+  return EXPERIMENT, overrides
 
 
 def _official(repo_path: str):
@@ -169,7 +175,7 @@ def make(repo_path: str, out_dir: str) -> None:
   toy.save_npz(out_dir, "after.npz", after)
   toy.save_npz(out_dir, "losses.npz", {k: np.array([log[k] for log in logs], np.float64).astype(np.float32)
                                        for k in logs[0]})
-  experiment, overrides = our_config()
+  experiment, overrides = our_config(BATCH, SCHEDULE_IMAGES, EMA_FINAL_IMAGES)
   toy.write_manifest(out_dir, {
       "model": "r3gan", "kind": "train_step", "format": "r3gan", "start": SNAPSHOT,
       "inputs": "inputs.npz", "after": "after.npz", "losses": "losses.npz", "steps": STEPS, "batch": BATCH,
