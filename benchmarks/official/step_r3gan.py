@@ -2,11 +2,11 @@
 `R3GANLoss` over R3GAN/Trainer.py `AdversarialTraining`, the per-iteration logic of
 training/training_loop.py), imported from the checkout at run time.
 
-  python benchmarks/official/make_fixtures.py --repo /work/official/R3GAN r3gan_step
+  python benchmarks/official/make_fixtures.py --repo PATH_TO_R3GAN_CHECKOUT r3gan_step
 
-`training_loop.training_loop` is one monolithic function (dataset, logging, snapshots and the loop), so
-`_iteration` reproduces one pass of its `while True` body by calling the official pieces in the official
-order: the schedules (`training_loop.cosine_decay_with_warmup` of the images seen before the iteration:
+`training_loop.training_loop` is one monolithic function (dataset, logging, snapshots and the loop),
+so `_Trainer.iteration` reproduces one pass of its `while True` body by calling the official pieces in
+the official order: the schedules (`training_loop.cosine_decay_with_warmup` of the images seen before the iteration:
 lr, beta2, gamma, EMA half-life), then per phase, D first and G second, `opt.zero_grad`, `requires_grad_`,
 `R3GANLoss.accumulate_gradients(phase, real_img, real_c, gen_z, gamma, gain)` on the phase's own real
 batch, labels and latents, the lr and betas `(0, beta2)` written into the Adam param groups, `opt.step()`;
@@ -16,10 +16,10 @@ so is the augmentation pipe (`--aug=0`: the loss's preprocessor is the identity)
 
 The networks start from tests/fixtures/official/r3gan/network-snapshot.pkl (the forward-parity toy:
 experiments/r3gan_cifar10.py:runlocal shapes, 16x16x3, 10 classes), read by relative path. The
-settings are those of `our_config()`: runlocal's Adam (beta1 0, eps 1e-8, lr 1e-3 -> 2.5e-4, beta2
-0.9 -> 0.99), gamma 0.05 -> 0.005, EMA half-life 0 -> 8 images, with every cosine over 8 images
-(`schedule.kimg` 0.012) so that each schedule moves within the STEPS iterations of BATCH images
-and reaches its final value at the last one. Saved (tests/fixtures/official/r3gan_step/): inputs.npz
+settings are those of `our_config(BATCH, SCHEDULE_IMAGES, EMA_FINAL_IMAGES)`: runlocal's Adam (beta1 0,
+eps 1e-8, lr 1e-3 -> 2.5e-4, beta2 0.9 -> 0.99), gamma 0.05 -> 0.005, EMA half-life 0 -> 8 images,
+with every cosine over 8 images (`schedule.kimg` 0.008) so that each schedule is at its base, midway
+and final value in the STEPS iterations of BATCH images. Saved (tests/fixtures/official/r3gan_step/): inputs.npz
 (per iteration and phase: reals NHWC, labels, latents), after.npz (G, D, G_ema parameters after the
 iterations, official names, float32; the resampling kernels are constant and left out), losses.npz
 (per iteration: the D phase's adversarial loss, R1 and R2 means, the G phase's loss, and the
