@@ -5,6 +5,7 @@
       [--reuse-fake off|on|both] [--steps 10] [--warmup 3] [--compare-torch [--repeats 3]]
       [--json PATH] [--profile DIR] [--dump-hlo DIR]
   python scripts/benchmark.py --experiments [NAME,...]    # compile time of shipped experiments
+  python scripts/benchmark.py --compare-official r3gan|stylegan2|biggan --official-repo PATH [--batch 32]
 
 One row per conv implementation (`model.conv_impl`). The defaults are the PyTorch DCGAN
 example's setting (64x64, batch 64, ngf = ndf = 64, 4x4 kernels, BCE, Adam 2e-4/0.5); warm-up
@@ -21,8 +22,11 @@ MFU = XLA's cost-analysis FLOPs per step / median step time / this machine's flo
 `--profile DIR` traces the timed steps with the JAX profiler (open DIR in TensorBoard's profile
 plugin, or the trace.json.gz in Perfetto), `--dump-hlo DIR` writes XLA's HLO.
 `--experiments` compiles every experiment (runlocal size) with an empty persistent
-compilation cache, then again from the cache. The table goes to stdout, all
-figures to --json.
+compilation cache, then again from the cache. `--compare-official MODEL` times the official
+training iteration (benchmarks/official/step_<model>.py's `time_official`, which imports the
+checkout at --official-repo; needs torch) and our train step at the same configuration (its
+`our_config()`: runlocal width, batch 32 unless --batch, R3GAN with R1 + R2 every step) and prints
+both and their ratio. The table goes to stdout, all figures to --json.
 """
 import argparse
 import json
@@ -35,6 +39,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import cli  # noqa: E402
 from gan_jax.errors import ConfigError  # noqa: E402
 
+# --compare-official MODEL -> benchmarks/official/<module>.py, with `time_official(repo_path, batch, steps)`
+# (the official training iteration, timed) and `our_config()` ((experiment, overrides) of the same run).
+OFFICIAL_STEPS = {"r3gan": "step_r3gan", "stylegan2": "step_stylegan2_ada", "biggan": "step_biggan"}
+
 
 class _Parser(argparse.ArgumentParser):
   def error(self, message):   # one line and exit 2, as every script here
@@ -46,7 +54,7 @@ def parse(argv):
   p = _Parser(description=__doc__.splitlines()[0])
   p.add_argument("--model", default="dcgan")
   p.add_argument("--resolution", type=int, default=64)
-  p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--batch", type=int, default=None, help="default 64 (32 with --compare-official)")
   p.add_argument("--width", type=int, default=64, help="g_width = d_width")
   p.add_argument("--kernel-size", type=int, default=4)
   p.add_argument("--channels", type=int, default=3)
@@ -71,10 +79,14 @@ def parse(argv):
   p.add_argument("--size", type=int, default=32, help="--fid: input images are size x size (resized to 299)")
   p.add_argument("--repeats", type=int, default=3,
                  help="--fid, --compare-torch: alternating JAX/PyTorch measurements")
+  p.add_argument("--compare-official", default=None, metavar="MODEL",
+                 help=f"time the official training step against ours: {', '.join(OFFICIAL_STEPS)}")
+  p.add_argument("--official-repo", default=None, metavar="PATH", help="--compare-official: the official checkout")
   p.add_argument("--json", default=None, help="write every figure here")
   p.add_argument("--profile", default=None, help="trace the timed steps into DIR/<impl> (TensorBoard, Perfetto)")
   p.add_argument("--dump-hlo", default=None, help="write XLA's HLO of every compiled program to DIR")
   a = p.parse_args(argv)
+  a.batch = a.batch if a.batch is not None else 32 if a.compare_official else 64
   if a.steps < 1 or a.warmup < 0 or a.batch < 1:
     p.error(f"--steps must be >= 1, --warmup >= 0, --batch >= 1; got {a.steps}, {a.warmup}, {a.batch}")
   return a
@@ -202,6 +214,60 @@ def compare_torch(a, impls: list[str]) -> dict:
   return {"machine": machine, "jax": rows, "torch": torch_rows, "repeats": a.repeats}
 
 
+def official_step_module(model: str, repo: str | None):
+  """The benchmarks/official module timing `model`'s official step; ConfigError (exit 2) for an
+  unknown model or a missing checkout."""
+  import importlib
+  valid = ", ".join(OFFICIAL_STEPS)
+  if model not in OFFICIAL_STEPS:
+    raise ConfigError(f"--compare-official: unknown model {model!r}; valid: {valid}")
+  if not repo or not os.path.isdir(repo):
+    raise ConfigError(f"--official-repo {repo or '(not given)'}: not a directory; --compare-official {model} needs "
+                      f"a checkout of the official code (models: {valid})")
+  name = f"benchmarks.official.{OFFICIAL_STEPS[model]}"
+  try:
+    return importlib.import_module(name)
+  except ModuleNotFoundError as e:
+    if e.name != name:
+      raise
+    raise ConfigError(f"--compare-official {model}: no {name.replace('.', '/')}.py in this tree") from None
+
+
+def compare_official(a) -> dict:
+  """Our train step and the official training iteration at the module's configuration, batch a.batch."""
+  module = official_step_module(a.compare_official, a.official_repo)
+  import jax
+
+  from gan_jax import benchmark
+  from gan_jax.config import validate
+  from gan_jax.importers import workdir as workdir_lib
+  experiment, overrides = module.our_config()
+  config = workdir_lib.load_config(experiment, {**overrides, "batch_size": a.batch})
+  validate(config)
+  ours = benchmark.time_train_step(config, benchmark.data_spec(config)[0], a.steps, a.warmup)
+  print(f"  ours: {ours['median_step_s'] * 1e3:.0f} ms/step", file=sys.stderr)
+  official = module.time_official(os.path.abspath(a.official_repo), batch=a.batch, steps=a.steps)
+  print(f"  official: {official['median_step_s'] * 1e3:.0f} ms/step", file=sys.stderr)
+  machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "backend": jax.default_backend(),
+             "devices": jax.device_count()}
+  return {"machine": machine, "model": a.compare_official, "batch": a.batch, "experiment": experiment,
+          "overrides": overrides, "ours": ours, "official": official,
+          "ratio_official_over_ours": official["median_step_s"] / ours["median_step_s"]}
+
+
+def print_compare_official(out: dict) -> None:
+  m, ours, off = out["machine"], out["ours"], out["official"]
+  print(f"machine: {m['cpu']}, {m['cores']} cores, {m['backend']} x{m['devices']}")
+  print(f"{out['model']} training step, batch {out['batch']} ({out['experiment']}):")
+  print("| code | ms/step (min-max) | images/s |\n|---|---|---|")
+  print(f"| ours (jax {ours['jax_version']}) | {ours['median_step_s'] * 1e3:.0f} "
+        f"({ours['min_step_s'] * 1e3:.0f}-{ours['max_step_s'] * 1e3:.0f}) | {ours['images_per_s']:.1f} |")
+  times = off["step_times_s"]
+  print(f"| official (torch {off.get('torch_version', '?')}) | {off['median_step_s'] * 1e3:.0f} "
+        f"({min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}) | {off['images_per_s']:.1f} |")
+  print(f"official / ours step time: {out['ratio_official_over_ours']:.2f}x")
+
+
 def cpu_name() -> str:
   try:
     with open("/proc/cpuinfo") as f:
@@ -293,6 +359,7 @@ def print_fid(r: dict) -> None:
 EXAMPLES = (
     'python scripts/benchmark.py --model dcgan --resolution 64 --batch 64',
     'python scripts/benchmark.py --experiments dcgan_digits,r3gan_cifar10',
+    'python scripts/benchmark.py --compare-official r3gan --official-repo ../R3GAN',
 )
 
 
@@ -330,6 +397,9 @@ def main(argv):
     parallel.cpu_device_per_core()   # as scripts/evaluate.py and ref_stats.py run the network
     out = {"fid_throughput": benchmark.fid_throughput(a.batch, a.size, a.steps, a.warmup, a.repeats, a.compare_torch)}
     print_fid(out["fid_throughput"])
+  elif a.compare_official is not None:
+    out = {"compare_official": compare_official(a)}
+    print_compare_official(out["compare_official"])
   elif a.penalty_ratio is not None:
     valid = cli.experiment_names()
     if a.penalty_ratio not in valid:

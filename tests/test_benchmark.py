@@ -37,6 +37,11 @@ def test_benchmark_rows_and_json(tmp_path):
     (["--model", "nope"], "--model: unknown model 'nope'; valid:"),
     (["--experiments", "nope"], "--experiments: unknown experiment 'nope'; valid:"),
     (["--steps", "0"], "--steps must be >= 1"),
+    (["--compare-official", "nope", "--official-repo", "."],
+     "--compare-official: unknown model 'nope'; valid: r3gan, stylegan2, biggan"),
+    (["--compare-official", "r3gan", "--official-repo", "/nonexistent"],
+     "--official-repo /nonexistent: not a directory"),
+    (["--compare-official", "biggan"], "--official-repo (not given): not a directory; --compare-official biggan needs"),
 ])
 def test_benchmark_bad_input(args, message):
   r = run_script("benchmark.py", *args)
