@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import ROOT, experiment, free_port, read_jsonl, run_processes, run_script, state_mb
+from conftest import ROOT, experiment, free_port, read_jsonl, run_main, run_processes, run_script, state_mb
 
 from gan_jax import parallel
 from gan_jax.config import parse_profile_steps
@@ -86,7 +86,7 @@ def test_bad_sharding_and_scale_keys_exit_2(tmp_path):
                         ("--config.precision=fp16", "unknown precision 'fp16'; valid choices: float32, bfloat16"),
                         ("--config.grad_accum=3", "batch_size=100 is not divisible by grad_accum=3"),
                         ("--config.profile_steps=5:2", "profile_steps '5:2': need 1 <= START < STOP")):
-    r = run_script("train.py", *base, flag)
+    r = run_main("train.py", *base, flag)
     assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], (flag, r.stderr[-500:])
   assert not os.path.exists(tmp_path / "w")
 

@@ -3,14 +3,12 @@ SIGTERM, and a learning check."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, experiment, read_jsonl, run_processes, run_script, state_mb
+from conftest import experiment, popen_script, read_jsonl, run_main, run_processes, run_script, state_mb
 from PIL import Image
 
 from gan_jax.errors import ConfigError
@@ -100,15 +98,17 @@ FSDP = ["--config.sharding.fsdp=True", "--config.sharding.min_size_mb=0"]
 
 def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(tmp_path):
   """5 steps on 1 device, and on 8 with G, D, EMA and Adam states split over the devices (FSDP,
-  every leaf): the same losses. The 8-device checkpoint restores on this 1-device process (equal to
-  the 1-device run's state) and resumes on 2 processes x 2 devices. The 8-device run also traces
-  steps 2-3 with the profiler."""
+  every leaf): the same losses (both in this interpreter, train.py's main on 1 and on 8 of its CPU
+  devices). The 8-device checkpoint restores on 1 device (equal to the 1-device run's state) and
+  resumes on 2 processes x 2 devices started by scripts/launch.py's local backend (the quick tier's one
+  multi-process run), whose steps 6-7 equal those of the 1-device run resumed to step 7. The 8-device
+  run also traces steps 2-3 with the profiler."""
   runs = {}
   for devices in (1, 8):
     wd = str(tmp_path / f"dev{devices}")
     extra = [*FSDP, "--config.profile_steps=2"] if devices == 8 else []
-    r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", wd,
-                   *FIVE_STEPS, *extra, devices=devices)
+    r = run_main("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", wd,
+                 *FIVE_STEPS, *extra, devices=devices)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{devices} devices" in r.stderr
     total, held = state_mb(r.stderr)
@@ -125,16 +125,23 @@ def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(
   assert step == 5
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-5)
-  outs = run_processes("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir",
-                       str(tmp_path / "dev8"), *FIVE_STEPS[1:], *FSDP, "--config.total_steps=7")
-  for code, _, err in outs:
-    assert code == 0, err[-3000:]
-  assert "resuming at step 5; 4 devices, 2 processes" in outs[0][2]
-  total, held = state_mb(outs[0][2])
+  # Through scripts/launch.py's local backend: the same train command on 2 processes x 2 devices.
+  r = run_script("launch.py", "--backend", "local", "--num_processes", "2", "--devices_per_process", "2",
+                 "--log_dir", str(tmp_path / "logs"), "--", "train.py", "--config",
+                 experiment("dcgan_digits") + ":runlocal", "--workdir", str(tmp_path / "dev8"), *FIVE_STEPS[1:],
+                 *FSDP, "--config.total_steps=7", timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:] + open(tmp_path / "logs" / "process_1.log").read()[-2000:]
+  assert "resuming at step 5; 4 devices, 2 processes" in r.stderr, r.stderr[-3000:]   # process 0's output
+  total, held = state_mb(r.stderr)
   assert held < total / 3   # restored split over the 4 devices of 2 processes
   assert [row["step"] for row in read_jsonl(os.path.join(tmp_path, "dev8", "metrics.jsonl"))][-2:] == [6, 7]
+  r = run_main("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", str(tmp_path / "dev1"),
+               *FIVE_STEPS[1:], "--config.total_steps=7")
+  assert r.returncode == 0, r.stderr[-3000:]
+  np.testing.assert_allclose(_losses(tmp_path / "dev8")[-2:], _losses(tmp_path / "dev1")[-2:], atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow   # the quick tier's multi-process run is the launcher's resume in the test above
 def test_two_processes_through_the_launcher_equal_one(tmp_path):
   single = str(tmp_path / "single")
   r = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", single,
@@ -197,11 +204,8 @@ def test_image_folder_end_to_end(load_config, tmp_path):
 
 def test_sigterm_saves_and_exits_0(tmp_path):
   wd = str(tmp_path / "run")
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "WANDB_MODE": "disabled"}
-  args = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
-          experiment("ring8") + ":runlocal", "--workdir", wd, "--config.log_every=10",
-          "--config.total_steps=100000", "--config.ckpt_every=100000"]
-  proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  proc = popen_script("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", wd,
+                      "--config.log_every=10", "--config.total_steps=100000", "--config.ckpt_every=100000")
   metrics = os.path.join(wd, "metrics.jsonl")
   deadline = time.time() + 120
   # Wait for the first training log (the step-0 evaluation comes before it).
@@ -219,7 +223,7 @@ def test_sigterm_saves_and_exits_0(tmp_path):
   saved = [int(s) for s in os.listdir(os.path.join(wd, "checkpoints")) if s.isdigit()]
   assert len(saved) == 1 and 10 <= saved[0] < 100000
   # Rerunning resumes from the saved step.
-  r = run_script("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", wd,
+  r = run_main("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", wd,
                  "--config.log_every=10", f"--config.total_steps={saved[0] + 10}", "--config.ckpt_every=100000")
   assert r.returncode == 0, r.stderr[-3000:]
   assert f"resuming at step {saved[0]}" in r.stderr
@@ -240,9 +244,9 @@ def test_ring8_learns_six_of_eight_modes(load_config, tmp_path):
 
 def test_wandb_offline_needs_no_network(tmp_path):
   wd = str(tmp_path / "run")
-  r = run_script("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", wd,
-                 "--config.total_steps=20", "--config.log_every=10", "--config.sample_every=20",
-                 "--config.wandb.mode=offline", env={"WANDB_MODE": "offline"})
+  r = run_main("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", wd,
+               "--config.total_steps=20", "--config.log_every=10", "--config.sample_every=20",
+               "--config.wandb.mode=offline", env={"WANDB_MODE": "offline"})
   assert r.returncode == 0, r.stderr[-3000:]
   runs = [d for d in os.listdir(os.path.join(wd, "wandb")) if d.startswith("offline-run-")]
   assert len(runs) == 1
@@ -315,8 +319,8 @@ def test_population_on_the_2d_mixture_logs_member_metrics(load_config, tmp_path)
   loop.train(c, str(tmp_path))
   last = read_jsonl(str(tmp_path / "metrics.jsonl"))[-1]
   assert len(last["modes_covered"]) == 4 and len(last["d_loss"]) == 4
-  r = run_script("sample.py", "--workdir", str(tmp_path), "--num", "10", "--out", str(tmp_path / "m3.npy"),
-                 "--member", "3")
+  r = run_main("sample.py", "--workdir", str(tmp_path), "--num", "10", "--out", str(tmp_path / "m3.npy"),
+               "--member", "3")
   assert r.returncode == 0, r.stderr[-2000:]
   assert np.load(tmp_path / "m3.npy").shape == (10, 2)
 
