@@ -1,5 +1,5 @@
 """Bad input: one line on stderr naming what was wrong, exit 2, and an existing workdir untouched. The
-cases run train.py's main in this interpreter (conftest.run_main, on 8 of its CPU devices); two of them
+cases run train.py's main in this interpreter (conftest.run_main, on 8 of its CPU devices); one of them
 also as a separate `python scripts/train.py` process, for the exit code and stderr a shell sees."""
 import os
 
@@ -48,7 +48,7 @@ CASES = {
 }
 
 
-SUBPROCESS_CASES = ("indivisible_batch", "unknown_key")
+SUBPROCESS_CASES = ("unknown_key",)
 
 
 @pytest.mark.parametrize("case,run", [(c, "in_process") for c in sorted(CASES)]
