@@ -242,8 +242,9 @@ def pytest_unconfigure(config):
 
 # The files with the longest quick-tier runs (measured with --durations), started first so that
 # xdist's per-file scheduling does not end on one long file while the other worker idles.
-_LONGEST_FIRST = ("test_train.py", "test_cli.py", "test_scale_out.py", "test_model_stackgan.py",
-                  "test_model_biggan.py", "test_metrics_scripts.py", "test_augment.py")
+_LONGEST_FIRST = ("test_train.py", "test_train_loop.py", "test_cli_contract.py", "test_scale_out.py", "test_step.py",
+                  "test_cli.py", "test_model_sngan.py", "test_kinds.py", "test_compare.py", "test_model_biggan.py",
+                  "test_official_parity.py", "test_faults.py", "test_augment.py")
 
 
 def pytest_collection_modifyitems(config, items):
