@@ -125,13 +125,19 @@ def _run_steps(gan, steps=3):
   return state, out
 
 
+@functools.lru_cache(maxsize=None)
+def _big_batch_run():
+  """The 32-batch reference run, shared by the accumulation tests below (compiled once)."""
+  return _run_steps(_mlp_gan())
+
+
 @pytest.mark.parametrize("k", [2, 4])
 def test_accumulation_over_k_micro_batches_equals_one_big_batch(k):
   """RpGAN (a relativistic loss that pairs reals and fakes), R1 + R2 and the EMA of G on a
   normalization-free network: k micro-batches of 32/k give
   the 32-batch's gradients, so the states after 3 steps (2 D steps each) agree to float32
   rounding amplified by Adam, and so do the logged losses, penalties and gradient norms."""
-  big, big_metrics = _run_steps(_mlp_gan())
+  big, big_metrics = _big_batch_run()
   acc, acc_metrics = _run_steps(_mlp_gan(grad_accum=k))
   for a, b in zip(jax.tree.leaves(big), jax.tree.leaves(acc)):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
@@ -143,7 +149,7 @@ def test_accumulation_over_k_micro_batches_equals_one_big_batch(k):
 
 def test_accumulation_is_not_the_plain_step_with_a_smaller_batch():
   """The check above has power: micro-batches of 8 taken as the whole batch give other states."""
-  big, _ = _run_steps(_mlp_gan())
+  big, _ = _big_batch_run()
   small = _mlp_gan(batch_size=8)
   state = small.init(jax.random.PRNGKey(0), (2,))
   batch = {"x": jax.random.normal(jax.random.PRNGKey(100), (small.batches_per_step, 32, 2))[:, ::4]}
