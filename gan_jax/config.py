@@ -183,6 +183,9 @@ def validate(config: ConfigDict) -> None:
               "sample.num", "eval.num_samples", "eval.batch_size"):
     value = _get(config, key)
     _check(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
+  resolution = _get(config, "data.resolution")
+  _check(resolution is None or (isinstance(resolution, int) and resolution >= 1),
+         f"data.resolution must be an integer >= 1, got {resolution!r}")
   for key in ("sample_every", "eval.every"):
     value = _get(config, key)
     _check(value >= 0, f"{key} must be >= 0 (0 = never), got {value}")

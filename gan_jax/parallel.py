@@ -6,6 +6,7 @@ gradient all-reduce. Multi-host runs call `initialize()` before anything else to
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import jax
@@ -85,9 +86,28 @@ def enable_compilation_cache(path: str | None = None, min_compile_s: float = 0.5
   return path
 
 
+_MESH_DEVICES = [None]   # None: every device (see mesh_devices)
+
+
+@contextlib.contextmanager
+def mesh_devices(n: int | None):
+  """Within this context, `make_mesh` spans the first `n` devices only (None: all of them). For the
+  test suite, whose processes start with several CPU devices: a run on 1 device and on 8 in one
+  interpreter. Single-process only."""
+  old, _MESH_DEVICES[0] = _MESH_DEVICES[0], n
+  try:
+    yield
+  finally:
+    _MESH_DEVICES[0] = old
+
+
 def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D data-parallel mesh over every device of every process (Auto axis: GSPMD-style)."""
-  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+  """A 1-D data-parallel mesh over every device of every process (Auto axis: GSPMD-style), or over
+  the first n of them inside `mesh_devices(n)`."""
+  n = _MESH_DEVICES[0]
+  if n is None:
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+  return jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

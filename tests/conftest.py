@@ -1,5 +1,8 @@
-"""Shared fixtures. In-process tests see one CPU device; multi-device and multi-process
-behaviour is tested in subprocesses that set their own device counts."""
+"""Shared fixtures and helpers. Every test process has several CPU devices (DEVICES); meshes span one
+of them unless a test asks for more (parallel.mesh_devices, run_main(..., devices=n)), so 1-device and
+many-device runs compare in one interpreter. Scripts run in-process through `run_main` (their main,
+as the shell would run them); every subprocess goes through `subprocess_env` (this tier's XLA flags,
+the shared compilation cache): `run_script`, `popen_script`, `run_python`, `run_processes`."""
 from __future__ import annotations
 
 import json
@@ -9,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import NamedTuple
 
 import pytest
 
@@ -22,14 +26,108 @@ def _xla_extra() -> str:
   return "".join(" " + f for f in os.environ.get(_XLA_EXTRA, "").split())
 
 
+def subprocess_env(devices: int = 1, env: dict | None = None) -> dict:
+  """The environment of every subprocess of the suite: `devices` simulated CPU devices, this tier's XLA
+  flags (the quick tier's O0), the run's shared compilation cache (GAN_JAX_COMPILE_CACHE, also as JAX's
+  own variables for code that does not call parallel.enable_compilation_cache), wandb off; then `env`
+  (a value of None removes the variable)."""
+  full = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}{_xla_extra()}",
+          "WANDB_MODE": "disabled", "PYTHONPATH": ROOT}
+  full.pop("JAX_NUM_CPU_DEVICES", None)
+  cache = os.environ.get("GAN_JAX_COMPILE_CACHE", "off")
+  if cache != "off":
+    full.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  for k, v in (env or {}).items():
+    if v is None:
+      full.pop(k, None)
+    else:
+      full[k] = v
+  return full
+
+
 def run_script(script: str, *args: str, devices: int = 1, env: dict | None = None,
                timeout: float = 1200) -> subprocess.CompletedProcess:
-  """Runs scripts/<script> in a fresh interpreter with `devices` simulated CPU devices."""
-  full_env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}{_xla_extra()}",
-              "WANDB_MODE": "disabled", **(env or {})}
-  full_env.pop("JAX_NUM_CPU_DEVICES", None) if env is None or "JAX_NUM_CPU_DEVICES" not in env else None
+  """Runs scripts/<script> in a fresh interpreter with `devices` simulated CPU devices (the exit code and
+  stderr a shell sees; `run_main` runs the same in this interpreter)."""
   return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args],
-                        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+                        capture_output=True, text=True, env=subprocess_env(devices, env), timeout=timeout, cwd=ROOT)
+
+
+def popen_script(script: str, *args: str, devices: int = 1, env: dict | None = None, **kw) -> subprocess.Popen:
+  """scripts/<script> started in a fresh interpreter (environment as `run_script`), for signals."""
+  kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **kw}
+  return subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", script), *args],
+                          env=subprocess_env(devices, env), cwd=ROOT, **kw)
+
+
+def run_python(code: str, devices: int = 1, env: dict | None = None, timeout: float = 1200
+               ) -> subprocess.CompletedProcess:
+  """`python -c code` in a fresh interpreter (environment as `run_script`)."""
+  return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=subprocess_env(devices, env), timeout=timeout, cwd=ROOT)
+
+
+class Ran(NamedTuple):
+  """What a script run left: exit code, stdout, stderr (as subprocess.CompletedProcess has them)."""
+  returncode: int
+  stdout: str
+  stderr: str
+
+
+def run_main(script: str, *args: str, devices: int = 1, env: dict | None = None) -> Ran:
+  """Runs scripts/<script> in this interpreter as `python scripts/<script> ARGS` would (its module run as
+  __main__ on that argv, through the script's `cli.main`; exit code from its SystemExit), with the
+  trainer's meshes over `devices` of this process's CPU devices (see XLA_FLAGS below) and `env` set for
+  the call. The flags the script defines are removed afterwards, so that the next one can define its own."""
+  import contextlib
+  import io
+  import runpy
+
+  import jax
+  from absl import flags
+
+  from gan_jax import parallel
+  path = os.path.join(ROOT, "scripts", script)
+  before = set(flags.FLAGS)
+  saved = {k: os.environ.get(k) for k in {"WANDB_MODE": None, **(env or {})}}
+  cache_config = {k: getattr(jax.config, k) for k in _CACHE_CONFIG}
+  sys_path, argv = list(sys.path), list(sys.argv)
+  out, err = io.StringIO(), io.StringIO()
+  code = 0
+  try:
+    os.environ.update({"WANDB_MODE": "disabled", **(env or {})})
+    for k, v in (env or {}).items():
+      if v is None:
+        os.environ.pop(k)
+    sys.argv = [path, *args]
+    flags.FLAGS.unparse_flags()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), parallel.mesh_devices(devices):
+      try:
+        runpy.run_path(path, run_name="__main__")
+      except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+  finally:
+    # The script's flags and its --config.KEY overrides (not the flags of the libraries it imported).
+    for module, defined in flags.FLAGS.flags_by_module_dict().items():
+      if module == path or module.startswith(("absl.flags", "ml_collections")):
+        for name in {f.name for f in defined} - before:
+          if name in flags.FLAGS:
+            delattr(flags.FLAGS, name)
+    flags.FLAGS.unparse_flags()
+    for k, v in saved.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+    for k, v in cache_config.items():
+      jax.config.update(k, v)
+    sys.path[:], sys.argv = sys_path, argv
+  return Ran(code, out.getvalue(), err.getvalue())
+
+
+_CACHE_CONFIG = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+                 "jax_persistent_cache_min_entry_size_bytes")
 
 
 def state_mb(stderr: str) -> tuple[float, float]:
@@ -51,10 +149,10 @@ def run_processes(script: str, *args: str, processes: int = 2, devices: int = 2,
   port = free_port()
   procs = []
   for pid in range(processes):
-    full_env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}{_xla_extra()}",
-                "JAX_NUM_CPU_DEVICES": str(devices), "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
-                "JAX_NUM_PROCESSES": str(processes), "JAX_PROCESS_ID": str(pid), "WANDB_MODE": "disabled",
-                **(env or {})}
+    full_env = subprocess_env(devices, {"JAX_NUM_CPU_DEVICES": str(devices),
+                                        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                                        "JAX_NUM_PROCESSES": str(processes), "JAX_PROCESS_ID": str(pid),
+                                        **(env or {})})
     procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", script), *args], env=full_env,
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
   outs = [p.communicate(timeout=timeout) for p in procs]
@@ -76,11 +174,21 @@ def load_config():
   return lambda spec: cli.load_experiment(os.path.join(ROOT, spec))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_device_meshes():
+  """The trainer's and the scripts' meshes span one device unless a test asks for more
+  (`parallel.mesh_devices(n)`, `run_main(..., devices=n)`): in-process runs are the 1-device runs they
+  were in a 1-device interpreter."""
+  from gan_jax import parallel
+  with parallel.mesh_devices(1):
+    yield
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> str:
   """A finished 50-step run of the default experiment at toy width (dcgan_digits:runlocal)."""
   workdir = str(tmp_path_factory.mktemp("runs") / "digits")
-  result = run_script("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", workdir)
+  result = run_main("train.py", "--config", experiment("dcgan_digits") + ":runlocal", "--workdir", workdir)
   assert result.returncode == 0, result.stderr[-3000:]
   return workdir
 
@@ -99,6 +207,7 @@ _XLA_EXTRA = "GAN_JAX_TEST_XLA_FLAGS"
 # the suite is between two runs of one tier or against a tolerance.
 _QUICK_XLA_FLAGS = "--xla_backend_optimization_level=0"
 _made_cache = [None]
+DEVICES = 8   # CPU devices of each test process
 
 
 def pytest_configure(config):
@@ -115,6 +224,12 @@ def pytest_configure(config):
   extra = os.environ.get(_XLA_EXTRA, "")
   if extra and extra not in os.environ.get("XLA_FLAGS", ""):   # this process's backend starts later
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + extra).strip()
+  # Several CPU devices in every test process: 1-device and many-device runs compared in one interpreter
+  # (parallel.mesh_devices); everything else runs on a 1-device mesh (the `one_device_meshes` fixture).
+  if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_force_host_platform_device_count={DEVICES}").strip()
+  os.environ.pop("JAX_NUM_CPU_DEVICES", None)
   if os.environ.get("GAN_JAX_COMPILE_CACHE", "off") != "off":
     from gan_jax import parallel
     parallel.enable_compilation_cache(os.environ["GAN_JAX_COMPILE_CACHE"], min_compile_s=0.0)
@@ -127,8 +242,9 @@ def pytest_unconfigure(config):
 
 # The files with the longest quick-tier runs (measured with --durations), started first so that
 # xdist's per-file scheduling does not end on one long file while the other worker idles.
-_LONGEST_FIRST = ("test_train.py", "test_cli.py", "test_scale_out.py", "test_model_stackgan.py",
-                  "test_model_biggan.py", "test_metrics_scripts.py", "test_augment.py")
+_LONGEST_FIRST = ("test_train.py", "test_train_loop.py", "test_cli_contract.py", "test_scale_out.py", "test_step.py",
+                  "test_cli.py", "test_model_sngan.py", "test_kinds.py", "test_compare.py", "test_model_biggan.py",
+                  "test_official_parity.py", "test_faults.py", "test_augment.py")
 
 
 def pytest_collection_modifyitems(config, items):

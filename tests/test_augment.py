@@ -3,8 +3,6 @@ invariants, the adaptive p, device invariance, the train-step wiring and a limit
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -12,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import ROOT, experiment, read_jsonl, run_script
+from conftest import experiment, read_jsonl, run_main, run_script
 from jax.test_util import check_grads
 
 from gan_jax import config as config_lib
@@ -324,33 +322,24 @@ def test_augment_none_leaves_the_state_and_metrics_unchanged():
 
 # ---------------------------------------------------------------- devices
 
-_DEVICE_SCRIPT = r"""
-import sys, numpy as np, jax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-sys.path.insert(0, {root!r})
-from gan_jax.augment import ada, diffaugment, parse_ada_pipeline
-mesh = Mesh(np.array(jax.devices()), ("data",))
-x = jax.device_put(jax.random.uniform(jax.random.PRNGKey(0), (16, 8, 8, 3), minval=-1, maxval=1),
-                   NamedSharding(mesh, P("data")))
-st = dict(parse_ada_pipeline("bgcfnc"))
-f = jax.jit(lambda k, x: (ada.ada_augment(k, x, 0.6, st), diffaugment.diffaugment(k, x, 0.6)),
-            out_shardings=NamedSharding(mesh, P("data")))
-a, d = f(jax.random.PRNGKey(42), x)
-assert len(a.sharding.device_set) == jax.device_count()
-np.savez({out!r}, ada=np.asarray(a), diffaugment=np.asarray(d))
-"""
+def test_one_device_and_four_draw_the_same_augmentations():
+  """The same program on a 1-device and a 4-device mesh (of this interpreter's CPU devices), the batch
+  split over the devices: the same draws."""
+  from jax.sharding import Mesh, NamedSharding
+  from jax.sharding import PartitionSpec as P
 
-
-def test_one_device_and_four_draw_the_same_augmentations(tmp_path):
+  from gan_jax.augment import ada, diffaugment, parse_ada_pipeline
   out = {}
+  st = dict(parse_ada_pipeline("bgcfnc"))
   for devices in (1, 4):
-    path = str(tmp_path / f"aug{devices}.npz")
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    env.pop("JAX_NUM_CPU_DEVICES", None)
-    r = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT.format(root=ROOT, out=path)], env=env,
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out[devices] = np.load(path)
+    mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
+    x = jax.device_put(jax.random.uniform(jax.random.PRNGKey(0), (16, 8, 8, 3), minval=-1, maxval=1),
+                       NamedSharding(mesh, P("data")))
+    f = jax.jit(lambda k, x: (ada.ada_augment(k, x, 0.6, st), diffaugment.diffaugment(k, x, 0.6)),
+                out_shardings=NamedSharding(mesh, P("data")))
+    a, d = f(jax.random.PRNGKey(42), x)
+    assert len(a.sharding.device_set) == devices
+    out[devices] = {"ada": np.asarray(a), "diffaugment": np.asarray(d)}
   for name in ("ada", "diffaugment"):
     np.testing.assert_array_equal(out[4][name], out[1][name])
     assert not np.array_equal(out[1][name][0], out[1][name][1])   # each image its own draw
@@ -411,7 +400,7 @@ def test_ada_beats_no_augmentation_on_a_few_digits(tmp_path):
 
 def test_augmenting_vector_data_stops_before_anything_is_written(tmp_path):
   wd = tmp_path / "ring"
-  r = run_script("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", str(wd),
-                 "--config.augment.name=ada")
+  r = run_main("train.py", "--config", experiment("ring8") + ":runlocal", "--workdir", str(wd),
+               "--config.augment.name=ada")
   assert r.returncode == 2 and "augment.name='ada' augments images; this dataset has vector data" in r.stderr
   assert not wd.exists()

@@ -2,12 +2,10 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import jax
 import pytest
-from conftest import ROOT, run_script
+from conftest import run_main, run_python, run_script
 
 TINY = ["--resolution", "16", "--batch", "8", "--width", "8", "--steps", "2", "--warmup", "1"]
 
@@ -44,7 +42,7 @@ def test_benchmark_rows_and_json(tmp_path):
     (["--compare-official", "biggan"], "--official-repo (not given): not a directory; --compare-official biggan needs"),
 ])
 def test_benchmark_bad_input(args, message):
-  r = run_script("benchmark.py", *args)
+  r = run_main("benchmark.py", *args)
   assert r.returncode == 2
   assert r.stderr.strip().count("\n") == 0 and message in r.stderr
 
@@ -89,12 +87,10 @@ def test_fid_throughput_against_pytorch_fid(tmp_path):
 def test_inference_commands_take_one_cpu_device_per_core():
   """parallel.cpu_device_per_core: one device per usable core unless the user set a count."""
   code = "from gan_jax import parallel; import jax; print(parallel.cpu_device_per_core(), jax.device_count())"
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
   cores = len(os.sched_getaffinity(0))
-  r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+  r = run_python(code, env={"XLA_FLAGS": None})   # no device count set
   assert r.returncode == 0 and r.stdout.split() == [str(cores), str(cores)], r.stderr[-2000:]
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=3"
-  r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+  r = run_python(code, devices=3)
   assert r.returncode == 0 and r.stdout.split() == ["None", "3"], r.stderr[-2000:]
 
 

@@ -1,9 +1,11 @@
-"""Bad input: one line on stderr naming what was wrong, exit 2, and an existing workdir untouched."""
+"""Bad input: one line on stderr naming what was wrong, exit 2, and an existing workdir untouched. The
+cases run train.py's main in this interpreter (conftest.run_main, on 8 of its CPU devices); one of them
+also as a separate `python scripts/train.py` process, for the exit code and stderr a shell sees."""
 import os
 
 import numpy as np
 import pytest
-from conftest import experiment, run_script
+from conftest import experiment, run_main, run_script
 from PIL import Image
 
 
@@ -46,8 +48,12 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_exits_2_and_keeps_workdir(case, trained_run, tmp_path):
+SUBPROCESS_CASES = ("unknown_key",)
+
+
+@pytest.mark.parametrize("case,run", [(c, "in_process") for c in sorted(CASES)]
+                         + [(c, "subprocess") for c in SUBPROCESS_CASES])
+def test_bad_input_exits_2_and_keeps_workdir(case, run, trained_run, tmp_path):
   overrides, message = CASES[case]
   before = _snapshot(trained_run)
   paths = {"tmp": str(tmp_path), "empty": _bad_folder(tmp_path, "empty"), "corrupt": _bad_folder(tmp_path, "corrupt")}
@@ -56,7 +62,7 @@ def test_bad_input_exits_2_and_keeps_workdir(case, trained_run, tmp_path):
   else:
     args = ["--config", experiment("dcgan_digits") + ":runlocal", "--workdir", trained_run,
             *[o.format(**paths) for o in overrides]]
-  result = run_script("train.py", *args, devices=8)
+  result = (run_main if run == "in_process" else run_script)("train.py", *args, devices=8)
   assert result.returncode == 2, result.stderr[-2000:]
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert lines == [lines[-1]] and lines[-1].startswith("error: "), result.stderr[-2000:]
@@ -65,25 +71,25 @@ def test_bad_input_exits_2_and_keeps_workdir(case, trained_run, tmp_path):
 
 
 def test_sample_script_errors(tmp_path):
-  result = run_script("sample.py", "--workdir", str(tmp_path), "--out", str(tmp_path / "x.png"))
+  result = run_main("sample.py", "--workdir", str(tmp_path), "--out", str(tmp_path / "x.png"))
   assert result.returncode == 2 and "config.json not found" in result.stderr
-  result = run_script("sample.py", "--out", str(tmp_path / "x.png"))
+  result = run_main("sample.py", "--out", str(tmp_path / "x.png"))
   assert result.returncode == 2 and "missing --workdir" in result.stderr
 
 
 def test_sample_script_outputs(trained_run, tmp_path):
   grid = tmp_path / "grid.png"
-  result = run_script("sample.py", "--workdir", trained_run, "--num", "10", "--out", str(grid))
+  result = run_main("sample.py", "--workdir", trained_run, "--num", "10", "--out", str(grid))
   assert result.returncode == 0, result.stderr[-2000:]
   assert Image.open(grid).size[0] >= 256
   folder = tmp_path / "many"
-  assert run_script("sample.py", "--workdir", trained_run, "--num", "70", "--out", str(folder)).returncode == 0
+  assert run_main("sample.py", "--workdir", trained_run, "--num", "70", "--out", str(folder)).returncode == 0
   files = sorted(os.listdir(folder))
   assert len(files) == 70 and Image.open(folder / files[0]).size == (16, 16)
   npy = tmp_path / "s.npy"
-  result = run_script("sample.py", "--workdir", trained_run, "--num", "5", "--out", str(npy), "--step", "25")
+  result = run_main("sample.py", "--workdir", trained_run, "--num", "5", "--out", str(npy), "--step", "25")
   assert result.returncode == 0, result.stderr[-2000:]
   x = np.load(npy)
   assert x.shape == (5, 16, 16, 1) and np.abs(x).max() <= 1
-  bad = run_script("sample.py", "--workdir", trained_run, "--out", str(npy), "--step", "7")
+  bad = run_main("sample.py", "--workdir", trained_run, "--out", str(npy), "--step", "7")
   assert bad.returncode == 2 and "available: 25, 50" in bad.stderr

@@ -5,11 +5,9 @@ a rerun of a finished run, and --debug."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, experiment, run_script
+from conftest import experiment, run_main, run_script
 
 RUNLOCAL = experiment("dcgan_digits") + ":runlocal"
 
@@ -102,11 +100,12 @@ def _cases(w):
 
 
 def _run_cases(script: str, cases: list) -> list[dict]:
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "cli_cases.py"), script,
-                      json.dumps([argv for argv, _ in cases])], capture_output=True, text=True, timeout=1200,
-                     cwd=ROOT, env={**os.environ, "WANDB_MODE": "disabled"})
-  assert r.returncode == 0, r.stderr[-3000:]
-  return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+  """Each case through the script's main in this interpreter, as `python scripts/SCRIPT.py ARGV` runs it."""
+  out = []
+  for argv, _ in cases:
+    r = run_main(f"{script}.py", *argv)
+    out.append({"argv": argv, "code": r.returncode, "stderr": r.stderr})
+  return out
 
 
 @pytest.mark.parametrize("script", ["train", "sample", "evaluate", "translate", "sweep", "compare", "ref_stats",
@@ -127,14 +126,15 @@ def test_bad_values_and_paths_give_one_error_line(script, workdirs):
 
 
 def test_help_bare_call_and_debug():
-  for flag in ("--help", "-h"):
-    r = run_script("sample.py", flag)
+  """--help in a fresh interpreter (what a shell sees), -h and a bare call in this one; --debug's traceback
+  is the interpreter's own, so that case runs as a process too."""
+  for flag, run in (("--help", run_script), ("-h", run_main)):
+    r = run("sample.py", flag)
     assert r.returncode == 0
     assert "--workdir:" in r.stdout and "examples:" in r.stdout and "python scripts/sample.py --workdir" in r.stdout
-  r = run_script("sample.py")
+  r = run_main("sample.py")
   assert r.returncode == 2 and "flags:" in r.stderr and "examples:" in r.stderr
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "launch.py"), "-h"], capture_output=True, text=True,
-                     cwd=ROOT)
+  r = run_main("launch.py", "-h")
   assert r.returncode == 0 and "examples:" in r.stdout
   r = run_script("sample.py", "--workdir", "/nonexistent/run", "--out", "x.png", "--debug")
   assert r.returncode != 0 and "Traceback" in r.stderr
@@ -144,7 +144,7 @@ def test_a_finished_run_says_where_its_outputs_are_and_a_rerun_changes_nothing(t
   wd = str(tmp_path / "run")
   args = ("--config", RUNLOCAL, "--workdir", wd, "--config.total_steps=4", "--config.log_every=2",
           "--config.sample_every=4", "--config.ckpt_every=2")
-  r = run_script("train.py", *args)
+  r = run_main("train.py", *args)
   assert r.returncode == 0, r.stderr[-3000:]
   last = r.stderr.strip().splitlines()[-1]
   assert last.startswith("gan_jax: done, step 4:") and os.path.join(wd, "samples", "step_00000004.png") in last
@@ -152,12 +152,12 @@ def test_a_finished_run_says_where_its_outputs_are_and_a_rerun_changes_nothing(t
   with open(os.path.join(wd, "run.json")) as f:
     assert json.load(f) == {"step": 4, "total_steps": 4, "segments": [[0, 4]]}
   before = _snapshot(wd)
-  r = run_script("train.py", *args)
+  r = run_main("train.py", *args)
   assert r.returncode == 0 and "is finished (step 4, total_steps 4); nothing to do" in r.stderr
   assert _snapshot(wd) == before
-  r = run_script("train.py", *args[:-3], "--config.total_steps=2")   # a lower total: finished as well
+  r = run_main("train.py", *args[:-3], "--config.total_steps=2")   # a lower total: finished as well
   assert r.returncode == 0 and "is finished (step 4, total_steps 2)" in r.stderr and _snapshot(wd) == before
-  r = run_script("train.py", *args[:-3], "--config.total_steps=6", "--config.sample_every=0")
+  r = run_main("train.py", *args[:-3], "--config.total_steps=6", "--config.sample_every=0")
   assert r.returncode == 0, r.stderr[-3000:]
   with open(os.path.join(wd, "run.json")) as f:
     assert json.load(f) == {"step": 6, "total_steps": 6, "segments": [[0, 4], [4, 6]]}

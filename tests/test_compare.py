@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import run_main
 from PIL import Image
 from scipy import stats
 
@@ -119,7 +119,7 @@ def test_population_lists_must_match_the_population(tmp_path):
 
 def test_compare_cli(runs, tmp_path):
   out = tmp_path / "cli"
-  result = run_script("compare.py", *runs.values(), "--out", str(out), "--metrics", "d_loss,g_loss")
+  result = run_main("compare.py", *runs.values(), "--out", str(out), "--metrics", "d_loss,g_loss")
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.splitlines()[0] == "| loss.name | n | d_loss | g_loss |"
   assert (out / "report.md").exists() and (out / "d_loss_vs_step.png").exists()
@@ -133,7 +133,7 @@ def test_compare_cli(runs, tmp_path):
 def test_compare_cli_bad_input_exits_2(runs, tmp_path, args, message):
   (tmp_path / "empty").mkdir()
   paths = {"empty": str(tmp_path / "empty"), "out": str(tmp_path / "out"), "run": runs["h0"]}
-  result = run_script("compare.py", *[a.format(**paths) for a in args])
+  result = run_main("compare.py", *[a.format(**paths) for a in args])
   assert result.returncode == 2
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr[-2000:]

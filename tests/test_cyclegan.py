@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import experiment, read_jsonl, run_script
+from conftest import experiment, read_jsonl, run_main
 from PIL import Image
 
 from gan_jax import cli
@@ -251,11 +251,11 @@ def test_settings_the_step_cannot_honour_are_refused(load_config):
 
 
 def test_translate_rejects_bad_arguments(tmp_path):
-  r = run_script("translate.py", "--workdir", str(tmp_path), "--input", str(tmp_path), "--out", str(tmp_path / "o"),
-                 "--direction", "sideways")
+  r = run_main("translate.py", "--workdir", str(tmp_path), "--input", str(tmp_path), "--out", str(tmp_path / "o"),
+               "--direction", "sideways")
   assert r.returncode == 2 and r.stderr.strip().splitlines() == [
       "error: --direction must be one of a2b, b2a, got 'sideways'"]
-  r = run_script("translate.py", "--workdir", str(tmp_path), "--input", str(tmp_path / "nope"), "--out", "x")
+  r = run_main("translate.py", "--workdir", str(tmp_path), "--input", str(tmp_path / "nope"), "--out", "x")
   assert r.returncode == 2 and "is not a folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -267,8 +267,8 @@ TINY = ["--config.model.g_blocks=1", "--config.model.g_width=4", "--config.model
 
 
 def _train(workdir, steps, devices=1):
-  r = run_script("train.py", "--config", experiment("cyclegan_horse2zebra") + ":runlocal", "--workdir", str(workdir),
-                 *TINY, f"--config.total_steps={steps}", devices=devices)
+  r = run_main("train.py", "--config", experiment("cyclegan_horse2zebra") + ":runlocal", "--workdir", str(workdir),
+               *TINY, f"--config.total_steps={steps}", devices=devices)
   assert r.returncode == 0, r.stderr[-3000:]
   return r
 
@@ -310,7 +310,7 @@ def test_four_devices_equal_one_and_resume_equals_uninterrupted(tmp_path):
 def runlocal(tmp_path_factory) -> str:
   """The runlocal experiment as shipped: digits_pair at 32x32, 300 steps."""
   workdir = str(tmp_path_factory.mktemp("cyclegan") / "runlocal")
-  r = run_script("train.py", "--config", experiment("cyclegan_horse2zebra") + ":runlocal", "--workdir", workdir)
+  r = run_main("train.py", "--config", experiment("cyclegan_horse2zebra") + ":runlocal", "--workdir", workdir)
   assert r.returncode == 0, r.stderr[-3000:]
   return workdir
 
@@ -376,8 +376,8 @@ def test_translate_script_end_to_end(runlocal, tmp_path):
   for i in range(5):
     Image.fromarray(np.rint((a[i] + 1) * 127.5).astype(np.uint8)).save(inputs / ("sub" if i % 2 else "") / f"{i}.png")
   (inputs / "broken.png").write_bytes(b"not an image")
-  r = run_script("translate.py", "--workdir", runlocal, "--input", str(inputs), "--out", str(tmp_path / "out"),
-                 "--batch", "2")
+  r = run_main("translate.py", "--workdir", runlocal, "--input", str(inputs), "--out", str(tmp_path / "out"),
+               "--batch", "2")
   assert r.returncode == 0, r.stderr[-3000:]
   assert "translated 5 images a2b with step 300" in r.stderr and "skipped 1" in r.stderr
   outs = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
@@ -385,6 +385,6 @@ def test_translate_script_end_to_end(runlocal, tmp_path):
   clf, _, _ = _domain_classifier()
   x = np.stack([np.asarray(Image.open(tmp_path / "out" / p), np.float32) / 127.5 - 1 for p in outs])
   assert x.shape == (5, 32, 32, 3) and np.mean(clf.predict(x.reshape(5, -1)) == 1) >= 0.8   # they look like B
-  r = run_script("translate.py", "--workdir", runlocal, "--input", str(inputs), "--out", str(tmp_path / "o2"),
-                 "--step", "7")
+  r = run_main("translate.py", "--workdir", runlocal, "--input", str(inputs), "--out", str(tmp_path / "o2"),
+               "--step", "7")
   assert r.returncode == 2 and "no checkpoint for step 7" in r.stderr

@@ -9,7 +9,7 @@ import time
 import warnings
 
 import pytest
-from conftest import ROOT, experiment, free_port, read_jsonl, run_processes, run_script
+from conftest import ROOT, experiment, free_port, popen_script, read_jsonl, run_main, run_processes, run_script
 
 from gan_jax import logging as logs
 
@@ -314,14 +314,14 @@ def test_training_resumes_from_the_newest_intact_checkpoint_and_none_intact_is_o
   checkpoint is intact: exit 1, one line naming them, the damaged ones kept."""
   _damage(run_copy, 50, ARRAY_DATA, "truncate")
   _damage(run_copy, 25, "data/process_0-of-1.json", "garbage")
-  r = run_script("train.py", "--config", RUNLOCAL, "--workdir", run_copy, "--config.total_steps=30")
+  r = run_main("train.py", "--config", RUNLOCAL, "--workdir", run_copy, "--config.total_steps=30")
   assert r.returncode == 0, r.stderr[-3000:]
   assert "checkpoint step 50 is damaged" in r.stderr and "resuming at step 25" in r.stderr
   assert "the data position in" in r.stderr and "follows from the step (25)" in r.stderr
   assert sorted(os.listdir(os.path.join(run_copy, "checkpoints", "damaged"))) == ["50"]
   for step in (25, 30):
     _damage(run_copy, step, ARRAY_METADATA, "garbage")
-  r = run_script("sample.py", "--workdir", run_copy, "--num", "4", "--out", os.path.join(run_copy, "x.png"))
+  r = run_main("sample.py", "--workdir", run_copy, "--num", "4", "--out", os.path.join(run_copy, "x.png"))
   assert r.returncode == 1, r.stderr[-3000:]
   last = r.stderr.strip().splitlines()[-1]
   assert last.startswith("error: no intact checkpoint in") and "step 30 damaged" in last and "step 25 damaged" in last
@@ -397,10 +397,7 @@ def test_a_grey_folder_keeps_one_channel_and_a_bad_folder_is_one_error_line(tmp_
 # --- Ctrl-C --------------------------------------------------------------------------------------------
 
 def _start(args, wd):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "WANDB_MODE": "disabled"}
-  return subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config", RUNLOCAL,
-                           "--workdir", wd, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+  return popen_script("train.py", "--config", RUNLOCAL, "--workdir", wd, *args, stdout=subprocess.DEVNULL)
 
 
 def _read_until(proc, text: str, timeout: float = 300) -> str:

@@ -4,13 +4,13 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, run_main, run_script
 
 TRAIN = ("train.py", "--config", "experiments/dcgan_digits.py:runlocal", "--workdir", "runs/x")
 
 
 def _dry(*args):
-  r = run_script("launch.py", *args, "--dry-run", "--", *TRAIN)
+  r = run_main("launch.py", *args, "--dry-run", "--", *TRAIN)
   assert r.returncode == 0, r.stderr
   return [shlex.split(line) for line in r.stdout.strip().splitlines()]
 
@@ -44,11 +44,11 @@ def test_bad_launches_exit_2_with_one_line():
   for args, message in ((("--backend", "mpi"), "argument --backend: invalid choice: 'mpi'"),
                         (("--backend", "tpu-vm"), "--backend tpu-vm needs --tpu NAME and --zone ZONE"),
                         (("--backend", "local", "--num_processes", "0"), "must be >= 1")):
-    r = run_script("launch.py", *args, "--", *TRAIN)
+    r = run_main("launch.py", *args, "--", *TRAIN)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and message in r.stderr, (args, r.stderr)
-  r = run_script("launch.py", "--backend", "local")
+  r = run_main("launch.py", "--backend", "local")
   assert r.returncode == 2 and "nothing to launch" in r.stderr
-  r = run_script("launch.py", "--backend", "slurm", "--", *TRAIN, env={"PATH": "/nonexistent"})
+  r = run_main("launch.py", "--backend", "slurm", "--", *TRAIN, env={"PATH": "/nonexistent"})
   assert r.returncode == 2 and "error: srun not found" in r.stderr
 
 

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import experiment, read_jsonl, run_processes, run_script
+from conftest import experiment, read_jsonl, run_main, run_processes, run_script
 
 from gan_jax.metrics import features
 
@@ -42,25 +42,25 @@ def cache(tmp_path_factory):
 
 
 def _env(cache_root: str) -> dict:
-  return {"GAN_JAX_CACHE": cache_root, "GAN_JAX_COMPILE_CACHE": "off"}
+  return {"GAN_JAX_CACHE": cache_root}
 
 
 def test_missing_weights_and_bad_flags_exit_2(tmp_path):
   empty = str(tmp_path / "empty_cache")
-  r = run_script("evaluate.py", "--workdir", str(tmp_path / "run"), "--metrics", "fid", "--num", "10", env=_env(empty))
+  r = run_main("evaluate.py", "--workdir", str(tmp_path / "run"), "--metrics", "fid", "--num", "10", env=_env(empty))
   assert r.returncode == 2, r.stderr[-2000:]
   line = r.stderr.strip().splitlines()[-1]
   assert line.startswith("error: inception weights not found: " + os.path.join(empty, "weights"))
   assert "pt_inception-2015-12-05-6726825d.pth" in line and "convert_weights.py --inception" in line
-  r = run_script("ref_stats.py", "--data", "digits", "--out", str(tmp_path / "x.npz"), "--metrics", "fid,ssim",
-                 env=_env(empty))
+  r = run_main("ref_stats.py", "--data", "digits", "--out", str(tmp_path / "x.npz"), "--metrics", "fid,ssim",
+               env=_env(empty))
   assert r.returncode == 2 and "unknown metric 'ssim'; valid metrics: fid, kid, is, pr" in r.stderr
   # The file name carries torch hub's hash prefix: content with another SHA-256 is refused (before torch).
   fake = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
   fake.write_bytes(b"not the weights")
-  r = run_script("convert_weights.py", "--vgg16", str(tmp_path / "nothing.pth"), env=_env(empty))
+  r = run_main("convert_weights.py", "--vgg16", str(tmp_path / "nothing.pth"), env=_env(empty))
   assert r.returncode == 2 and "nothing.pth not found" in r.stderr
-  r = run_script("convert_weights.py", "--inception", str(fake), env=_env(empty))
+  r = run_main("convert_weights.py", "--inception", str(fake), env=_env(empty))
   assert r.returncode == 2 and "does not start with the hash in its name (6726825d)" in r.stderr
   # The trainer checks weights, metric names and eval.best before it writes anything.
   run = tmp_path / "train_run"
@@ -76,7 +76,7 @@ def test_missing_weights_and_bad_flags_exit_2(tmp_path):
       (("--config.eval.best=digit_accuracy",),
        "eval.best='digit_accuracy' is not computed by this run; it computes: digit_fd"),
       (("--config.eval.metrics=is", "--config.eval.every=0"), "eval.metrics needs eval.every > 0")):
-    r = run_script(*base, *extra, env=_env(empty))
+    r = run_main(*base, *extra, env=_env(empty))
     assert r.returncode == 2 and expected in r.stderr.strip().splitlines()[-1], (extra, r.stderr[-1500:])
     assert not run.exists() or not os.listdir(run), extra
 

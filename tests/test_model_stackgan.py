@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, experiment, read_jsonl
+from conftest import ROOT, experiment, read_jsonl, run_main
 from PIL import Image
 
 from gan_jax.config import base_config
@@ -366,10 +366,8 @@ def test_missing_embedding_or_image_files_name_what_goes_where(tmp_path):
 
 
 def test_missing_data_exits_2_with_one_line(tmp_path):
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--config",
-                      experiment("stackgan_cub"), "--workdir", str(tmp_path / "run"),
-                      f"--config.data.path={tmp_path / 'birds'}"], capture_output=True, text=True, cwd=ROOT,
-                     env={**os.environ, "WANDB_MODE": "disabled"}, timeout=900)
+  r = run_main("train.py", "--config", experiment("stackgan_cub"), "--workdir", str(tmp_path / "run"),
+               f"--config.data.path={tmp_path / 'birds'}")
   assert r.returncode == 2, r.stderr[-2000:]
   lines = r.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and "char-CNN-RNN-embeddings.pickle" in lines[0]

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run_main, run_script
 
 from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, import_checkpoint
@@ -206,10 +207,9 @@ class _Evil:
     return os.system, (f"touch {self.marker}",)
 
 
-def _cli(*args):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "import_checkpoint.py"), *args],
-                        capture_output=True, text=True, env=env, timeout=600)
+def _cli(*args, process=False):
+  """scripts/import_checkpoint.py ARGS: its main in this interpreter, or (process=True) a fresh one."""
+  return (run_script if process else run_main)("import_checkpoint.py", *args)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -223,7 +223,7 @@ def test_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
   bad = tmp_path / "evil.pkl"
   with open(bad, "wb") as f:
     pickle.dump({"G": _Evil(str(marker)), "D": None}, f)
-  r = _cli("--format", "stylegan2-ada", "--in", str(bad), "--workdir", str(tmp_path / "w"))
+  r = _cli("--format", "stylegan2-ada", "--in", str(bad), "--workdir", str(tmp_path / "w"), process=True)
   assert r.returncode == 2, r.stderr
   line = _one_error_line(r.stderr)
   assert "refusing to load" in line and "posix.system" in line and "not a tensor or a known container" in line

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import ROOT, experiment, free_port, read_jsonl, run_processes, run_script, state_mb
+from conftest import ROOT, experiment, free_port, read_jsonl, run_main, run_processes, run_script, state_mb
 
 from gan_jax import parallel
 from gan_jax.config import parse_profile_steps
@@ -86,7 +86,7 @@ def test_bad_sharding_and_scale_keys_exit_2(tmp_path):
                         ("--config.precision=fp16", "unknown precision 'fp16'; valid choices: float32, bfloat16"),
                         ("--config.grad_accum=3", "batch_size=100 is not divisible by grad_accum=3"),
                         ("--config.profile_steps=5:2", "profile_steps '5:2': need 1 <= START < STOP")):
-    r = run_script("train.py", *base, flag)
+    r = run_main("train.py", *base, flag)
     assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], (flag, r.stderr[-500:])
   assert not os.path.exists(tmp_path / "w")
 
@@ -125,13 +125,19 @@ def _run_steps(gan, steps=3):
   return state, out
 
 
+@functools.lru_cache(maxsize=None)
+def _big_batch_run():
+  """The 32-batch reference run, shared by the accumulation tests below (compiled once)."""
+  return _run_steps(_mlp_gan())
+
+
 @pytest.mark.parametrize("k", [2, 4])
 def test_accumulation_over_k_micro_batches_equals_one_big_batch(k):
   """RpGAN (a relativistic loss that pairs reals and fakes), R1 + R2 and the EMA of G on a
   normalization-free network: k micro-batches of 32/k give
   the 32-batch's gradients, so the states after 3 steps (2 D steps each) agree to float32
   rounding amplified by Adam, and so do the logged losses, penalties and gradient norms."""
-  big, big_metrics = _run_steps(_mlp_gan())
+  big, big_metrics = _big_batch_run()
   acc, acc_metrics = _run_steps(_mlp_gan(grad_accum=k))
   for a, b in zip(jax.tree.leaves(big), jax.tree.leaves(acc)):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
@@ -143,7 +149,7 @@ def test_accumulation_over_k_micro_batches_equals_one_big_batch(k):
 
 def test_accumulation_is_not_the_plain_step_with_a_smaller_batch():
   """The check above has power: micro-batches of 8 taken as the whole batch give other states."""
-  big, _ = _run_steps(_mlp_gan())
+  big, _ = _big_batch_run()
   small = _mlp_gan(batch_size=8)
   state = small.init(jax.random.PRNGKey(0), (2,))
   batch = {"x": jax.random.normal(jax.random.PRNGKey(100), (small.batches_per_step, 32, 2))[:, ::4]}

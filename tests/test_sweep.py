@@ -6,7 +6,7 @@ import shutil
 import sys
 
 import pytest
-from conftest import ROOT, experiment, run_script
+from conftest import ROOT, experiment, run_main, run_script
 
 from gan_jax import sweep as sweep_lib
 from gan_jax.errors import ConfigError
@@ -178,7 +178,7 @@ def test_failed_trial_exits_1(tmp_path):
     (["--sweep", "smoke", "--root", "{tmp}", "--set", "bogus=1"], "error: unknown config key 'config.bogus'"),
 ])
 def test_sweep_cli_bad_input_exits_2(tmp_path, args, message):
-  result = run_script("sweep.py", "--config", experiment("ring8"), *[a.format(tmp=tmp_path / "r") for a in args])
+  result = run_main("sweep.py", "--config", experiment("ring8"), *[a.format(tmp=tmp_path / "r") for a in args])
   assert result.returncode == 2
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
@@ -198,12 +198,12 @@ def test_trials_through_a_launcher_and_the_wandb_export(tmp_path):
   with pytest.raises(ConfigError, match="unknown --backend 'mpi'; valid choices: process, local, slurm, tpu-vm"):
     sweep_lib.with_launcher(sweep, "mpi")
   # The launcher's dry run of a trial is srun around the trial's own train command.
-  r = run_script("launch.py", *t.command[2:6], "--dry-run", *t.command[6:])
+  r = run_main("launch.py", *t.command[2:6], "--dry-run", *t.command[6:])
   assert r.returncode == 0 and shlex.split(r.stdout)[:3] == ["srun", "--nodes=2", "--ntasks-per-node=4"]
 
   out = tmp_path / "wandb.yaml"
-  r = run_script("sweep.py", "--config", experiment("ring8") + ":runlocal", "--sweep", "smoke", "--root",
-                 str(tmp_path / "w"), "--set", "total_steps=20", "--wandb_export", str(out))
+  r = run_main("sweep.py", "--config", experiment("ring8") + ":runlocal", "--sweep", "smoke", "--root",
+               str(tmp_path / "w"), "--set", "total_steps=20", "--wandb_export", str(out))
   assert r.returncode == 0, r.stderr[-2000:]
   cfg = json.loads(out.read_text())
   assert cfg["method"] == "grid" and cfg["program"] == os.path.join(ROOT, "scripts", "train.py")
@@ -212,9 +212,9 @@ def test_trials_through_a_launcher_and_the_wandb_export(tmp_path):
   assert cfg["command"][-3:] == ["--workdir", str(tmp_path / "w" / "{wandb_run_id}"), "${args}"]
   # What an agent run executes: the placeholder becomes the run's id.
   cmd = [a for a in cfg["command"][3:-1]]
-  r = run_script("train.py", *cmd, "--config.loss.name=rpgan", "--config.seed=1", "--config.total_steps=2",
-                 "--config.sample_every=0", "--config.eval.every=0", env={"WANDB_RUN_ID": "abc123"})
+  r = run_main("train.py", *cmd, "--config.loss.name=rpgan", "--config.seed=1", "--config.total_steps=2",
+               "--config.sample_every=0", "--config.eval.every=0", env={"WANDB_RUN_ID": "abc123"})
   assert r.returncode == 0, r.stderr[-2000:]
   assert os.path.isdir(tmp_path / "w" / "abc123" / "checkpoints" / "2")
-  r = run_script("train.py", *cmd, env={"WANDB_RUN_ID": ""})
+  r = run_main("train.py", *cmd, env={"WANDB_RUN_ID": ""})
   assert r.returncode == 2 and "WANDB_RUN_ID is not set" in r.stderr

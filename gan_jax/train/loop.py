@@ -212,7 +212,7 @@ def _train(config: ConfigDict, workdir: str, stop: _StopFlag) -> None:
   config_lib.validate(config)
   ds = build_dataset(config.data)
   gan, mesh, init, init_key, step_key, sample_key = setup(config, ds.spec)
-  gan.check_devices(jax.device_count(), jax.process_count())
+  gan.check_devices(mesh.size, jax.process_count())
   is_main = jax.process_index() == 0
   evaluator, best_mode = build_evaluator(config, ds, mesh, gan.num_classes)
 
@@ -324,7 +324,7 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
       logs.truncate_jsonl(eval_log, start, keep=lambda row: row.get("source") != "train")
       total_mb, device_mb = state_megabytes(state)
       print(f"gan_jax: {'resuming at step ' + str(start) if start else 'starting'}; "
-            f"{jax.device_count()} devices, {jax.process_count()} processes; state {total_mb:.2f} MB, "
+            f"{mesh.size} devices, {jax.process_count()} processes; state {total_mb:.2f} MB, "
             f"{device_mb:.2f} MB per device; workdir {workdir}", file=sys.stderr)
 
     def write_samples(step: int) -> None:
