@@ -6,20 +6,30 @@ steps with mb_ratio Adam, w_avg moved by every mapping pass), fed the same reals
 path-length noise and fixed noise maps (`batch["draws"]`), four steps (R1 and path length at steps 1 and 3).
 G, D, the W average, G_ema, pl_mean and the losses must match the official values within relative L2 1e-4, after
 the first step (both lazy penalties taken) and after the last. And the test discriminates: the former step
-(D first, lazy penalties folded into the main updates, w_avg from G's step only) misses the official G by far.
-No torch needed.
+(D first, lazy penalties folded into the main updates, w_avg from G's step only) misses the official G by far
+(slow tier: a second compilation). The options themselves (`update_order`, `reg.lazy_form`, `model.g_stats`)
+are checked on a small MLP GAN and on the experiment's config. No torch needed.
 """
+import dataclasses
 import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from gan_jax import regularizers as regs
+from gan_jax.config import validate
+from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, import_checkpoint
+from gan_jax.importers.workdir import load_config, set_key
+from gan_jax.losses import LOSSES
+from gan_jax.models import DataSpec
+from gan_jax.models.mlp import MaxoutDiscriminator, MLPGenerator
 from gan_jax.train.kinds import build_trainer
-from gan_jax.train.kinds.gan import train_step
+from gan_jax.train.kinds.gan import GAN, d_update, g_update, train_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "official", "stylegan2_step")
@@ -131,3 +141,72 @@ def test_the_former_step_does_not_match(tmp_path):
   after = dict(np.load(os.path.join(FIXTURE, m["after"])))
   errors = _state_errors(states[0], _official_trees(after, 1))
   assert max(errors.values()) > 1e-2
+
+
+# ------------------------------------------------------------------ the options, on a small MLP GAN
+
+def _mlp_gan(**kw):
+  args = dict(generator=MLPGenerator(out_dim=2, width=16, layers=2),
+              discriminator=MaxoutDiscriminator(width=8, layers=2, pieces=2),
+              loss=LOSSES.get("nonsaturating")(), g_tx=optax.sgd(0.1), d_tx=optax.sgd(0.1),
+              z_dim=2, z_dist="normal", batch_size=8)
+  args.update(kw)
+  return GAN(**args)
+
+
+def _close(a, b, tol=1e-6) -> bool:
+  return all(np.allclose(x, y, atol=tol) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_g_first_is_the_generator_update_then_the_discriminator_update():
+  gan = _mlp_gan(update_order="g_first")
+  s0 = gan.init(jax.random.PRNGKey(0), (2,))
+  x = jax.random.normal(jax.random.PRNGKey(3), (1, 8, 2))
+  key = jax.random.PRNGKey(1)
+  s1, _ = train_step(gan, s0, {"x": x}, key)
+  d_key, g_key = jax.random.split(jax.random.fold_in(key, s0.step))
+  s, _ = g_update(gan, s0, x[-1], g_key)
+  s, _ = d_update(gan, s, x[0], jax.random.fold_in(d_key, 0), d_step=0)
+  assert _close(s1.g_params, s.g_params) and _close(s1.d_params, s.d_params)
+  other, _ = train_step(dataclasses.replace(gan, update_order="d_first"), s0, {"x": x}, key)
+  assert not _close(other.d_params, s1.d_params)   # D saw another G
+
+
+def test_separate_lazy_penalty_is_an_optimizer_step_of_its_own():
+  """reg.lazy_form=separate: on the lazy steps a second D update on k · R1 alone, at the weights after the
+  ordinary update and on its reals; on the others the ordinary update only."""
+  reg = regs.Regularization(r1=1.0, lazy_every=2, lazy_form="separate")
+  gan, plain = _mlp_gan(reg=reg), _mlp_gan()
+  s0 = gan.init(jax.random.PRNGKey(0), (2,))
+  x = jax.random.normal(jax.random.PRNGKey(3), (8, 2))
+  key = jax.random.PRNGKey(1)
+  lazy, logs = d_update(gan, s0, x, key, d_step=0)
+  main, _ = d_update(plain, s0, x, key, d_step=0)
+  d_fn = lambda p: lambda v: gan.discriminate(p, {}, v, None, jax.random.fold_in(key, 3))[0]  # noqa: E731
+  grads = jax.grad(lambda p: 2 * 0.5 * regs.zero_centred_penalty(d_fn(p), x))(main.d_params)
+  expected = jax.tree.map(lambda p, g: p - 0.1 * g, main.d_params, grads)
+  assert _close(lazy.d_params, expected) and float(logs["r1"]) > 0
+  skipped, logs = d_update(gan, s0, x, key, d_step=1)
+  assert _close(skipped.d_params, main.d_params) and float(logs["r1"]) == 0
+
+
+def test_separate_lazy_form_scales_the_optimizers_by_mb_ratio():
+  """lr · k/(k+1) and betas ** (k/(k+1)), k = 16 for D (R1) and 4 for G (path length), as training_loop.py."""
+  c = load_config("experiments/stylegan2_ffhq256.py:runlocal")
+  assert (c.update_order, c.reg.lazy_form, c.model.g_stats) == ("g_first", "separate", "all_passes")
+  gan = build_trainer(c, DataSpec("image", (16, 16, 1), 0))
+  params = {"w": jnp.zeros(3)}
+  for tx, k in ((gan.d_tx, 16), (gan.g_tx, 4)):
+    h = tx.init(params).hyperparams
+    np.testing.assert_allclose(h["learning_rate"], 0.0025 * k / (k + 1), rtol=1e-6)
+    np.testing.assert_allclose(h["b2"], 0.99 ** (k / (k + 1)), rtol=1e-6)
+    np.testing.assert_allclose(h["b1"], 0.0)
+
+
+@pytest.mark.parametrize("key", ["update_order", "reg.lazy_form", "model.g_stats"])
+def test_bad_values_are_config_errors(key):
+  c = load_config("experiments/stylegan2_ffhq256.py:runlocal")
+  set_key(c, key, "sideways")
+  with pytest.raises(ConfigError, match=key.split(".")[-1]):
+    validate(c)
+    build_trainer(c, DataSpec("image", (16, 16, 1), 0))
