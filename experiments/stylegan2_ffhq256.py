@@ -31,17 +31,17 @@ Published FIDs (fid50k_full, 50k samples against all training images, no truncat
 - config F on FFHQ at 1024x1024: 2.84 (StyleGAN2 paper, table 1, config F). No FID of config F at
   256x256 on FFHQ is published.
 
-Lazy regularization: this trainer adds the k-scaled penalty to the ordinary loss of every k-th
-step (a combined step, gan_jax/regularizers.py) instead of taking an extra optimizer step on the
-penalty. The official code scales Adam's lr by c = k/(k+1) and the betas to beta^c because it takes
-k+1 optimizer steps per k minibatches (training_loop.py, `mb_ratio`); with k steps per k minibatches
-the uncorrected lr and betas give the same per-minibatch step size and moment decay (k+1 steps of
-c·lr = k steps of lr; (beta^c)^(k+1) = beta^k), so no correction is applied. With b1 = 0 only b2
-is affected. R1 is applied as gamma/2 · |∇D|² (`reg.r1` = gamma, loss.py `r1_gamma / 2`).
+The training step is the official loop's (training_loop.py, loss.py `StyleGAN2Loss`; tested step
+for step against it, tests/test_step_parity_stylegan2.py): G's update before D's (`update_order=g_first`:
+phases Gmain, Greg, Dmain, Dreg), lazy R1 and path length as optimizer steps of their own on the
+penalty alone (`reg.lazy_form=separate`; the path-length step on latents of its own), with Adam's lr
+scaled by c = k/(k+1) and its betas raised to c (`mb_ratio`), and w_avg moved by every training pass
+of the mapping network (`model.g_stats=all_passes`: G's, the path-length pass's and the D step's).
+R1 is applied as gamma/2 · |∇D|² (`reg.r1` = gamma, loss.py `r1_gamma / 2`).
 
 Differences from the official run: no mixed precision (the official cfgs run the 4 highest
-resolutions in fp16), and w_avg is updated by the G step's mapping pass only (the official code
-also updates it in the D step's and the path-length pass's generator passes).
+resolutions in fp16); a conditional run's fake labels are uniform over the classes (the official
+loop draws them from the dataset's labels, i.e. with the class frequencies).
 
 Args: cfg=paper256|stylegan2, resolution=256 (1024 for config F's own setting), runlocal
 (a toy-width StyleGAN2 on 16x16 digits: a few hundred steps on 2 CPU cores with every
@@ -70,12 +70,15 @@ def get_config(arg=None):
   c.model.update(z_dim=512, z_dist="normal", w_dim=512, mapping_layers=8, mapping_lr_mul=0.01,
                  channel_base=s["channel_base"], channel_max=512, conv_clamp=256, style_mixing_prob=0.9,
                  w_avg_beta=0.995, d_architecture="resnet", mbstd_group_size=s["mbstd"], mbstd_num_channels=1)
+  c.model.g_stats = "all_passes"
   c.loss.name = "nonsaturating"
+  c.update_order = "g_first"
   c.batch_size = s["batch"]
   c.total_steps = TOTAL_KIMG * 1000 // s["batch"]
   for who in ("g", "d"):
     c.optim[who].update(name="adam", lr=s["lr"], b1=0.0, b2=0.99, eps=1e-8)
-  c.reg.update(r1=s["gamma"], lazy_every=16, pl_weight=2.0, pl_every=4, pl_decay=0.01, pl_batch_shrink=2)
+  c.reg.update(r1=s["gamma"], lazy_every=16, pl_weight=2.0, pl_every=4, pl_decay=0.01, pl_batch_shrink=2,
+               lazy_form="separate")
   c.ema.halflife_kimg = s["ema"]
   c.ema.rampup = 0.0
   # The official snapshots every 50 ticks of 4 kimg.

@@ -18,10 +18,12 @@ arrays; the D step adds the weighted penalties to the adversarial loss:
                    mean, as TransGAN's `wgangp-eps` loss (official functions.py).
   reg.lazy_every   apply the gradient penalties on every k-th D step only, multiplied by k
                    (Karras et al. 2020, StyleGAN2, sec. 3.1); 1 (the default) = every step.
-                   A combined-step variant: StyleGAN2 takes a separate optimizer step on the
-                   penalty alone (with Adam's lr and betas scaled by k/(k+1)) and makes only R1
-                   lazy; here the k-scaled penalty joins the ordinary D gradient of that step,
-                   for every enabled gradient penalty, so no optimizer rescaling is needed.
+  reg.lazy_form    how a lazy penalty (D's, and G's path length) is applied: "combined" (the
+                   default) adds the k-scaled penalty to the ordinary gradient of that step, so no
+                   optimizer rescaling is needed; "separate" takes a separate optimizer step on the
+                   penalty alone right after the ordinary one, with the lr scaled by k/(k+1) and
+                   the betas raised to k/(k+1), as the official StyleGAN2(-ADA) loop (Dreg and Greg
+                   phases, `mb_ratio`; gan_jax/train/kinds/gan.py).
 
 Generator regularizers (added to the G loss in the G step):
 
@@ -123,6 +125,7 @@ def lecam_init() -> dict:
 
 
 DRIFT_FORMS = ("mean_square", "square_mean")
+LAZY_FORMS = ("combined", "separate")
 
 
 def drift(real_logits: jax.Array, form: str = "mean_square") -> jax.Array:
@@ -159,6 +162,7 @@ class Regularization:
   pl_every: int = 4
   pl_decay: float = 0.01
   pl_batch_shrink: int = 2
+  lazy_form: str = "combined"   # or "separate": lazy penalties in optimizer steps of their own
 
   @property
   def has_gradient_penalty(self) -> bool:
@@ -233,6 +237,7 @@ def _reg_defaults() -> dict:
   batch shrink factor). `gamma_final`: the R1/R2 weight's final value of the cosine schedule."""
   return {"r1": 0.0, "r2": 0.0, "gamma_final": config_dict.placeholder(float), "wgan_gp": 0.0, "dragan": 0.0,
           "lecam": 0.0, "lecam_decay": 0.99, "clip": 0.0, "lazy_every": 1,
+          "lazy_form": "combined",       # or "separate": StyleGAN2's own optimizer steps for lazy penalties
           "drift": 0.0,                  # ProGAN's ε E D(x_real)²
           "drift_form": "mean_square",   # or "square_mean": ε (E D(x_real))² (TransGAN)
           "ortho": 0.0, "pl_weight": 0.0, "pl_every": 4, "pl_decay": 0.01, "pl_batch_shrink": 2}
@@ -246,6 +251,8 @@ def _check_reg(config: ConfigDict) -> None:
   checks = [(r.drift_form in DRIFT_FORMS, f"unknown reg.drift_form {r.drift_form!r}; valid choices: "
              f"{', '.join(DRIFT_FORMS)}"),
             (r.lazy_every >= 1, f"reg.lazy_every must be >= 1, got {r.lazy_every}"),
+            (r.lazy_form in LAZY_FORMS,
+             f"unknown reg.lazy_form {r.lazy_form!r}; valid choices: {', '.join(LAZY_FORMS)}"),
             (r.pl_every >= 1, f"reg.pl_every must be >= 1, got {r.pl_every}"),
             (r.pl_batch_shrink >= 1, f"reg.pl_batch_shrink must be >= 1, got {r.pl_batch_shrink}"),
             (0 < r.pl_decay <= 1, f"reg.pl_decay must be in (0, 1], got {r.pl_decay}"),

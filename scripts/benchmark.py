@@ -41,7 +41,7 @@ from gan_jax.errors import ConfigError  # noqa: E402
 
 # --compare-official MODEL -> benchmarks/official/<module>.py, with `time_official(repo_path, batch, steps)`
 # (the official training iteration, timed) and `our_config()` ((experiment, overrides) of the same run).
-OFFICIAL_STEPS = {"r3gan": "step_r3gan", "stylegan2": "step_stylegan2_ada", "biggan": "step_biggan"}
+OFFICIAL_STEPS = {"r3gan": "step_r3gan", "stylegan2": "step_stylegan2", "biggan": "step_biggan"}
 
 
 class _Parser(argparse.ArgumentParser):

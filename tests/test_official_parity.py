@@ -29,9 +29,6 @@ from gan_jax.models import DataSpec, build_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "official")
-# Forward fixtures only: the training-step fixtures (manifest "kind": "train_step") have their own tests.
-MANIFESTS = [p for p in sorted(glob.glob(os.path.join(FIXTURES, "*", "manifest.json")))
-             if json.load(open(p)).get("kind") != "train_step"]
 NETS = {"G": "G", "generator": "G", "D": "D", "discriminator": "D"}
 DEFAULT_WEIGHTS = {"G": "ema_params", "D": "d_params"}
 
@@ -39,6 +36,11 @@ DEFAULT_WEIGHTS = {"G": "ema_params", "D": "d_params"}
 def _manifest(path: str) -> dict:
   with open(path) as f:
     return json.load(f)
+
+
+# Forward fixtures; the training-step fixtures ("kind": "train_step") have tests of their own.
+MANIFESTS = sorted(p for p in glob.glob(os.path.join(FIXTURES, "*", "manifest.json"))
+                   if _manifest(p).get("kind") != "train_step")
 
 
 def _source(d: str, m: dict) -> str:

@@ -24,6 +24,7 @@ MAKERS = {
     "stylegan3_r": "benchmarks.official.stylegan:stylegan3_r",       # NVlabs/stylegan3
     "r3gan": "benchmarks.official.r3gan:make",                       # brownvc/R3GAN
     "r3gan_step": "benchmarks.official.step_r3gan:make",             # brownvc/R3GAN (training step)
+    "stylegan2_step": "benchmarks.official.step_stylegan2:make",     # NVlabs/stylegan2-ada-pytorch (training step)
 }
 
 

@@ -33,7 +33,8 @@ NAN_COUNTER = "nonfinite_skipped"
 # ------------------------------------------------------------------------------- applying modules
 
 def apply(module: nn.Module, params: Any, variables: dict, args: tuple, key: jax.Array | None, train: bool,
-          method: str | None = None, kwargs: dict | None = None, dtype: str = "float32") -> tuple[Any, dict]:
+          method: str | None = None, kwargs: dict | None = None, dtype: str = "float32",
+          consts: dict | None = None) -> tuple[Any, dict]:
   """module.apply with the state collections mutable in training, and the "noise" stream.
 
   `dtype` "bfloat16" (precision=bfloat16): the float parameters and inputs enter the module in bf16,
@@ -42,14 +43,17 @@ def apply(module: nn.Module, params: Any, variables: dict, args: tuple, key: jax
   (BatchNorm statistics, spectral-norm vectors, W average: their new values are cast back to their
   float32 dtype) stay float32. Inside the architectures the numerically sensitive reductions run
   in float32 as well: BatchNorm statistics (flax), spectral-norm power iteration and sigma,
-  attention softmax, StyleGAN2's demodulation and minibatch standard deviation."""
+  attention softmax, StyleGAN2's demodulation and minibatch standard deviation.
+
+  `consts`: further collections given read-only at apply time (not returned, never mutable), e.g.
+  StyleGAN2's fixed noise maps {"noise_const": ...}."""
   if args[-1] is None:
     args = args[:-1]          # unconditional: the module's default y
   low = dtype != "float32"
   if low:
     params, args = cast((params, args), jnp.dtype(dtype))
   rngs = {"noise": key} if key is not None else None
-  full = {"params": params, **variables}
+  full = {"params": params, **variables, **(consts or {})}
   kw = dict(kwargs or {}, train=train, rngs=rngs, method=method)
   if variables and train:
     out, new_vars = module.apply(full, *args, mutable=list(variables), **kw)

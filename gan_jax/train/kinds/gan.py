@@ -2,7 +2,9 @@
 `(state, batch, key) -> (state, metrics)`.
 
 One step = `n_critic` discriminator updates (one per row of `batch["x"]`, shape
-[n_critic, B, ...]) followed by one generator update and the EMA update. Randomness comes
+[n_critic, B, ...]) followed by one generator update and the EMA update (`update_order="g_first"`:
+the generator update first, then the D updates, as the official StyleGAN2-ADA loop runs its phases
+Gmain, Greg, Dmain, Dreg). Randomness comes
 only from `key`, folded with the state's step, so a resumed run draws the same latents.
 Conditional models read the real labels from `batch["label"]`; fake labels are drawn uniformly
 over the classes (`model.fake_labels="uniform"`: BigGAN, StudioGAN) or are the labels of the real
@@ -14,10 +16,25 @@ shardings.
 arrays, so that another implementation can be fed exactly the same ones (the official-code parity
 tests): "d_z" [n_critic, B, z_dim] and "d_labels" [n_critic, B] for the D updates, "g_z" [B, z_dim]
 and "g_labels" [B] for the G update, "pl_noise" [B / pl_batch_shrink, H, W, C] for the path-length
-penalty (y ~ N(0, I) before the 1/sqrt(H·W) scaling). Each one given is used; the rest come from `key`.
+penalty (y ~ N(0, I) before the 1/sqrt(H·W) scaling), "pl_z" [>= B / pl_batch_shrink, z_dim] and
+"pl_labels" for the latents of a separate path-length step (`reg.lazy_form="separate"`: its first
+B / pl_batch_shrink rows; the official Greg phase draws its own), and "noise_const" (StyleGAN2's
+fixed noise maps, the collection of that name: every training pass of G then uses them, the
+official noise_mode 'const', instead of fresh noise). Each one given is used; the rest come from `key`.
+
+Lazy regularization (`reg.lazy_every`, `reg.pl_every` > 1; gan_jax/regularizers.py) has two forms:
+`reg.lazy_form="combined"` adds the interval-scaled penalty to that step's ordinary gradient;
+`"separate"` takes it as an optimizer step of its own right after the ordinary update (D: the
+gradient penalties on the same reals; G: the path-length penalty on its own latents), with the
+optimizers' learning rate scaled by c = k/(k+1) and their betas raised to c (the official
+StyleGAN2-ADA loop's `mb_ratio`, k the net's interval). `model.g_stats="all_passes"` keeps G's
+state updates (StyleGAN2's w_avg) from every training pass of G (the D step's fakes and the
+path-length pass too, as the official mapping network updates w_avg on every call); "g_step": from
+the G update's main pass only.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -39,6 +56,9 @@ from gan_jax.train import machinery
 from gan_jax.train.kinds import KINDS, Kind, Trainer, check_split
 from gan_jax.train.machinery import fold
 from gan_jax.train.state import TrainState, init_state, sample_latents
+
+UPDATE_ORDERS = ("d_first", "g_first")
+G_STATS = ("g_step", "all_passes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +88,8 @@ class GAN(Trainer):
   nan_skip: bool = False                # nan_policy="skip": a step with a non-finite value is undone
   grad_accum: int = 1                   # micro-batches per update (gradients averaged; see machinery.accumulated_grad)
   compute_dtype: str = "float32"        # "bfloat16": G and D compute in bf16 (see machinery.apply)
+  update_order: str = "d_first"         # or "g_first": the G update before the D updates (StyleGAN2-ADA)
+  g_stats: str = "g_step"               # or "all_passes": G's state updates from every training pass of G
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
@@ -131,11 +153,13 @@ class GAN(Trainer):
 
   def generate(self, params: Any, g_vars: dict, z: jax.Array, y: jax.Array | None = None,
                key: jax.Array | None = None, train: bool = True, truncation: float = 1.0,
-               method: str | None = None) -> tuple[jax.Array, dict]:
+               method: str | None = None, consts: dict | None = None) -> tuple[jax.Array, dict]:
     """G(z, y) (or G's `method`). In train mode normalization layers use batch statistics and
-    the state collections (BN statistics, spectral-norm vectors) are updated: returns the update."""
+    the state collections (BN statistics, spectral-norm vectors) are updated: returns the update.
+    `consts`: read-only collections given at apply time (the fed "noise_const" maps)."""
     kwargs = {"truncation_psi": truncation} if truncation < 1.0 and self.truncation_mode == "w" else {}
-    return machinery.apply(self.generator, params, g_vars, (z, y), key, train, method, kwargs, self.compute_dtype)
+    return machinery.apply(self.generator, params, g_vars, (z, y), key, train, method, kwargs, self.compute_dtype,
+                           consts)
 
   def discriminate(self, params: Any, d_vars: dict, x: jax.Array, y: jax.Array | None = None,
                    key: jax.Array | None = None) -> tuple[jax.Array, dict]:
@@ -156,8 +180,8 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
              real_labels: jax.Array | None = None, draws: dict | None = None,
              fake: jax.Array | None = None) -> tuple[TrainState, dict]:
   """One discriminator update; `d_step` counts D updates over the run (for lazy penalties);
-  `draws`: {"z", "labels"} given instead of drawn (see the module docstring); `fake`: G's output
-  for those, already computed (train.reuse_fake), instead of a G forward here."""
+  `draws`: {"z", "labels", "noise_const"} given instead of drawn (see the module docstring); `fake`:
+  G's output for those, already computed (train.reuse_fake), instead of a G forward here."""
   z_key, reg_key = jax.random.split(key)
   y_key, g_key, d_key = (jax.random.fold_in(key, i) for i in (1, 2, 3))
   n = real.shape[0]
@@ -169,13 +193,19 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   reg = gan.reg
   images = gan.images(state.step)
   aug_p = _augmenters(gan, state, key)[0]
+  consts = _consts(draws)
+  separate = reg.lazy_form == "separate"
 
   def grads_of(d_params, m, i):
     """Gradient and auxiliaries of one (micro-)batch `m`; `i` its index (None: the whole batch)."""
     _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
-    # G's statistics updates from this forward pass are dropped: only the G step moves G.
-    fake = m["fake"] if "fake" in m else jax.lax.stop_gradient(
-        gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"], fold(g_key, i))[0])
+    if "fake" in m:   # train.reuse_fake: the caller made G's forward (and keeps its statistics)
+      fake, g_vars = m["fake"], state.g_vars
+    else:
+      # G's statistics updates from this forward pass are kept with g_stats="all_passes" only.
+      fake, g_vars = gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"], fold(g_key, i),
+                                  consts=consts)
+    fake = jax.lax.stop_gradient(fake)
     real, real_labels, fake_labels = m["real"], m["real_labels"], m["fake_labels"]
 
     def loss_fn(d_params):
@@ -184,7 +214,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
       # forward passes themselves (one forward per input instead of two, and one backward through
       # it). Only where D keeps no state: a D with BatchNorm statistics or spectral-norm vectors
       # gives the penalties its state after both adversarial passes, as the unfused form does.
-      fuse = reg.lazy_every <= 1 and not state.d_vars
+      fuse = reg.lazy_every <= 1 and not state.d_vars and not separate
       sq_norms = {}
 
       def logits(x, labels, aug, name, d_vars):
@@ -198,7 +228,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
       fake_logits, d_vars = logits(fake, fake_labels, aug_fake, "r2", d_vars)
       adversarial = gan.loss.d(real_logits, fake_logits)
       loss, logs, reg_state = adversarial, {}, state.reg_state
-      if reg.has_gradient_penalty:
+      if reg.has_gradient_penalty and not separate:
         # Penalties see D with the statistics of this step; their own statistics updates are dropped.
         # With augmentation they differentiate D∘aug at the un-augmented inputs (R3GAN), with the
         # draws of the adversarial term's reals (fakes for R2).
@@ -233,12 +263,13 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
         loss = loss + reg.lecam * logs["lecam"]
       return loss, (d_vars, reg_state, real_logits, fake_logits, {"d_loss": adversarial, **logs})
 
-    return jax.grad(loss_fn, has_aux=True)(d_params)
+    grads, aux = jax.grad(loss_fn, has_aux=True)(d_params)
+    return grads, (*aux, g_vars)
 
   k = gan.grad_accum
-  grads, (d_vars, reg_state, real_logits, fake_logits, logs) = machinery.accumulated_grad(grads_of, state.d_params,
-                                                                                 inputs, k)
-  d_vars, reg_state, logs = machinery.mean_micro((d_vars, reg_state, logs), k)
+  grads, (d_vars, reg_state, real_logits, fake_logits, logs, g_vars) = machinery.accumulated_grad(
+      grads_of, state.d_params, inputs, k)
+  d_vars, reg_state, logs, g_vars = machinery.mean_micro((d_vars, reg_state, logs, g_vars), k)
   if k > 1:   # back to batch order (micro-batch i holds rows i, i+k, ...)
     real_logits, fake_logits = (jnp.swapaxes(x, 0, 1).reshape(n) for x in (real_logits, fake_logits))
   d_params, d_opt, grad_norm = machinery.update(gan.d_tx, grads, state.d_opt, state.d_params)
@@ -249,9 +280,68 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
     # aug_rt: E[sign(D(aug(real)))] of this D step, ADA's overfitting heuristic r_t.
     logs = {**logs, "aug_p": aug_p, "aug_rt": jnp.mean(jnp.sign(real_logits.astype(jnp.float32)))}
   state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state)
+  if gan.g_stats == "all_passes":
+    state = state.replace(g_vars=g_vars)
+  if separate and reg.has_gradient_penalty:
+    state, reg_logs = _d_reg_update(gan, state, inputs, key, d_step, consts)
+    logs = {**logs, **reg_logs}
   # d_loss is the adversarial term alone (comparable across regularizers); penalties are logged raw.
   return state, {"d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
                  "d_grad_norm": grad_norm, **logs}
+
+
+def _consts(draws: dict | None) -> dict | None:
+  """The read-only collections fed with the draws: {"noise_const": maps} when given."""
+  return {"noise_const": draws["noise_const"]} if draws and "noise_const" in draws else None
+
+
+def _skippable(predicate: jax.Array, update, state: TrainState) -> tuple[TrainState, dict]:
+  """`update(state) -> (state, logs)` where `predicate` holds, else the state unchanged and zero logs."""
+  logs = jax.eval_shape(update, state)[1]
+  skip = lambda s: (s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), logs))  # noqa: E731
+  return jax.lax.cond(predicate, update, skip, state)
+
+
+def _d_reg_update(gan: GAN, state: TrainState, inputs: dict, key: jax.Array, d_step: jax.Array | int,
+                  consts: dict | None) -> tuple[TrainState, dict]:
+  """The separate lazy D regularization step (`reg.lazy_form="separate"`, every `reg.lazy_every`-th D
+  update, right after it; StyleGAN2-ADA's Dreg phase): an optimizer step on lazy_every times the
+  gradient penalties alone, at D's weights after the main update, on that update's reals (and its
+  fakes, regenerated from the same draws, for the penalties that need them). Logs the raw penalties
+  (zeros on the skipped steps)."""
+  reg = gan.reg
+  reg_key = jax.random.split(key)[1]
+  g_key, d_key = jax.random.fold_in(key, 2), jax.random.fold_in(key, 3)
+  needs_fakes = reg.r2 > 0 or reg.wgan_gp > 0
+
+  def update(state):
+    images = gan.images(state.step)
+    weights = {"r1": cosine_ramp(reg.r1, gan.gamma_final, gan.schedule_images)(images),
+               "r2": cosine_ramp(reg.r2, gan.gamma_final, gan.schedule_images)(images)}
+
+    def grads_of(d_params, m, i):
+      _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
+      fake = m["real"]
+      if needs_fakes:
+        fake = jax.lax.stop_gradient(gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"],
+                                                  fold(g_key, i), consts=consts)[0])
+
+      def loss_fn(d_params):
+        d_fn = lambda x: gan.discriminate(d_params, state.d_vars, aug_real(x), m["real_labels"], d_key)[0]  # noqa: E731
+        d_fn_fake = lambda x: gan.discriminate(d_params, state.d_vars, aug_fake(x), m["fake_labels"], d_key)[0]  # noqa: E731
+        total, logs = regs.gradient_penalties(reg, d_fn, m["real"], fake, fold(reg_key, i), weights, d_fn_fake)
+        return total * reg.lazy_every, logs
+
+      return jax.grad(loss_fn, has_aux=True)(d_params)
+
+    grads, logs = machinery.accumulated_grad(grads_of, state.d_params, inputs, gan.grad_accum)
+    logs = machinery.mean_micro(logs, gan.grad_accum)
+    d_params, d_opt, _ = machinery.update(gan.d_tx, grads, state.d_opt, state.d_params)
+    if reg.clip > 0:
+      d_params = regs.clip_weights(d_params, reg.clip)
+    return state.replace(d_params=d_params, d_opt=d_opt), logs
+
+  return _skippable(jnp.asarray(d_step) % reg.lazy_every == 0, update, state)
 
 
 def _augmenters(gan: GAN, state: TrainState, key: jax.Array):
@@ -266,7 +356,8 @@ def _augmenters(gan: GAN, state: TrainState, key: jax.Array):
 
 def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
              real_labels: jax.Array | None = None, draws: dict | None = None) -> tuple[TrainState, dict]:
-  """One generator update; `draws`: {"z", "labels", "pl_noise"} given instead of drawn."""
+  """One generator update; `draws`: {"z", "labels", "pl_noise", "pl_z", "pl_labels", "noise_const"} given
+  instead of drawn."""
   y_key, g_key, d_key, pl_key = (jax.random.fold_in(key, i) for i in (1, 2, 3, 4))
   n = real.shape[0]
   real_labels = real_labels if gan.num_classes else None
@@ -274,13 +365,15 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
   inputs = {"real": real, "z": z, "fake_labels": fake_labels, "real_labels": real_labels}
   pl_noise = (draws or {}).get("pl_noise")
   reg = gan.reg
+  consts = _consts(draws)
+  separate = reg.lazy_form == "separate"
 
   def grads_of(g_params, m, i):
     _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
     z, fake_labels = m["z"], m["fake_labels"]
 
     def loss_fn(g_params):
-      fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, fold(g_key, i))
+      fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, fold(g_key, i), consts=consts)
       # D is not updated by the G step: its statistics updates are dropped.
       fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
       real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(m["real"]), m["real_labels"], d_key)[0]
@@ -290,10 +383,10 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
       if reg.ortho > 0:
         logs["ortho"] = regs.orthogonal(g_params)
         loss = loss + reg.ortho * logs["ortho"]
-      if reg.pl_weight > 0:
-        pl, reg_state, logs["pl_length"] = _path_length_penalty(gan, g_params, g_vars, z, fake_labels,
-                                                                fold(g_key, i), fold(pl_key, i), state.step,
-                                                                reg_state, pl_noise)
+      if reg.pl_weight > 0 and not separate:
+        pl, reg_state, logs["pl_length"], g_vars = _path_length_penalty(
+            gan, g_params, g_vars, z, fake_labels, fold(g_key, i), fold(pl_key, i), state.step, reg_state, pl_noise,
+            consts)
         logs["pl_penalty"] = pl
         loss = loss + reg.pl_weight * reg.pl_every * pl
       return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs})
@@ -305,34 +398,78 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
   g_vars, reg_state, logs = machinery.mean_micro(aux, k)
   g_params, g_opt, grad_norm = machinery.update(gan.g_tx, grads, state.g_opt, state.g_params)
   state = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt, reg_state=reg_state)
+  if separate and reg.pl_weight > 0:
+    state, pl_logs = _g_reg_update(gan, state, key, n, real_labels, draws, consts)
+    logs = {**logs, **pl_logs}
   return state, {**logs, "g_grad_norm": grad_norm}
+
+
+def _g_reg_update(gan: GAN, state: TrainState, key: jax.Array, n: int, real_labels: jax.Array | None,
+                  draws: dict | None, consts: dict | None) -> tuple[TrainState, dict]:
+  """The separate path-length step (`reg.lazy_form="separate"`, every `reg.pl_every`-th G update, right
+  after it; StyleGAN2-ADA's Greg phase): an optimizer step on pl_weight · pl_every · the penalty alone,
+  at G's weights after the main update, on B / pl_batch_shrink latents of its own (draws "pl_z",
+  "pl_labels", else drawn; labels the reals' with fake_labels="real"). Not split into micro-batches."""
+  reg, draws = gan.reg, draws or {}
+  m = max(1, n // reg.pl_batch_shrink)
+  z_key, y_key = jax.random.fold_in(key, 7), jax.random.fold_in(key, 8)
+  z = draws["pl_z"][:m] if "pl_z" in draws else gan.latents(z_key, m)
+  labels = None
+  if gan.num_classes:
+    labels = (draws["pl_labels"][:m] if "pl_labels" in draws else
+              real_labels[:m] if gan.fake_labels == "real" and real_labels is not None else gan.labels(y_key, m))
+  noise_key, pl_key = jax.random.fold_in(key, 2), jax.random.fold_in(key, 4)
+
+  def update(state):
+    def loss_fn(g_params):
+      pl, pl_mean, length, g_vars = _path_length(gan, g_params, state.g_vars, z, labels, noise_key, pl_key,
+                                                 state.reg_state, draws.get("pl_noise"), consts)
+      return reg.pl_weight * reg.pl_every * pl, (pl_mean, g_vars, {"pl_penalty": pl, "pl_length": length})
+
+    grads, (pl_mean, g_vars, logs) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+    g_params, g_opt, _ = machinery.update(gan.g_tx, grads, state.g_opt, state.g_params)
+    return state.replace(g_params=g_params, g_opt=g_opt, g_vars=g_vars,
+                         reg_state={**state.reg_state, "pl_mean": pl_mean}), logs
+
+  return _skippable(state.step % reg.pl_every == 0, update, state)
+
+
+def _path_length(gan: GAN, g_params: Any, g_vars: dict, z: jax.Array, labels: jax.Array | None,
+                 noise_key: jax.Array, key: jax.Array, reg_state: dict, pl_noise: jax.Array | None = None,
+                 consts: dict | None = None):
+  """StyleGAN2's path-length penalty on the latents z: (penalty, new pl_mean, mean length, G's state).
+  The target a = lerp(pl_mean, mean length, pl_decay) is differentiated through, as in both official
+  implementations (loss.py `pl_mean.lerp(...)`, the TF original's `pl_mean_var + decay · (...)`); the
+  stored EMA is not. G's state updates of this pass are kept with g_stats="all_passes" only."""
+  reg = gan.reg
+  ws, new_vars = gan.generate(g_params, g_vars, z, labels, noise_key, method="mapping", consts=consts)
+  synth = lambda w: gan.generate(g_params, g_vars, w, None, noise_key, method="synthesis", consts=consts)[0]  # noqa: E731
+  lengths = regs.path_lengths(synth, ws, key, pl_noise)
+  pl_mean = reg_state["pl_mean"] + reg.pl_decay * (jnp.mean(lengths) - reg_state["pl_mean"])
+  g_vars = new_vars if gan.g_stats == "all_passes" else g_vars
+  return jnp.mean(jnp.square(lengths - pl_mean)), jax.lax.stop_gradient(pl_mean), jnp.mean(lengths), g_vars
 
 
 def _path_length_penalty(gan: GAN, g_params: Any, g_vars: dict, z: jax.Array, labels: jax.Array | None,
                          noise_key: jax.Array, key: jax.Array, step: jax.Array, reg_state: dict,
-                         pl_noise: jax.Array | None = None):
+                         pl_noise: jax.Array | None = None, consts: dict | None = None):
   """StyleGAN2's lazy path-length penalty on the first B / pl_batch_shrink latents, every
   `pl_every`-th G step (zero otherwise; the caller scales it by pl_every); returns the penalty,
-  the updated state (EMA of the mean length, moved on the penalty's steps only) and the mean
-  length. The generator's state updates of these extra passes are dropped."""
+  the updated state (EMA of the mean length, moved on the penalty's steps only), the mean
+  length and G's state (see `_path_length`)."""
   reg = gan.reg
   m = max(1, z.shape[0] // reg.pl_batch_shrink)
   y = labels[:m] if labels is not None else None
 
   def penalty(_):
-    ws = gan.generate(g_params, g_vars, z[:m], y, noise_key, method="mapping")[0]
-    synth = lambda w: gan.generate(g_params, g_vars, w, None, noise_key, method="synthesis")[0]  # noqa: E731
-    lengths = regs.path_lengths(synth, ws, key, pl_noise)
-    pl_mean = reg_state["pl_mean"] + reg.pl_decay * (jnp.mean(lengths) - reg_state["pl_mean"])
-    pl_mean = jax.lax.stop_gradient(pl_mean)
-    return jnp.mean(jnp.square(lengths - pl_mean)), pl_mean, jnp.mean(lengths)
+    return _path_length(gan, g_params, g_vars, z[:m], y, noise_key, key, reg_state, pl_noise, consts)
 
   def skip(_):
     zero = jnp.zeros((), jnp.float32)
-    return zero, reg_state["pl_mean"], zero
+    return zero, reg_state["pl_mean"], zero, g_vars
 
-  pl, pl_mean, length = jax.lax.cond(step % reg.pl_every == 0, penalty, skip, None)
-  return pl, {**reg_state, "pl_mean": pl_mean}, length
+  pl, pl_mean, length, g_vars = jax.lax.cond(step % reg.pl_every == 0, penalty, skip, None)
+  return pl, {**reg_state, "pl_mean": pl_mean}, length, g_vars
 
 
 def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict]:
@@ -344,10 +481,10 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   reals = batch["x"]
   labels = batch.get("label") if gan.num_classes else None
   draws = batch.get("draws", {})
-  d_draws = lambda i: {k: draws[f"d_{k}"][i] for k in ("z", "labels") if f"d_{k}" in draws}  # noqa: E731
-  g_draws = {k: draws[f"g_{k}"] for k in ("z", "labels") if f"g_{k}" in draws}
-  if "pl_noise" in draws:
-    g_draws["pl_noise"] = draws["pl_noise"]
+  shared = {"noise_const": draws["noise_const"]} if "noise_const" in draws else {}
+  d_draws = lambda i: {**{k: draws[f"d_{k}"][i] for k in ("z", "labels") if f"d_{k}" in draws}, **shared}  # noqa: E731
+  g_draws = {**{k: draws[f"g_{k}"] for k in ("z", "labels") if f"g_{k}" in draws}, **shared}
+  g_draws.update({k: draws[k] for k in ("pl_noise", "pl_z", "pl_labels") if k in draws})
 
   # A Python loop, not lax.scan: n_critic is small and static, and XLA:CPU runs convolutions
   # inside a while-loop body several times slower than unrolled (measured: 261 ms vs 67 ms per
@@ -358,11 +495,14 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
   if gan.reuse_fake:
     state, metrics = reuse_fake_step(gan, state, reals, labels, d_key, g_key, d_draws, g_draws)
     return _ema_and_finish(gan, before, state, metrics)
+  if gan.update_order == "g_first":
+    state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1], g_draws)
   for i in range(n_critic):
     state, d_metrics = d_update(gan, state, reals[i], jax.random.fold_in(d_key, i),
                                 d_step=state.step * n_critic + i, real_labels=None if labels is None else labels[i],
                                 draws=d_draws(i))
-  state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1], g_draws)
+  if gan.update_order != "g_first":
+    state, g_metrics = g_update(gan, state, reals[-1], g_key, None if labels is None else labels[-1], g_draws)
   return _ema_and_finish(gan, before, state, {**d_metrics, **g_metrics})
 
 
@@ -395,8 +535,9 @@ def reuse_fake_step(gan: GAN, state: TrainState, reals: jax.Array, labels: jax.A
   z, fake_labels = gan.fake_inputs(jax.random.split(key)[0], jax.random.fold_in(key, 1), reals.shape[1],
                                    real_labels, d_draws(i))
   g_fwd_key = jax.random.fold_in(g_key, 2)
-  fake, g_vjp, g_vars = jax.vjp(lambda p: gan.generate(p, state.g_vars, z, fake_labels, g_fwd_key), state.g_params,
-                                has_aux=True)
+  consts = _consts(d_draws(i))
+  fake, g_vjp, g_vars = jax.vjp(lambda p: gan.generate(p, state.g_vars, z, fake_labels, g_fwd_key, consts=consts),
+                                state.g_params, has_aux=True)
   state, d_metrics = d_update(gan, state, reals[i], key, d_step=state.step * n_critic + i, real_labels=real_labels,
                               draws={"z": z, "labels": fake_labels}, fake=fake)
   # G's loss through the updated D at the same fakes; D's statistics updates here are dropped.
@@ -426,15 +567,20 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
   `ema.*`, `augment.*`, the optimizers and their schedules."""
   if config.model.conditional and not spec.num_classes:
     raise ConfigError(f"model.conditional needs labelled data; dataset {config.data.name!r} has no labels")
+  if config.model.g_stats not in G_STATS:
+    raise ConfigError(f"model.g_stats must be one of {', '.join(G_STATS)}, got {config.model.g_stats!r}")
   generator, discriminator = build_models(config.model, spec)
   schedule_images = config.schedule.kimg * 1000.0
   r = config.reg
   if r.pl_weight > 0 and not (hasattr(generator, "mapping") and hasattr(generator, "synthesis")):
     raise ConfigError(f"reg.pl_weight needs a generator with a mapping network (stylegan2); "
                       f"model {config.model.name!r} has none")
+  g_opt, d_opt = config.optim.g, config.optim.d
+  if r.lazy_form == "separate":
+    g_opt, d_opt = _mb_ratio(g_opt, r.pl_every), _mb_ratio(d_opt, r.lazy_every)
   return GAN(generator=generator, discriminator=discriminator, loss=make_loss(config.loss),
-             g_tx=make_optimizer(config.optim.g, config.batch_size, schedule_images),
-             d_tx=make_optimizer(config.optim.d, config.batch_size / config.n_critic, schedule_images),
+             g_tx=make_optimizer(g_opt, config.batch_size, schedule_images),
+             d_tx=make_optimizer(d_opt, config.batch_size / config.n_critic, schedule_images),
              z_dim=config.model.z_dim, z_dist=config.model.z_dist, batch_size=config.batch_size,
              ema_decay=config.ema.decay, ema_halflife_kimg=config.ema.halflife_kimg,
              ema_halflife_final_kimg=config.ema.halflife_final_kimg, ema_rampup=config.ema.rampup,
@@ -442,22 +588,42 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
                                      lecam_decay=r.lecam_decay, clip=r.clip, lazy_every=r.lazy_every,
                                      ortho=r.ortho, drift=r.drift, drift_form=r.drift_form,
                                      pl_weight=r.pl_weight, pl_every=r.pl_every, pl_decay=r.pl_decay,
-                                     pl_batch_shrink=r.pl_batch_shrink),
+                                     pl_batch_shrink=r.pl_batch_shrink, lazy_form=r.lazy_form),
              gamma_final=r.gamma_final, n_critic=config.n_critic, schedule_images=schedule_images,
              num_classes=spec.num_classes if config.model.conditional else 0, fake_labels=config.model.fake_labels,
              truncation_mode=MODELS.get(config.model.name).truncation,
              augment=make_augment(config.augment, spec.kind), nan_skip=config.nan_policy == "skip",
-             grad_accum=config.grad_accum, compute_dtype=config.precision,
+             grad_accum=config.grad_accum, compute_dtype=config.precision, update_order=config.update_order,
+             g_stats=config.model.g_stats,
              reuse_fake="train" in config and config.train.reuse_fake)   # progressive growing has no `train`
+
+
+def _mb_ratio(c: ConfigDict, k: int) -> ConfigDict:
+  """Optimizer settings `c` for a net regularized in separate lazy steps every k updates (StyleGAN2-ADA's
+  training_loop.py `mb_ratio`): k + 1 optimizer steps per k minibatches, so the learning rate is scaled by
+  r = k/(k+1) and the betas raised to r, keeping the per-minibatch step size and moment decay."""
+  r = k / (k + 1)
+  c = copy.deepcopy(c)
+  with c.unlocked():
+    c.lr = c.lr * r
+    c.b1, c.b2 = c.b1 ** r, c.b2 ** r
+    if c.get("lr_final") is not None:
+      c.lr_final = c.lr_final * r
+    if c.get("b2_final") is not None:
+      c.b2_final = c.b2_final ** r
+  return c
 
 
 def _check_critic(config: ConfigDict) -> None:
   if not (isinstance(config.n_critic, int) and config.n_critic >= 1):
     raise ConfigError(f"n_critic must be an integer >= 1, got {config.n_critic!r}")
+  if config.update_order not in UPDATE_ORDERS:
+    raise ConfigError(f"update_order must be one of {', '.join(UPDATE_ORDERS)}, got {config.update_order!r}")
 
 
-# `n_critic`: D updates per G update, each on its own real batch.
-BLOCKS.register("critic")(Block("", lambda: {"n_critic": 1}, _check_critic))
+# `n_critic`: D updates per G update, each on its own real batch. `update_order`: "d_first" (the D
+# updates, then G's) or "g_first" (G's update first, as the official StyleGAN2-ADA loop).
+BLOCKS.register("critic")(Block("", lambda: {"n_critic": 1, "update_order": "d_first"}, _check_critic))
 
 
 def _check_train(config: ConfigDict) -> None:
@@ -469,6 +635,9 @@ def _check_train(config: ConfigDict) -> None:
   if config.grad_accum > 1:
     raise ConfigError(f"train.reuse_fake keeps one whole-batch generator forward for G's update; it does not combine "
                       f"with grad_accum={config.grad_accum} (use grad_accum=1)")
+  if config.update_order != "d_first":
+    raise ConfigError(f"train.reuse_fake updates D on G's fakes before G; it does not combine with "
+                      f"update_order={config.update_order!r} (use d_first)")
 
 
 # `train.reuse_fake`: one generator forward per step, its fakes used by D's update and G's (reuse_fake_step).
