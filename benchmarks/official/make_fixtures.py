@@ -23,6 +23,7 @@ MAKERS = {
     "stylegan3_t": "benchmarks.official.stylegan:stylegan3_t",       # NVlabs/stylegan3
     "stylegan3_r": "benchmarks.official.stylegan:stylegan3_r",       # NVlabs/stylegan3
     "r3gan": "benchmarks.official.r3gan:make",                       # brownvc/R3GAN
+    "biggan_step": "benchmarks.official.step_biggan:make",           # ajbrock/BigGAN-PyTorch (training step)
 }
 
 

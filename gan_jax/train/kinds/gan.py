@@ -15,6 +15,15 @@ arrays, so that another implementation can be fed exactly the same ones (the off
 tests): "d_z" [n_critic, B, z_dim] and "d_labels" [n_critic, B] for the D updates, "g_z" [B, z_dim]
 and "g_labels" [B] for the G update, "pl_noise" [B / pl_batch_shrink, H, W, C] for the path-length
 penalty (y ~ N(0, I) before the 1/sqrt(H·W) scaling). Each one given is used; the rest come from `key`.
+
+Which forward passes move the networks' state collections (BatchNorm statistics, spectral-norm vectors):
+`model.state_updates="own"` (the default): only a network's own update moves its state (the D step's G
+forward and the G step's D forwards leave the other network's state as it was); "all": every training-mode
+forward does, as PyTorch code whose networks stay in train mode throughout (BigGAN-PyTorch: the D step's
+G(z) under no_grad moves G's BN statistics and u vectors, the G step's D(G(z)) moves D's u vectors).
+`model.d_joint`: D sees the fakes and reals of a D step in one call on [fakes; reals] (BigGAN-PyTorch's
+G_D without --split_D): one power iteration per D step instead of one per call, and a D with BatchNorm
+normalizes over both halves.
 """
 from __future__ import annotations
 
@@ -68,6 +77,9 @@ class GAN(Trainer):
   nan_skip: bool = False                # nan_policy="skip": a step with a non-finite value is undone
   grad_accum: int = 1                   # micro-batches per update (gradients averaged; see machinery.accumulated_grad)
   compute_dtype: str = "float32"        # "bfloat16": G and D compute in bf16 (see machinery.apply)
+  ema_start: int = 0                    # the EMA copies G on steps s (from 1) < ema_start (BigGAN's --ema_start)
+  d_joint: bool = False                 # D on [fakes; reals] in one call (see the module docstring)
+  state_updates: str = "own"            # "own" or "all": which forwards move state collections (module docstring)
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
@@ -173,9 +185,12 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   def grads_of(d_params, m, i):
     """Gradient and auxiliaries of one (micro-)batch `m`; `i` its index (None: the whole batch)."""
     _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
-    # G's statistics updates from this forward pass are dropped: only the G step moves G.
-    fake = m["fake"] if "fake" in m else jax.lax.stop_gradient(
-        gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"], fold(g_key, i))[0])
+    # G's state updates from this forward pass are kept with state_updates="all" only.
+    if "fake" in m:
+      fake, g_vars = m["fake"], state.g_vars
+    else:
+      fake, g_vars = gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"], fold(g_key, i))
+      fake = jax.lax.stop_gradient(fake)
     real, real_labels, fake_labels = m["real"], m["real_labels"], m["fake_labels"]
 
     def loss_fn(d_params):
@@ -194,8 +209,12 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
           return out, d_vars
         return gan.discriminate(d_params, d_vars, aug(x), labels, d_key)
 
-      real_logits, d_vars = logits(real, real_labels, aug_real, "r1", state.d_vars)
-      fake_logits, d_vars = logits(fake, fake_labels, aug_fake, "r2", d_vars)
+      if gan.d_joint and not (fuse and (reg.r1 > 0 or reg.r2 > 0)):
+        fake_logits, real_logits, d_vars = _joint_logits(gan, d_params, state.d_vars, aug_fake(fake), fake_labels,
+                                                         aug_real(real), real_labels, d_key)
+      else:
+        real_logits, d_vars = logits(real, real_labels, aug_real, "r1", state.d_vars)
+        fake_logits, d_vars = logits(fake, fake_labels, aug_fake, "r2", d_vars)
       adversarial = gan.loss.d(real_logits, fake_logits)
       loss, logs, reg_state = adversarial, {}, state.reg_state
       if reg.has_gradient_penalty:
@@ -233,12 +252,13 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
         loss = loss + reg.lecam * logs["lecam"]
       return loss, (d_vars, reg_state, real_logits, fake_logits, {"d_loss": adversarial, **logs})
 
-    return jax.grad(loss_fn, has_aux=True)(d_params)
+    grads, aux = jax.grad(loss_fn, has_aux=True)(d_params)
+    return grads, (*aux, g_vars)
 
   k = gan.grad_accum
-  grads, (d_vars, reg_state, real_logits, fake_logits, logs) = machinery.accumulated_grad(grads_of, state.d_params,
-                                                                                 inputs, k)
-  d_vars, reg_state, logs = machinery.mean_micro((d_vars, reg_state, logs), k)
+  grads, (d_vars, reg_state, real_logits, fake_logits, logs, g_vars) = machinery.accumulated_grad(
+      grads_of, state.d_params, inputs, k)
+  d_vars, reg_state, logs, g_vars = machinery.mean_micro((d_vars, reg_state, logs, g_vars), k)
   if k > 1:   # back to batch order (micro-batch i holds rows i, i+k, ...)
     real_logits, fake_logits = (jnp.swapaxes(x, 0, 1).reshape(n) for x in (real_logits, fake_logits))
   d_params, d_opt, grad_norm = machinery.update(gan.d_tx, grads, state.d_opt, state.d_params)
@@ -248,10 +268,19 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
     reg_state = gan.augment.update(reg_state, real_logits, d_step, n)
     # aug_rt: E[sign(D(aug(real)))] of this D step, ADA's overfitting heuristic r_t.
     logs = {**logs, "aug_p": aug_p, "aug_rt": jnp.mean(jnp.sign(real_logits.astype(jnp.float32)))}
-  state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state)
+  state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state,
+                        g_vars=g_vars if gan.state_updates == "all" else state.g_vars)
   # d_loss is the adversarial term alone (comparable across regularizers); penalties are logged raw.
   return state, {"d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
                  "d_grad_norm": grad_norm, **logs}
+
+
+def _joint_logits(gan: GAN, d_params: Any, d_vars: dict, fake: jax.Array, fake_labels: jax.Array | None,
+                  real: jax.Array, real_labels: jax.Array | None, key: jax.Array):
+  """(fake logits, real logits, D's new state) from one D call on [fakes; reals] (`d_joint`)."""
+  labels = None if real_labels is None else jnp.concatenate([fake_labels, real_labels])
+  logits, d_vars = gan.discriminate(d_params, d_vars, jnp.concatenate([fake, real]), labels, key)
+  return logits[:fake.shape[0]], logits[fake.shape[0]:], d_vars
 
 
 def _augmenters(gan: GAN, state: TrainState, key: jax.Array):
@@ -281,10 +310,14 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
 
     def loss_fn(g_params):
       fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, fold(g_key, i))
-      # D is not updated by the G step: its statistics updates are dropped.
-      fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
-      real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(m["real"]), m["real_labels"], d_key)[0]
-                     if gan.loss.g_uses_real else jnp.zeros_like(fake_logits))
+      # D is not updated by the G step: its state updates are dropped, unless state_updates="all".
+      fake_logits, d_vars = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
+      d_vars = d_vars if gan.state_updates == "all" else state.d_vars
+      real_logits = jnp.zeros_like(fake_logits)
+      if gan.loss.g_uses_real:
+        real_logits, d_vars_real = gan.discriminate(state.d_params, d_vars, aug_real(m["real"]), m["real_labels"],
+                                                    d_key)
+        d_vars = d_vars_real if gan.state_updates == "all" else d_vars
       adversarial = gan.loss.g(real_logits, fake_logits)
       loss, logs, reg_state = adversarial, {}, state.reg_state
       if reg.ortho > 0:
@@ -296,15 +329,16 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
                                                                 reg_state, pl_noise)
         logs["pl_penalty"] = pl
         loss = loss + reg.pl_weight * reg.pl_every * pl
-      return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs})
+      return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs}, d_vars)
 
     return jax.grad(loss_fn, has_aux=True)(g_params)
 
   k = gan.grad_accum
   grads, aux = machinery.accumulated_grad(grads_of, state.g_params, inputs, k)
-  g_vars, reg_state, logs = machinery.mean_micro(aux, k)
+  g_vars, reg_state, logs, d_vars = machinery.mean_micro(aux, k)
   g_params, g_opt, grad_norm = machinery.update(gan.g_tx, grads, state.g_opt, state.g_params)
-  state = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt, reg_state=reg_state)
+  state = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt, reg_state=reg_state,
+                        d_vars=d_vars if gan.state_updates == "all" else state.d_vars)
   return state, {**logs, "g_grad_norm": grad_norm}
 
 
@@ -369,7 +403,10 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
 def _ema_and_finish(gan: GAN, before: TrainState, state: TrainState, metrics: dict) -> tuple[TrainState, dict]:
   if gan.use_ema:
     # Images seen before this step, as StyleGAN2-ADA and R3GAN evaluate cur_nimg.
-    state = state.replace(ema_params=machinery.ema(state.ema_params, state.g_params, gan.ema_beta(state.step)))
+    beta = gan.ema_beta(state.step)
+    if gan.ema_start > 0:   # BigGAN-PyTorch's ema.update(itr): decay 0 (a copy of G) while itr < start_itr
+      beta = jnp.where(state.step + 1 < gan.ema_start, jnp.zeros_like(beta), beta)
+    state = state.replace(ema_params=machinery.ema(state.ema_params, state.g_params, beta))
   return machinery.finish(before, state, metrics, gan.nan_skip)
 
 
@@ -448,7 +485,8 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
              truncation_mode=MODELS.get(config.model.name).truncation,
              augment=make_augment(config.augment, spec.kind), nan_skip=config.nan_policy == "skip",
              grad_accum=config.grad_accum, compute_dtype=config.precision,
-             reuse_fake="train" in config and config.train.reuse_fake)   # progressive growing has no `train`
+             reuse_fake="train" in config and config.train.reuse_fake,   # progressive growing has no `train`
+             ema_start=config.ema.start_step, d_joint=config.model.d_joint, state_updates=config.model.state_updates)
 
 
 def _check_critic(config: ConfigDict) -> None:
