@@ -28,7 +28,15 @@ from gan_jax.models import DataSpec, build_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "official")
-MANIFESTS = sorted(glob.glob(os.path.join(FIXTURES, "*", "manifest.json")))
+
+
+def _forward_fixture(path: str) -> bool:
+  """Training-step fixtures (manifest "kind": "train_step") have their own tests (tests/test_step_parity_*.py)."""
+  with open(path) as f:
+    return json.load(f).get("kind") != "train_step"
+
+
+MANIFESTS = sorted(p for p in glob.glob(os.path.join(FIXTURES, "*", "manifest.json")) if _forward_fixture(p))
 NETS = {"G": "G", "generator": "G", "D": "D", "discriminator": "D"}
 DEFAULT_WEIGHTS = {"G": "ema_params", "D": "d_params"}
 
