@@ -13,10 +13,13 @@ code does: scripts/launch_cifar_ema.sh of ajbrock/BigGAN-PyTorch, followed here 
   G 4,304,387 and D 4,207,361 parameters (the official model instantiated with these flags).
 - training: hinge loss; Adam b1 0, b2 0.999, eps 1e-8 (defaults); G lr 2e-4, D lr 2e-4; 4 D steps
   per G step (--num_D_steps 4); batch 50; no orthogonal regularization (--G_ortho 0.0); EMA of G
-  with decay 0.9999 (--ema --use_ema). 500 epochs (--num_epochs 500): each G step draws
-  batch x num_D_steps = 200 real images, 250 G steps per epoch, 125,000 G steps.
-- not expressible here: the EMA starts at step 1000 (--ema_start 1000); this trainer's runs from
-  step 0 (a 0.9999 EMA forgets its start within ~10k of the 125k steps).
+  with decay 0.9999 (--ema --use_ema), a copy of G before step 1000 (--ema_start 1000: `ema.start_step`).
+  500 epochs (--num_epochs 500): each G step draws batch x num_D_steps = 200 real images, 250 G steps
+  per epoch, 125,000 G steps.
+- the official loop's forward passes (train_fns.py GAN_training_function, BigGAN.py G_D): D sees each
+  D step's fakes and reals in one call on [fakes; reals] (no --split_D: `model.d_joint`), and G and D
+  stay in train mode throughout, so the D step's G(z) moves G's BN statistics and u vectors and the
+  G step's D(G(z)) moves D's u vectors (`model.state_updates="all"`).
 
 Published: BigGAN on CIFAR-10, IS 9.22 and FID 14.73 (the paper's CIFAR-10 results table; 14.73 is
 also the paper value StudioGAN's reproducibility table quotes, which reaches FID 4.16 with its own
@@ -34,7 +37,7 @@ def get_config(arg=None):
   c.data.name = "cifar10"
   c.data.resolution = 32
   c.model.update(conditional=True, z_dim=128, g_width=64, d_width=64, shared=False, hier=False, attention=0,
-                 init="N02", sn_eps=1e-8, bn_eps=1e-5)
+                 init="N02", sn_eps=1e-8, bn_eps=1e-5, d_joint=True, state_updates="all")
   c.loss.name = "hinge"
   c.batch_size = 50
   c.n_critic = 4
@@ -43,6 +46,7 @@ def get_config(arg=None):
     c.optim[who].update(name="adam", lr=2e-4, b1=0.0, b2=0.999, eps=1e-8)
   c.reg.ortho = 0.0
   c.ema.decay = 0.9999
+  c.ema.start_step = 1000
   c.log_every = 100
   c.sample_every = c.ckpt_every = 2000
   c.eval.every = 5000
@@ -51,7 +55,7 @@ def get_config(arg=None):
     c.model.update(g_width=4, d_width=4)
     c.batch_size = 32
     c.total_steps = 300
-    c.ema.decay = 0.99
+    c.ema.update(decay=0.99, start_step=0)   # a 300-step toy: the EMA from the start
     c.log_every = 25
     c.eval.every = 100
     c.sample_every = c.ckpt_every = 100

@@ -25,9 +25,11 @@ Training, the paper's settings:
 - Length: 150k G steps, the length BigGAN-PyTorch's README gives for its full run ("15 days to
   train to 150k iterations" on 8 V100); the paper's ImageNet runs are stopped early at collapse
   (table 1's iteration column), so keep the best checkpoint by FID, not the last.
-- Not expressible here: BigGAN-PyTorch starts the EMA at step 20,000 (`--ema_start`, before that
-  the EMA copy follows G); this trainer's EMA runs from step 0 with decay 0.9999, whose memory
-  (~10k steps) forgets the initial weights well before the 150k-step end.
+- BigGAN-PyTorch's EMA copies G before step 20,000 (launch_BigGAN_bs256x8.sh `--ema_start 20000`:
+  `ema.start_step`), and its loop's forward passes (train_fns.py GAN_training_function, BigGAN.py G_D):
+  D sees each D step's fakes and reals in one call on [fakes; reals] (no --split_D: `model.d_joint`),
+  and G and D stay in train mode throughout, so the D step's G(z) moves G's BN statistics and u vectors
+  and the G step's D(G(z)) moves D's u vectors (`model.state_updates="all"`).
 
 Published (ImageNet 128x128, Inception Score / FID): IS 166.5 and FID 7.4 (the paper's abstract,
 with the truncation trick: `--config.sample.truncation`); without truncation the paper's table 2
@@ -52,7 +54,7 @@ def get_config(arg=None):
   c.data.name = "tfds"
   c.data.tfds_name = "imagenet2012"
   c.data.resolution = 128
-  c.model.conditional = True
+  c.model.update(conditional=True, d_joint=True, state_updates="all")
   c.loss.name = "hinge"
   c.batch_size = 2048
   c.total_steps = 150_000
@@ -62,6 +64,7 @@ def get_config(arg=None):
   c.optim.d.update(name="adam", lr=2e-4 if paper else 4e-4, b1=0.0, b2=0.999, eps=1e-6)
   c.reg.ortho = 1e-4 if paper else 0.0
   c.ema.decay = 0.9999
+  c.ema.start_step = 20_000
   c.log_every = 100
   c.sample_every = c.ckpt_every = 2000
   c.eval.every = 2000
@@ -70,7 +73,7 @@ def get_config(arg=None):
     c.model.update(g_width=4, d_width=4, attention=16)
     c.batch_size = 32
     c.total_steps = 300
-    c.ema.decay = 0.99
+    c.ema.update(decay=0.99, start_step=0)   # a 300-step toy: the EMA from the start
     c.log_every = 25
     c.eval.every = 100
     c.sample_every = c.ckpt_every = 100

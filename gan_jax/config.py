@@ -25,6 +25,7 @@ NAN_POLICIES = ("stop", "skip")
 PRECISIONS = ("float32", "bfloat16")
 Z_DISTS = ("normal", "uniform")
 FAKE_LABELS = ("uniform", "real")   # model.fake_labels (gan_jax/train/kinds/gan.py)
+STATE_UPDATES = ("own", "all")      # model.state_updates (gan_jax/train/kinds/gan.py)
 
 
 
@@ -196,6 +197,9 @@ def validate(config: ConfigDict) -> None:
   if "fake_labels" in config.model:
     _check(config.model.fake_labels in FAKE_LABELS,
            f"unknown model.fake_labels {config.model.fake_labels!r}; valid choices: {', '.join(FAKE_LABELS)}")
+  if "state_updates" in config.model:
+    _check(config.model.state_updates in STATE_UPDATES,
+           f"unknown model.state_updates {config.model.state_updates!r}; valid choices: {', '.join(STATE_UPDATES)}")
   _check(config.nan_policy in NAN_POLICIES,
          f"unknown nan_policy {config.nan_policy!r}; valid choices: {', '.join(NAN_POLICIES)}")
   _check(config.precision in PRECISIONS,

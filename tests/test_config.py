@@ -48,6 +48,8 @@ def test_parse_arg_types():
     ("optim.d.clip_norm", -1.0, "optim.d.clip_norm must be >= 0"),
     ("reg.drift_form", "mean", "unknown reg.drift_form 'mean'; valid choices: mean_square, square_mean"),
     ("model.fake_labels", "paired", "unknown model.fake_labels 'paired'; valid choices: uniform, real"),
+    ("model.state_updates", "both", "unknown model.state_updates 'both'; valid choices: own, all"),
+    ("ema.start_step", -1, "ema.start_step must be >= 0"),
 ])
 def test_validate_rejects(key, value, message):
   c = base_config()

@@ -25,6 +25,7 @@ MAKERS = {
     "r3gan": "benchmarks.official.r3gan:make",                       # brownvc/R3GAN
     "r3gan_step": "benchmarks.official.step_r3gan:make",             # brownvc/R3GAN (training step)
     "stylegan2_step": "benchmarks.official.step_stylegan2:make",     # NVlabs/stylegan2-ada-pytorch (training step)
+    "biggan_step": "benchmarks.official.step_biggan:make",           # ajbrock/BigGAN-PyTorch (training step)
 }
 
 

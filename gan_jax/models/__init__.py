@@ -54,10 +54,11 @@ MODELS: Registry[ModelEntry] = Registry("model")
 
 def model_config(name: str) -> ConfigDict:
   """`model.*` keys for architecture `name`: its name plus its own defaults (and, for G(z) vs D
-  models, `fake_labels`: "uniform" or "real", and `g_stats`: "g_step" or "all_passes", see
-  gan_jax/train/kinds/gan.py)."""
+  models, `fake_labels`: "uniform" or "real", `g_stats`: "g_step" or "all_passes", `d_joint` and
+  `state_updates`, see gan_jax/train/kinds/gan.py)."""
   entry = MODELS.get(name)
-  extra = {"fake_labels": "uniform", "g_stats": "g_step"} if entry.kind in ("gan", "progressive") else {}
+  extra = ({"fake_labels": "uniform", "g_stats": "g_step", "d_joint": False, "state_updates": "own"}
+           if entry.kind in ("gan", "progressive") else {})
   return ConfigDict({"name": name, "conditional": False, **extra, **entry.defaults()})
 
 

@@ -40,7 +40,8 @@ Channel multipliers (BigGAN.py `D_arch`), out per block: 128: 1,2,4,8,16,16 (las
 Spectral norm everywhere in G and D but G's embeddings and BNs (paper sec. 3: SN in G as
 SAGAN), one power iteration per training call, u vectors in "batch_stats" (`layers.SNDense`...);
 `sn_eps` is BigGAN-PyTorch's `--SN_eps` (1e-6 in the ImageNet scripts, 1e-8 its default),
-`bn_eps` its `--BN_eps` 1e-5, BN momentum 0.1 in PyTorch terms (0.9 here). BN statistics are over
+`bn_eps` its `--BN_eps` 1e-5, BN momentum 0.1 in PyTorch terms (0.9 here), running variances moved with the
+batch variance's n / (n - 1) as PyTorch's F.batch_norm (`bn_bessel`, flax's own: biased). BN statistics are over
 the global batch under jit: the paper's cross-replica BatchNorm (sec. 3). `init`: "ortho" (paper
 sec. 3: orthogonal init, Saxe et al. 2014; ImageNet scripts `--G_init ortho --D_init ortho`), "N02" (N(0, 0.02),
 the CIFAR script) or "glorot", applied to every conv, linear and embedding of G and D (BigGAN.py
@@ -124,13 +125,23 @@ class DBlock(nn.Module):
     return h + shortcut(_avg_pool(x) if self.downsample else x)
 
 
+def _batch_norm(x: jax.Array, train: bool, epsilon: float, bessel: bool, name: str) -> jax.Array:
+  """BN with its own gain and bias, momentum 0.1 in PyTorch terms; `bessel`: PyTorch's running variance."""
+  bn = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=epsilon, name=name)
+  out = bn(x)
+  if bessel:
+    layers.bessel_running_var(bn, x)
+  return out
+
+
 class _PlainBatchNorm(nn.Module):
   """BN with its own gain and bias, called like ConditionalBatchNorm (the condition is unused)."""
   epsilon: float = 1e-5
+  bessel: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, cond: None, train: bool) -> jax.Array:
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.epsilon, name="bn")(x)
+    return _batch_norm(x, train, self.epsilon, self.bessel, "bn")
 
 
 class BigGANGenerator(nn.Module):
@@ -146,6 +157,7 @@ class BigGANGenerator(nn.Module):
   weight_init: str = "ortho"
   sn_eps: float = 1e-6
   bn_eps: float = 1e-5
+  bn_bessel: bool = True        # running variances as PyTorch's BatchNorm (n / (n - 1)), see layers.bessel_running_var
 
   @nn.compact
   def __call__(self, z: jax.Array, y: jax.Array | None = None, train: bool = True) -> jax.Array:
@@ -161,17 +173,17 @@ class BigGANGenerator(nn.Module):
       # z chunk alone with hierarchical z, and is a plain BN without it.
       conds = list(zs[1:])
       cbn = (functools.partial(layers.ConditionalBatchNorm, use_sn=True, use_bias=False, epsilon=self.bn_eps,
-                               sn_eps=self.sn_eps, kernel_init=kinit) if self.hier
-             else functools.partial(_PlainBatchNorm, epsilon=self.bn_eps))
+                               sn_eps=self.sn_eps, kernel_init=kinit, bessel=self.bn_bessel) if self.hier
+             else functools.partial(_PlainBatchNorm, epsilon=self.bn_eps, bessel=self.bn_bessel))
     elif self.shared:
       emb = nn.Embed(self.num_classes, self.shared_dim, embedding_init=kinit, name="shared")(y)
       conds = [emb if zi is None else jnp.concatenate([emb, zi], axis=-1) for zi in zs[1:]]
       cbn = functools.partial(layers.ConditionalBatchNorm, use_sn=True, use_bias=False, epsilon=self.bn_eps,
-                              sn_eps=self.sn_eps, kernel_init=kinit)
+                              sn_eps=self.sn_eps, kernel_init=kinit, bessel=self.bn_bessel)
     else:   # ccbn with nn.Embedding gains: a lookup is a product with the one-hot label, no SN
       conds = [jax.nn.one_hot(y, self.num_classes, dtype=z.dtype)] * n
       cbn = functools.partial(layers.ConditionalBatchNorm, use_sn=False, use_bias=False, epsilon=self.bn_eps,
-                              kernel_init=kinit)
+                              kernel_init=kinit, bessel=self.bn_bessel)
     c0 = self.width * ins[0]
     h = layers.SNDense(BOTTOM * BOTTOM * c0, kernel_init=kinit, sn_eps=self.sn_eps, name="linear")(zs[0], train)
     h = h.reshape(-1, BOTTOM, BOTTOM, c0)
@@ -179,7 +191,7 @@ class BigGANGenerator(nn.Module):
       h = GBlock(self.width * outs[i], cbn, conv, name=f"block{i}")(h, conds[i], train)
       if 8 * 2**i == self.attention:
         h = layers.SelfAttention(kernel_init=kinit, sn_eps=self.sn_eps, name=f"attention{i}")(h, train)
-    h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=self.bn_eps, name="out_bn")(h)
+    h = _batch_norm(h, train, self.bn_eps, self.bn_bessel, "out_bn")
     return jnp.tanh(conv(self.channels, name="out_conv")(nn.relu(h), train))
 
 
@@ -215,7 +227,8 @@ def _defaults() -> dict:
   """The ImageNet 128x128 model of launch_BigGAN_bs256x8.sh (G_ch = D_ch = 96, dim_z 120, shared_dim 128,
   --hier --G_shared, attention at 64, ortho init, SN_eps 1e-6, BN_eps 1e-5)."""
   return {"z_dim": 120, "z_dist": "normal", "g_width": 96, "d_width": 96, "shared_dim": 128,
-          "shared": True, "hier": True, "attention": 64, "init": "ortho", "sn_eps": 1e-6, "bn_eps": 1e-5}
+          "shared": True, "hier": True, "attention": 64, "init": "ortho", "sn_eps": 1e-6, "bn_eps": 1e-5,
+          "bn_bessel": True}
 
 
 def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
@@ -240,7 +253,7 @@ def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
     raise ConfigError(f"model.g_width and d_width must be >= 1 and give self-attention (at {c.attention}) a multiple"
                       f" of 8 channels, got {c.g_width} and {c.d_width}")
   g = BigGANGenerator(h, ch, num_classes, c.g_width, c.z_dim, c.shared_dim, c.shared, c.hier,
-                      c.attention, c.init, c.sn_eps, c.bn_eps)
+                      c.attention, c.init, c.sn_eps, c.bn_eps, c.bn_bessel)
   d = BigGANDiscriminator(h, num_classes, c.d_width, c.attention, c.init, c.sn_eps)
   return g, d
 

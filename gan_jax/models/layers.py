@@ -420,13 +420,30 @@ class SelfAttention(nn.Module):
     return x + gamma * o
 
 
+def bessel_running_var(bn: nn.BatchNorm, x: jax.Array) -> None:
+  """After a training call of `bn` on `x`: its running variance as PyTorch's BatchNorm moves it, with
+  the batch variance's Bessel correction n / (n - 1) (n values per channel), where flax's uses the
+  biased batch variance. Adds (1 - momentum) · var / (n - 1) to the running variance flax just stored
+  (same batch variance: E[x²] - E[x]², in float32, clipped at 0). No-op at initialization."""
+  if bn.is_initializing() or bn.use_running_average:
+    return
+  axes = tuple(range(x.ndim - 1))
+  xf = x.astype(jnp.float32)
+  mean = jnp.mean(xf, axes)
+  var = jnp.maximum(0.0, jnp.mean(jnp.square(xf), axes) - jnp.square(mean))
+  n = x.size // x.shape[-1]
+  running = bn.get_variable("batch_stats", "var")
+  bn.put_variable("batch_stats", "var", running + (1.0 - bn.momentum) * var / max(n - 1, 1))
+
+
 class ConditionalBatchNorm(nn.Module):
   """BatchNorm without its own affine, followed by a class-dependent one.
 
   `num_classes` > 0: `cond` is int labels [B]; per-class gain (init 1) and bias (init 0) tables
   (SNGAN-projection's categorical conditional BN). `num_classes` = 0: `cond` is a vector [B, D];
   gain = 1 + SNDense(C)(cond), bias = SNDense(C)(cond) (BigGAN's ccbn). Statistics are over the
-  whole (global) batch: under jit on a sharded batch that is cross-replica BatchNorm for free."""
+  whole (global) batch: under jit on a sharded batch that is cross-replica BatchNorm for free.
+  `bessel`: the running variance with PyTorch's n / (n - 1) correction (`bessel_running_var`)."""
   num_classes: int = 0
   use_sn: bool = True
   use_bias: bool = True
@@ -434,12 +451,17 @@ class ConditionalBatchNorm(nn.Module):
   epsilon: float = 1e-5
   sn_eps: float = 1e-12
   kernel_init: Callable = nn.initializers.lecun_normal()
+  bessel: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, cond: jax.Array, train: bool) -> jax.Array:
     c = x.shape[-1]
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
-                     use_scale=False, use_bias=False, name="bn")(x)
+    bn = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
+                      use_scale=False, use_bias=False, name="bn")
+    normalized = bn(x)
+    if self.bessel:
+      bessel_running_var(bn, x)
+    x = normalized
     if self.num_classes:
       gain = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gain")(cond)
       bias = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="bias")(cond)

@@ -131,8 +131,10 @@ def ema(ema_params: Any, params: Any, beta: jax.Array) -> Any:
 def _ema_defaults() -> dict:
   """`ema.*`: the generator EMA, by `decay` (per step) or `halflife_kimg` (StyleGAN2-ADA's ema_kimg:
   half-life in thousands of images, ramped to `halflife_final_kimg` over schedule.kimg); both 0
-  disables it. `rampup` as ADA's ema_rampup."""
-  return {"decay": 0.0, "halflife_kimg": 0.0, "halflife_final_kimg": config_dict.placeholder(float), "rampup": 0.0}
+  disables it. `rampup` as ADA's ema_rampup. `start_step`: the EMA copies G on the steps before it
+  (step s, counted from 1, copies while s < start_step: BigGAN-PyTorch's --ema_start); 0 = from the start."""
+  return {"decay": 0.0, "halflife_kimg": 0.0, "halflife_final_kimg": config_dict.placeholder(float), "rampup": 0.0,
+          "start_step": 0}
 
 
 def _check_ema(config: ConfigDict) -> None:
@@ -140,6 +142,7 @@ def _check_ema(config: ConfigDict) -> None:
   for ok, message in [(0.0 <= e.decay < 1.0, f"ema.decay must be in [0, 1), got {e.decay}"),
                       (e.rampup >= 0, f"ema.rampup must be >= 0, got {e.rampup}"),
                       (e.halflife_kimg >= 0, f"ema.halflife_kimg must be >= 0, got {e.halflife_kimg}"),
+                      (e.start_step >= 0, f"ema.start_step must be >= 0, got {e.start_step}"),
                       (not (e.decay > 0 and e.halflife_kimg > 0), "set ema.decay or ema.halflife_kimg, not both")]:
     if not ok:
       raise ConfigError(message)

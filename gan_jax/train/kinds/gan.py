@@ -31,6 +31,15 @@ StyleGAN2-ADA loop's `mb_ratio`, k the net's interval). `model.g_stats="all_pass
 state updates (StyleGAN2's w_avg) from every training pass of G (the D step's fakes and the
 path-length pass too, as the official mapping network updates w_avg on every call); "g_step": from
 the G update's main pass only.
+
+Which forward passes move the networks' state collections (BatchNorm statistics, spectral-norm vectors):
+`model.state_updates="own"` (the default): only a network's own update moves its state (the D step's G
+forward and the G step's D forwards leave the other network's state as it was); "all": every training-mode
+forward does, as PyTorch code whose networks stay in train mode throughout (BigGAN-PyTorch: the D step's
+G(z) under no_grad moves G's BN statistics and u vectors, the G step's D(G(z)) moves D's u vectors).
+`model.d_joint`: D sees the fakes and reals of a D step in one call on [fakes; reals] (BigGAN-PyTorch's
+G_D without --split_D): one power iteration per D step instead of one per call, and a D with BatchNorm
+normalizes over both halves.
 """
 from __future__ import annotations
 
@@ -90,6 +99,9 @@ class GAN(Trainer):
   compute_dtype: str = "float32"        # "bfloat16": G and D compute in bf16 (see machinery.apply)
   update_order: str = "d_first"         # or "g_first": the G update before the D updates (StyleGAN2-ADA)
   g_stats: str = "g_step"               # or "all_passes": G's state updates from every training pass of G
+  ema_start: int = 0                    # the EMA copies G on steps s (from 1) < ema_start (BigGAN's --ema_start)
+  d_joint: bool = False                 # D on [fakes; reals] in one call (see the module docstring)
+  state_updates: str = "own"            # "own" or "all": which forwards move state collections (module docstring)
 
   def init(self, key: jax.Array, data_shape: tuple) -> TrainState:
     """A fresh train state (call under jit with the state's shardings)."""
@@ -199,10 +211,10 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   def grads_of(d_params, m, i):
     """Gradient and auxiliaries of one (micro-)batch `m`; `i` its index (None: the whole batch)."""
     _, aug_real, aug_fake = _augmenters(gan, state, fold(key, i))
+    # G's state updates from this forward pass are kept with g_stats="all_passes" or state_updates="all" only.
     if "fake" in m:   # train.reuse_fake: the caller made G's forward (and keeps its statistics)
       fake, g_vars = m["fake"], state.g_vars
     else:
-      # G's statistics updates from this forward pass are kept with g_stats="all_passes" only.
       fake, g_vars = gan.generate(state.g_params, state.g_vars, m["z"], m["fake_labels"], fold(g_key, i),
                                   consts=consts)
     fake = jax.lax.stop_gradient(fake)
@@ -224,8 +236,12 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
           return out, d_vars
         return gan.discriminate(d_params, d_vars, aug(x), labels, d_key)
 
-      real_logits, d_vars = logits(real, real_labels, aug_real, "r1", state.d_vars)
-      fake_logits, d_vars = logits(fake, fake_labels, aug_fake, "r2", d_vars)
+      if gan.d_joint and not (fuse and (reg.r1 > 0 or reg.r2 > 0)):
+        fake_logits, real_logits, d_vars = _joint_logits(gan, d_params, state.d_vars, aug_fake(fake), fake_labels,
+                                                         aug_real(real), real_labels, d_key)
+      else:
+        real_logits, d_vars = logits(real, real_labels, aug_real, "r1", state.d_vars)
+        fake_logits, d_vars = logits(fake, fake_labels, aug_fake, "r2", d_vars)
       adversarial = gan.loss.d(real_logits, fake_logits)
       loss, logs, reg_state = adversarial, {}, state.reg_state
       if reg.has_gradient_penalty and not separate:
@@ -279,9 +295,9 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
     reg_state = gan.augment.update(reg_state, real_logits, d_step, n)
     # aug_rt: E[sign(D(aug(real)))] of this D step, ADA's overfitting heuristic r_t.
     logs = {**logs, "aug_p": aug_p, "aug_rt": jnp.mean(jnp.sign(real_logits.astype(jnp.float32)))}
-  state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state)
-  if gan.g_stats == "all_passes":
-    state = state.replace(g_vars=g_vars)
+  keep_g = gan.g_stats == "all_passes" or gan.state_updates == "all"
+  state = state.replace(d_params=d_params, d_vars=d_vars, d_opt=d_opt, reg_state=reg_state,
+                        g_vars=g_vars if keep_g else state.g_vars)
   if separate and reg.has_gradient_penalty:
     state, reg_logs = _d_reg_update(gan, state, inputs, key, d_step, consts)
     logs = {**logs, **reg_logs}
@@ -344,6 +360,14 @@ def _d_reg_update(gan: GAN, state: TrainState, inputs: dict, key: jax.Array, d_s
   return _skippable(jnp.asarray(d_step) % reg.lazy_every == 0, update, state)
 
 
+def _joint_logits(gan: GAN, d_params: Any, d_vars: dict, fake: jax.Array, fake_labels: jax.Array | None,
+                  real: jax.Array, real_labels: jax.Array | None, key: jax.Array):
+  """(fake logits, real logits, D's new state) from one D call on [fakes; reals] (`d_joint`)."""
+  labels = None if real_labels is None else jnp.concatenate([fake_labels, real_labels])
+  logits, d_vars = gan.discriminate(d_params, d_vars, jnp.concatenate([fake, real]), labels, key)
+  return logits[:fake.shape[0]], logits[fake.shape[0]:], d_vars
+
+
 def _augmenters(gan: GAN, state: TrainState, key: jax.Array):
   """(p, aug_real, aug_fake): the current augmentation probability and the two augmentations of
   this update (per-image draws from keys folded out of the update's key; identities when off)."""
@@ -374,10 +398,14 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
 
     def loss_fn(g_params):
       fake, g_vars = gan.generate(g_params, state.g_vars, z, fake_labels, fold(g_key, i), consts=consts)
-      # D is not updated by the G step: its statistics updates are dropped.
-      fake_logits, _ = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
-      real_logits = (gan.discriminate(state.d_params, state.d_vars, aug_real(m["real"]), m["real_labels"], d_key)[0]
-                     if gan.loss.g_uses_real else jnp.zeros_like(fake_logits))
+      # D is not updated by the G step: its state updates are dropped, unless state_updates="all".
+      fake_logits, d_vars = gan.discriminate(state.d_params, state.d_vars, aug_fake(fake), fake_labels, d_key)
+      d_vars = d_vars if gan.state_updates == "all" else state.d_vars
+      real_logits = jnp.zeros_like(fake_logits)
+      if gan.loss.g_uses_real:
+        real_logits, d_vars_real = gan.discriminate(state.d_params, d_vars, aug_real(m["real"]), m["real_labels"],
+                                                    d_key)
+        d_vars = d_vars_real if gan.state_updates == "all" else d_vars
       adversarial = gan.loss.g(real_logits, fake_logits)
       loss, logs, reg_state = adversarial, {}, state.reg_state
       if reg.ortho > 0:
@@ -389,15 +417,16 @@ def g_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array,
             consts)
         logs["pl_penalty"] = pl
         loss = loss + reg.pl_weight * reg.pl_every * pl
-      return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs})
+      return loss, (g_vars, reg_state, {"g_loss": adversarial, **logs}, d_vars)
 
     return jax.grad(loss_fn, has_aux=True)(g_params)
 
   k = gan.grad_accum
   grads, aux = machinery.accumulated_grad(grads_of, state.g_params, inputs, k)
-  g_vars, reg_state, logs = machinery.mean_micro(aux, k)
+  g_vars, reg_state, logs, d_vars = machinery.mean_micro(aux, k)
   g_params, g_opt, grad_norm = machinery.update(gan.g_tx, grads, state.g_opt, state.g_params)
-  state = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt, reg_state=reg_state)
+  state = state.replace(g_params=g_params, g_vars=g_vars, g_opt=g_opt, reg_state=reg_state,
+                        d_vars=d_vars if gan.state_updates == "all" else state.d_vars)
   if separate and reg.pl_weight > 0:
     state, pl_logs = _g_reg_update(gan, state, key, n, real_labels, draws, consts)
     logs = {**logs, **pl_logs}
@@ -509,7 +538,10 @@ def train_step(gan: GAN, state: TrainState, batch: dict, key: jax.Array) -> tupl
 def _ema_and_finish(gan: GAN, before: TrainState, state: TrainState, metrics: dict) -> tuple[TrainState, dict]:
   if gan.use_ema:
     # Images seen before this step, as StyleGAN2-ADA and R3GAN evaluate cur_nimg.
-    state = state.replace(ema_params=machinery.ema(state.ema_params, state.g_params, gan.ema_beta(state.step)))
+    beta = gan.ema_beta(state.step)
+    if gan.ema_start > 0:   # BigGAN-PyTorch's ema.update(itr): decay 0 (a copy of G) while itr < start_itr
+      beta = jnp.where(state.step + 1 < gan.ema_start, jnp.zeros_like(beta), beta)
+    state = state.replace(ema_params=machinery.ema(state.ema_params, state.g_params, beta))
   return machinery.finish(before, state, metrics, gan.nan_skip)
 
 
@@ -595,7 +627,8 @@ def build(config: ConfigDict, spec: DataSpec) -> GAN:
              augment=make_augment(config.augment, spec.kind), nan_skip=config.nan_policy == "skip",
              grad_accum=config.grad_accum, compute_dtype=config.precision, update_order=config.update_order,
              g_stats=config.model.g_stats,
-             reuse_fake="train" in config and config.train.reuse_fake)   # progressive growing has no `train`
+             reuse_fake="train" in config and config.train.reuse_fake,   # progressive growing has no `train`
+             ema_start=config.ema.start_step, d_joint=config.model.d_joint, state_updates=config.model.state_updates)
 
 
 def _mb_ratio(c: ConfigDict, k: int) -> ConfigDict:
