@@ -142,8 +142,9 @@ def expand(sweeps: dict[str, dict[str, Sequence[Any] | dict]], name: str) -> lis
 
 
 # The standard and relativistic losses of the loss x penalty comparison (R3GAN's question: does
-# RpGAN need R1 and R2?), two of each: the logistic and hinge forms.
-PENALTY_LOSSES = ("nonsaturating", "hinge", "rpgan", "rahinge")
+# RpGAN need R1 and R2?), two of each: the logistic pair first (the paired comparison of R3GAN),
+# then the hinge forms.
+PENALTY_LOSSES = ("nonsaturating", "rpgan", "hinge", "rahinge")
 
 
 def penalty_presets(gamma: float) -> dict[str, dict[str, float]]:
