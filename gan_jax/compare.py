@@ -197,6 +197,7 @@ class SweepInfo:
 
 
 def sweep_info(dirs: Sequence[str]) -> SweepInfo:
+  """The preset labels, value orders and axes of the sweep roots among `dirs` (others add nothing)."""
   info = SweepInfo()
   for d in dirs:
     path = os.path.join(d, SWEEP_FILE)
