@@ -197,9 +197,11 @@ class SweepInfo:
 
 
 def sweep_info(dirs: Sequence[str]) -> SweepInfo:
-  """The preset labels, value orders and axes of the sweep roots among `dirs` (others add nothing)."""
+  """The preset labels, value orders and axes of the sweep roots among `dirs`, and of the sweep roots
+that hold the workdirs among them (a trial named on its own keeps its labels)."""
   info = SweepInfo()
-  for d in dirs:
+  roots = [d if os.path.isfile(os.path.join(d, SWEEP_FILE)) else os.path.dirname(os.path.abspath(d)) for d in dirs]
+  for d in dict.fromkeys(os.path.realpath(r) for r in roots):
     path = os.path.join(d, SWEEP_FILE)
     if not os.path.isfile(path):
       continue

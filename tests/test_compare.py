@@ -219,6 +219,11 @@ def test_preset_axis_groups_and_two_way_tables(tmp_path):
                              ["hinge", _interval([5, 6]), _interval([4, 8])]]
   diverged = text.split("### diverged (seeds of n)")[1]
   assert _table(diverged)[1:] == [["rpgan", "0 of 2", "0 of 2"], ["hinge", "0 of 2", "0 of 2"]]
+  # Trials named on their own (the finished ones of a sweep still running) keep their labels.
+  trials = [os.path.join(root, f"loss.name-{n}__penalty-{p}") for n in ("hinge", "rpgan") for p in ("R1", "none")]
+  table = compare.report(trials, str(tmp_path / "some"), ["modes_covered"])
+  assert [row[:3] for row in _table(table)] == [["loss.name", "penalty", "n"], ["rpgan", "none", "2"],
+                                                ["rpgan", "R1", "2"], ["hinge", "none", "2"], ["hinge", "R1", "2"]]
 
 
 def test_converged_step_and_budget_by_hand(tmp_path):
