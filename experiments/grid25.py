@@ -6,7 +6,8 @@
 Protocol: 25 modes at {-4, -2, 0, 2, 4}^2, std 0.05, 100k training points; same networks,
 optimizer and schedule as ring8 (see experiments/ring8.py).
 Target (PacGAN Table 1, GAN baseline, 10 runs): 17.3 ± 0.8 modes, 94.8 ± 0.7 % high quality.
-Args: loss=NAME, runlocal. Sweeps: those of ring8 (`losses`, `smoke`).
+Args: loss=NAME, runlocal. Sweeps: those of ring8 (`losses`, `losses_population`,
+`losses_x_penalties` with gamma 0.7, the ring's weight relative to the squared mode spacing, `smoke`).
 """
 import os
 import sys
@@ -20,4 +21,4 @@ def get_config(arg=None):
 
 
 def get_sweeps():
-  return mixture_sweeps()
+  return mixture_sweeps("grid25")

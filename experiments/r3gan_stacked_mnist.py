@@ -17,6 +17,16 @@ duration is the ramps' 20 Mimg (pass kimg=N to change it). Every `eval.every` st
 Args: kimg=N, runlocal (`stacked_digits`: the same construction on scikit-learn's digits at 16x16,
 widths 32, 300 steps of 32, modes counted on 1000 samples every 100 steps; learning rates 5x the
 paper's at this toy size, see r3gan.apply_runlocal).
+
+The paper's claim, that RpGAN needs R1 and R2 to cover every mode, as a sweep (the recipe's gamma
+0.05 -> 0.005 for the penalties a cell enables; 5 seeds per cell as one population run):
+`rpgan_x_penalties` (nonsaturating, rpgan x none, R1, R1+R2) and `losses_x_penalties` (also hinge
+and rahinge):
+
+  python scripts/sweep.py --config experiments/r3gan_stacked_mnist.py:runlocal --sweep rpgan_x_penalties \
+      --root runs/r3gan_stacked_lxp
+  python scripts/compare.py runs/r3gan_stacked_lxp --out runs/r3gan_stacked_lxp/report \
+      --metrics modes_covered,reverse_kl --budget modes_covered
 """
 import math
 
@@ -41,3 +51,14 @@ def get_config(arg=None):
     r3gan.apply_runlocal(c, widths=(32, 32, 32), cardinalities=(4, 4, 4), dataset="stacked_digits")
     c.eval.num_samples = 1000
   return c
+
+
+def get_sweeps():
+  from gan_jax.sweep import PENALTY_LOSSES, penalty_presets
+  gamma = r3gan.PRESETS["CIFAR10"].gamma[0]
+  return {
+      "losses_x_penalties": {"loss.name": list(PENALTY_LOSSES), "penalty": penalty_presets(gamma),
+                             "population": [5]},
+      "rpgan_x_penalties": {"loss.name": ["nonsaturating", "rpgan"], "penalty": penalty_presets(gamma),
+                            "population": [5]},
+  }

@@ -17,6 +17,18 @@ Loss study (every loss, 5 seeds as one population run each):
   python scripts/sweep.py --config experiments/stacked_digits.py:study --sweep losses_population \
       --root runs/stacked_losses
   python scripts/compare.py runs/stacked_losses --out runs/stacked_losses/report --metrics modes_covered,reverse_kl
+
+Loss x penalty (`losses_x_penalties`: nonsaturating, hinge, rpgan, rahinge x none, R1, R1+R2;
+`rpgan_x_penalties`: the question of R3GAN, nonsaturating and rpgan only), 5 seeds per cell:
+
+  python scripts/sweep.py --config experiments/stacked_digits.py:study --sweep rpgan_x_penalties --root runs/stacked_lxp
+  python scripts/compare.py runs/stacked_lxp --out runs/stacked_lxp/report --metrics modes_covered,reverse_kl \
+      --budget modes_covered
+
+GAMMA = 0.0125: R3GAN's 0.05 for 32x32 images (its CIFAR-10 and StackedMNIST setting) times 1/4,
+the ratio of pixel counts at 16x16, as a squared image distance grows with the pixel count. The
+DCGAN D normalizes with batch statistics, so its examples interact and R1/R2 are the penalties of
+the batch's summed logits (gan_jax/regularizers.py), as for any BatchNorm D.
 """
 import os
 import sys
@@ -25,6 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _dcgan import dcgan_config  # noqa: E402
 
 from gan_jax.config import parse_arg  # noqa: E402
+
+GAMMA = 0.0125
 
 
 def get_config(arg=None):
@@ -42,7 +56,12 @@ def get_config(arg=None):
 
 def get_sweeps():
   from gan_jax.losses import LOSSES
+  from gan_jax.sweep import PENALTY_LOSSES, penalty_presets
   return {
       "losses": {"loss.name": LOSSES.names(), "seed": [0, 1, 2]},
       "losses_population": {"loss.name": LOSSES.names(), "population": [5]},
+      "losses_x_penalties": {"loss.name": list(PENALTY_LOSSES), "penalty": penalty_presets(GAMMA),
+                             "population": [5]},
+      "rpgan_x_penalties": {"loss.name": ["nonsaturating", "rpgan"], "penalty": penalty_presets(GAMMA),
+                            "population": [5]},
   }

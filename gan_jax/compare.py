@@ -5,7 +5,26 @@ scripts/sweep.py). A population run (config `population` N > 1, metrics logged a
 values) counts as N seeds: member i is seed `seed + i`. Runs are grouped by the config keys whose
 values differ between them, except `seed` and keys that change neither training nor its
 metrics (logging intervals, paths, wandb). A run's final value of a metric is its value at the
-last step that logged it; a group reports mean ± t_{0.975, n-1}·s/√n over its seeds.
+last step that logged it; a group reports mean ± t_{0.975, n-1}·s/√n over its seeds (the
+"interval" below: the half-width h of that 95 % Student-t interval).
+
+Runs from a sweep with a preset axis (gan_jax/sweep.py, e.g. `penalty`: none, R1, R1+R2) are
+grouped by the axis's label instead of the keys it sets, and values follow the sweep's order. With
+exactly two grouping keys the report adds a two-way table per metric (rows: the first key in the
+sweep's order, columns: the second).
+
+Diverged seeds. A seed diverged when a NaN or Inf stopped its run (the trainer's "became NaN or
+Inf" in the run's train.log; a population stops as one program, so all its members count), or
+when, for a metric with a direction (gan_jax.metrics.evaluation.BEST_MODES), its final value is
+worse than its best value over the evaluations after step 0 by more than h, the group's interval
+of the final values (h = 0 for a single seed); a seed whose final value is missing (NaN, e.g.
+reverse_kl with no high-quality sample) after a finite one is worse than any.
+
+Budgets. From a pilot's curves (`budget`), a group's converged step is the earliest logged step
+from which the mean over seeds stays within ± h_T of its final value, h_T the interval of the
+values at the final step T: after it the metric moves less than its seed-to-seed interval. When
+only T itself qualifies the metric is still moving and there is no converged step; a study's
+budget is the latest converged step over its groups.
 """
 from __future__ import annotations
 
@@ -23,7 +42,12 @@ import numpy as np
 from gan_jax.config import flatten
 from gan_jax.errors import ConfigError
 from gan_jax.logging import read_metrics
-from gan_jax.sweep import SWEEP_FILE
+from gan_jax.metrics.evaluation import BEST_MODES
+from gan_jax.sweep import SWEEP_FILE, format_value
+
+# What train.py's TrainingDiverged message says (gan_jax/train/loop.py, check_finite), as the sweep
+# appends it to the trial's train.log.
+NAN_STOP = "became NaN or Inf"
 
 DEFAULT_METRICS = ("modes_covered", "high_quality_fraction", "reverse_kl", "d_loss", "g_loss")
 # Keys that do not make runs different experiments: the seed (the statistics are over it) and
@@ -36,9 +60,24 @@ IGNORED_PREFIXES = ("wandb.",)
 @dataclasses.dataclass
 class Run:
   path: str
-  config: dict[str, Any]      # flattened: {"loss.name": ..., "seed": ...}
+  config: dict[str, Any]      # flattened: {"loss.name": ..., "seed": ...}, plus preset axes' labels
   rows: list[dict[str, Any]]  # metrics.jsonl
   members: int                # seeds trained in this workdir (config `population`)
+  preset_keys: frozenset[str] = frozenset()   # config keys that a preset axis's label stands for
+
+  def stopped_by_nan(self) -> bool:
+    log = os.path.join(self.path, "train.log")
+    if not os.path.exists(log):
+      return False
+    with open(log, errors="replace") as f:
+      return NAN_STOP in f.read()
+
+  def best(self, metric: str, member: int) -> float | None:
+    """The best finite value after step 0 (direction from BEST_MODES); None without one."""
+    values = [v for t, v in self.series(metric, member).items() if t > 0 and math.isfinite(v)]
+    if not values:
+      return None
+    return max(values) if BEST_MODES[metric] == "max" else min(values)
 
   def seed(self, member: int) -> int:
     return int(self.config.get("seed", 0)) + member
@@ -95,9 +134,92 @@ class Group:
     vals = (r.final(metric, m) for r in self.runs for m in range(r.members))
     return [v for v in vals if v is not None]
 
+  @staticmethod
+  def half_width(values: Sequence[float]) -> float:
+    """h of `values` (0 for fewer than two)."""
+    return (interval(values)[1] or 0.0) if len(values) else 0.0
+
+  def diverged(self, metrics: Sequence[str]) -> list[bool]:
+    """Per seed (runs in order, members within): stopped by a NaN, or diverged in one of `metrics`
+    that has a direction (see the module docstring)."""
+    out = []
+    directed = [m for m in metrics if m in BEST_MODES]
+    halves = {m: self.half_width(self.finals(m)) for m in directed}
+    for r in self.runs:
+      nan = r.stopped_by_nan()
+      for member in range(r.members):
+        bad = nan
+        for m in directed:
+          best, final = r.best(m, member), r.final(m, member)
+          if best is None:
+            continue
+          worse = (best - final if BEST_MODES[m] == "max" else final - best) if final is not None else math.inf
+          bad = bad or worse > halves[m]
+        out.append(bad)
+    return out
+
+  def band(self, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, half-width of the 95 % interval over the seeds at each step)."""
+    steps, mean, se = self.curve(metric)
+    counts = self._counts(metric, steps)
+    from scipy import stats
+    t = np.asarray([stats.t.ppf(0.975, n - 1) if n > 1 else 0.0 for n in counts])
+    return steps, mean, t * se
+
+  def _counts(self, metric: str, steps: np.ndarray) -> list[int]:
+    series = [r.series(metric, m) for r in self.runs for m in range(r.members)]
+    return [sum(1 for s in series if t in s and math.isfinite(s[t])) for t in steps]
+
+  def converged_step(self, metric: str) -> tuple[int | None, float, float]:
+    """(converged step or None while still moving, final mean, its interval h_T): the earliest
+    logged step from which the mean over seeds stays within ± h_T of the final mean."""
+    steps, mean, half = self.band(metric)
+    if not len(steps):
+      return None, math.nan, math.nan
+    final, h = float(mean[-1]), float(half[-1])
+    k = len(steps) - 1
+    while k > 0 and abs(mean[k - 1] - final) <= h:
+      k -= 1
+    return (int(steps[k]) if k < len(steps) - 1 else None), final, h
+
 
 def _is_workdir(d: str) -> bool:
   return os.path.isfile(os.path.join(d, "metrics.jsonl")) and os.path.isfile(os.path.join(d, "config.json"))
+
+
+@dataclasses.dataclass
+class SweepInfo:
+  """What sweep.json files say about their trials: preset labels and the order of axis values."""
+  labels: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)   # realpath -> {axis: label}
+  preset_keys: dict[str, set[str]] = dataclasses.field(default_factory=dict)    # axis -> config keys it sets
+  order: dict[str, list[str]] = dataclasses.field(default_factory=dict)         # axis -> formatted values
+  keys: list[str] = dataclasses.field(default_factory=list)                     # axes in expansion order
+
+
+def sweep_info(dirs: Sequence[str]) -> SweepInfo:
+  """The preset labels, value orders and axes of the sweep roots among `dirs`, and of the sweep roots
+that hold the workdirs among them (a trial named on its own keeps its labels)."""
+  info = SweepInfo()
+  roots = [d if os.path.isfile(os.path.join(d, SWEEP_FILE)) else os.path.dirname(os.path.abspath(d)) for d in dirs]
+  for d in dict.fromkeys(os.path.realpath(r) for r in roots):
+    path = os.path.join(d, SWEEP_FILE)
+    if not os.path.isfile(path):
+      continue
+    with open(path) as f:
+      spec = json.load(f)
+    presets = spec.get("presets", {})
+    for axis, labels in presets.items():
+      info.preset_keys.setdefault(axis, set()).update(k for keys in labels.values() for k in keys)
+    for axis, values in spec.get("axes", {}).items():
+      known = info.order.setdefault(axis, [])
+      known += [v for v in values if v not in known]
+    info.keys += [k for k in spec.get("keys", []) if k not in info.keys]
+    for t in spec["trials"]:
+      point = t.get("point", {})
+      labels = {axis: point[axis] for axis in presets if axis in point}
+      if labels:
+        info.labels[os.path.realpath(os.path.join(d, t["dir"]))] = labels
+  return info
 
 
 def run_dirs(dirs: Sequence[str]) -> list[str]:
@@ -126,9 +248,10 @@ def run_dirs(dirs: Sequence[str]) -> list[str]:
   return list(unique.values())
 
 
-def load_run(workdir: str) -> Run:
+def load_run(workdir: str, info: SweepInfo | None = None) -> Run:
   """A workdir's config (with `trained_steps`, the step it reached, from DIR/run.json when the trainer
-  wrote one: a continued or stopped run is labelled by what it trained) and metrics."""
+  wrote one: a continued or stopped run is labelled by what it trained) and metrics; with `info`,
+  the labels of the preset axes its sweep gave it."""
   with open(os.path.join(workdir, "config.json")) as f:
     config = flatten(json.load(f))
   progress = os.path.join(workdir, "run.json")
@@ -138,25 +261,39 @@ def load_run(workdir: str) -> Run:
         config["trained_steps"] = int(json.load(f)["step"])
     except (OSError, ValueError, KeyError, TypeError):
       pass
+  labels = (info.labels.get(os.path.realpath(workdir), {}) if info else {})
+  config.update(labels)
+  preset_keys = frozenset(k for axis in labels for k in info.preset_keys.get(axis, ()))
   return Run(workdir, config, read_metrics(os.path.join(workdir, "metrics.jsonl")),
-             int(config.get("population", 1) or 1))
+             int(config.get("population", 1) or 1), preset_keys)
 
 
 def _ignored(key: str) -> bool:
   return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
 
 
-def group_runs(runs: Sequence[Run]) -> tuple[list[str], list[Group]]:
-  """(grouping keys, groups): the keys whose values differ between runs, in sorted order."""
-  all_keys = sorted({k for r in runs for k in r.config})
+def group_runs(runs: Sequence[Run], info: SweepInfo | None = None) -> tuple[list[str], list[Group]]:
+  """(grouping keys, groups): the keys whose values differ between runs, a preset axis's label in
+  place of the keys it sets; sweep axes first in expansion order, then sorted. Values of a sweep's
+  axis follow the sweep's order, others their sorted order."""
+  info = info or SweepInfo()
+  covered = set().union(*(r.preset_keys for r in runs))
+  all_keys = sorted({k for r in runs for k in r.config} - covered)
   keys = [k for k in all_keys if not _ignored(k)
           and len({json.dumps(r.config.get(k), sort_keys=True, default=str) for r in runs}) > 1]
+  keys.sort(key=lambda k: (info.keys.index(k), "") if k in info.keys else (len(info.keys), k))
   groups: dict[tuple, Group] = {}
   for r in runs:
     values = tuple(r.config.get(k) for k in keys)
     groups.setdefault(values, Group(values, [])).runs.append(r)
-  order = lambda g: tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in g.values)
-  return keys, sorted(groups.values(), key=order)
+
+  def rank(key: str, v: Any) -> tuple:
+    known = info.order.get(key, [])
+    if v is not None and format_value(v) in known:
+      return (0, known.index(format_value(v)), "")
+    return (1, v, "") if isinstance(v, (int, float)) else (2, 0, str(v))
+
+  return keys, sorted(groups.values(), key=lambda g: tuple(rank(k, v) for k, v in zip(keys, g.values)))
 
 
 def interval(values: Sequence[float]) -> tuple[float, float | None]:
@@ -252,24 +389,106 @@ def plot_samples(groups: Sequence[Group], keys: Sequence[str], path: str) -> boo
   return True
 
 
-def report(dirs: Sequence[str], out: str, metrics: Sequence[str] | None = None) -> str:
-  """Writes out/report.md, out/<metric>_vs_step.png and out/samples.png; returns the table."""
-  runs = [load_run(d) for d in run_dirs(dirs)]
+def two_way_table(groups: Sequence[Group], keys: Sequence[str], cell) -> str:
+  """Markdown table of `cell(group)` with rows keys[0]'s values and columns keys[1]'s, in the
+  groups' order; "" where no group has that pair."""
+  rows = list(dict.fromkeys(g.values[0] for g in groups))
+  cols = list(dict.fromkeys(g.values[1] for g in groups))
+  at = {g.values[:2]: g for g in groups}
+  lines = ["| " + " | ".join([f"{keys[0]} \\ {keys[1]}", *(_fmt_value(c) for c in cols)]) + " |",
+           "|" + "---|" * (len(cols) + 1)]
+  for r in rows:
+    cells = [cell(at[(r, c)]) if (r, c) in at else "" for c in cols]
+    lines.append("| " + " | ".join([_fmt_value(r), *cells]) + " |")
+  return "\n".join(lines)
+
+
+def plot_budget(groups: Sequence[Group], keys: Sequence[str], metric: str, path: str) -> None:
+  """One panel per group: the mean over seeds against step with its 95 % band, the final mean's
+  ± h_T band (grey) and the converged step (dashed; none while still moving)."""
+  plt = _pyplot()
+  ncols = min(len(groups), 4)
+  nrows = math.ceil(len(groups) / ncols)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), squeeze=False, sharey=True)
+  for ax in axes.flat:
+    ax.axis("off")
+  for ax, g in zip(axes.flat, groups):
+    ax.axis("on")
+    steps, mean, half = g.band(metric)
+    if not len(steps):
+      continue
+    step, final, h = g.converged_step(metric)
+    ax.axhspan(final - h, final + h, color="0.8", linewidth=0)
+    ax.plot(steps, mean, color="C0")
+    ax.fill_between(steps, mean - half, mean + half, color="C0", alpha=0.2, linewidth=0)
+    if step is not None:
+      ax.axvline(step, color="C3", linestyle="--")
+    ax.set_title(g.label(keys) + f"\n{'converged at ' + str(step) if step is not None else 'still moving'}",
+                 fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+  fig.suptitle(f"{metric}: mean over seeds ± 95 % interval; grey: final mean ± its interval", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def budget(groups: Sequence[Group], keys: Sequence[str], metric: str) -> tuple[str, int | None]:
+  """(markdown table of each group's converged step, the study's budget: the latest converged
+  step over the groups, None when a group is still moving at its last step)."""
+  lines = ["| group | n | converged step | last step | final mean ± h_T |", "|---|---|---|---|---|"]
+  chosen: int | None = 0
+  for g in groups:
+    steps, _, _ = g.band(metric)
+    step, final, h = g.converged_step(metric)
+    last = int(steps[-1]) if len(steps) else None
+    lines.append(f"| {g.label(keys)} | {g.n} | {step if step is not None else 'still moving'} | {last} | "
+                 f"{final:.4g} ± {h:.4g} |")
+    chosen = None if step is None or chosen is None else max(chosen, step)
+  return "\n".join(lines), chosen
+
+
+def report(dirs: Sequence[str], out: str, metrics: Sequence[str] | None = None,
+           budget_metrics: Sequence[str] = ()) -> str:
+  """Writes out/report.md, out/<metric>_vs_step.png and out/samples.png (with two grouping keys,
+  a two-way table per metric; with `budget_metrics`, each one's converged steps and
+  out/budget_<metric>.png); returns the table."""
+  info = sweep_info(dirs)
+  runs = [load_run(d, info) for d in run_dirs(dirs)]
   metrics = choose_metrics(runs, metrics)
-  keys, groups = group_runs(runs)
+  if missing := [m for m in budget_metrics if m not in metrics]:
+    raise ConfigError(f"--budget {', '.join(missing)}: not among the compared metrics ({', '.join(metrics)})")
+  keys, groups = group_runs(runs, info)
   for g in groups:
     seeds = [r.seed(m) for r in g.runs for m in range(r.members)]
     if len(set(seeds)) < len(seeds):  # e.g. the same sweep compared twice: n would overstate the evidence
       print(f"compare: warning: {g.label(keys)} has repeated seeds {sorted(seeds)}", file=sys.stderr)
   os.makedirs(out, exist_ok=True)
 
-  header = [*(keys or ["group"]), "n", *metrics]
+  diverged = {id(g): sum(g.diverged(metrics)) for g in groups}
+  header = [*(keys or ["group"]), "n", *metrics, "diverged"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for g in groups:
     cells = [_fmt_value(v) for v in g.values] or [g.label(keys)]
-    cells += [str(g.n), *(format_cell(g.finals(m), g.n) for m in metrics)]
+    cells += [str(g.n), *(format_cell(g.finals(m), g.n) for m in metrics), str(diverged[id(g)])]
     lines.append("| " + " | ".join(cells) + " |")
   table = "\n".join(lines)
+
+  two_way = []
+  if len(keys) == 2:
+    for m in metrics:
+      two_way += [f"### {m}", "", two_way_table(groups, keys, lambda g, m=m: format_cell(g.finals(m), g.n)), ""]
+    two_way += ["### diverged (seeds of n)", "",
+                two_way_table(groups, keys, lambda g: f"{diverged[id(g)]} of {g.n}"), ""]
+
+  budgets = []
+  for m in budget_metrics:
+    name = "budget_" + re.sub(r"[^A-Za-z0-9._-]", "_", m) + ".png"
+    plot_budget(groups, keys, m, os.path.join(out, name))
+    text, chosen = budget(groups, keys, m)
+    verdict = (f"budget: {chosen} steps (the latest converged step)" if chosen is not None
+               else "no budget: a group is still moving at its last step; the pilot needs more steps")
+    budgets += [f"### {m}: {verdict}", "", text, "", f"![budget {m}]({name})", ""]
 
   plots = []
   for m in metrics:
@@ -285,7 +504,13 @@ def report(dirs: Sequence[str], out: str, metrics: Sequence[str] | None = None) 
       + (f" (by {', '.join(keys)})" if keys else "") + "; `seed` and bookkeeping keys are not grouped on.",
       "Each cell: the final value (at the last step that logged it) as mean ± half-width of the 95% "
       "interval over seeds (Student t, n-1 degrees of freedom).", "",
+      "diverged: seeds stopped by a NaN, or whose final value of a metric is worse than their best after "
+      "step 0 by more than the group's interval (see gan_jax/compare.py).", "",
       table, "",
+      *(["## Two-way tables", "", *two_way] if two_way else []),
+      *(["## Budget", "", "The converged step: the earliest logged step from which the mean over seeds stays "
+         "within ± h_T (the 95 % interval of the final values) of its final value.", "", *budgets]
+        if budgets else []),
       *(f"![{m}]({name})" for m, name in plots),
       *(["![samples](samples.png)"] if has_samples else []), "",
       "## Runs", "",

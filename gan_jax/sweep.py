@@ -8,9 +8,19 @@ An experiment file may define
 A sweep is the Cartesian product of its value lists, in key order (the last key varies
 fastest). Each point is a trial: overrides of the experiment's config, a directory
 `ROOT/<key>-<value>__<key>-<value>` and a `scripts/train.py` command. Every override is
-checked against the config before any trial runs. A trial is finished when its workdir holds
-the checkpoint of its last step (Orbax commits step folders atomically), so rerunning a sweep
-skips finished trials and resumes the others from their own checkpoints.
+checked against the config before any trial runs.
+
+An axis may also be named presets, when one choice sets several keys together: its name is
+not a config key and its value maps labels to overrides,
+
+    "penalty": {"none": {"reg.r1": 0.0, "reg.r2": 0.0}, "R1": {"reg.r1": 0.1, "reg.r2": 0.0}}
+
+so trials are named by the label (`loss.name-hinge__penalty-R1`), their commands set the keys,
+and `scripts/compare.py` groups and labels the runs by the axis (sweep.json records the labels).
+
+A trial is finished when its workdir holds the checkpoint of its last step (Orbax commits step
+folders atomically), so rerunning a sweep skips finished trials and resumes the others from their
+own checkpoints.
 
 `ROOT/sweep.json` records the definition and the trials, for `scripts/compare.py` and for
 launchers that run the trials elsewhere (`scripts/sweep.py --dry_run` prints the commands).
@@ -54,10 +64,11 @@ _PARSERS = {float: flags.FloatParser(), int: flags.IntegerParser(), bool: flags.
 @dataclasses.dataclass(frozen=True)
 class Trial:
   name: str                  # directory name under the sweep root
-  overrides: dict[str, Any]  # the swept keys' values at this point
+  overrides: dict[str, Any]  # the swept config keys' values at this point (presets resolved)
   workdir: str
   command: list[str]
   total_steps: int           # of the trial's resolved config: its last checkpoint
+  point: dict[str, Any] = dataclasses.field(default_factory=dict)  # axis -> value or preset label
 
   def finished(self) -> bool:
     return os.path.isdir(os.path.join(self.workdir, "checkpoints", str(self.total_steps)))
@@ -67,15 +78,20 @@ class Trial:
 class Sweep:
   experiment: str            # experiments/NAME.py[:ARGS] as given
   name: str
-  keys: list[str]            # swept config keys, in expansion order
+  keys: list[str]            # axes (swept config keys or preset names), in expansion order
   fixed: dict[str, str]      # overrides applied to every trial (--set)
   root: str
   trials: list[Trial]
+  presets: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)  # axis -> label -> keys
 
   def to_json(self) -> dict:
+    """The definition and the trials; `axes` lists each axis's values (preset labels) in sweep order,
+    `presets` the keys each label sets, each trial's `point` its axes' values."""
+    axes = {k: list(dict.fromkeys(format_value(t.point[k]) for t in self.trials)) for k in self.keys}
     return {"experiment": self.experiment, "sweep": self.name, "keys": self.keys, "fixed": self.fixed,
-            "trials": [{"name": t.name, "dir": t.name, "overrides": t.overrides, "command": t.command}
-                       for t in self.trials]}
+            "axes": axes, "presets": self.presets,
+            "trials": [{"name": t.name, "dir": t.name, "point": t.point, "overrides": t.overrides,
+                        "command": t.command} for t in self.trials]}
 
   def write(self) -> None:
     """Writes ROOT/sweep.json; refuses a root that holds another sweep's trials."""
@@ -108,15 +124,52 @@ def format_value(value: Any) -> str:
   return str(value)
 
 
-def expand(sweeps: dict[str, dict[str, Sequence[Any]]], name: str) -> list[dict[str, Any]]:
-  """The Cartesian product of sweep `name`'s value lists, in key order (last key fastest)."""
+def expand(sweeps: dict[str, dict[str, Sequence[Any] | dict]], name: str) -> list[dict[str, Any]]:
+  """The Cartesian product of sweep `name`'s value lists, in key order (last key fastest); a
+  preset axis contributes its labels."""
   if name not in sweeps:
     raise ConfigError(f"unknown sweep {name!r}; valid sweeps: {', '.join(sorted(sweeps))}")
   axes = sweeps[name]
   for key, values in axes.items():
-    if not isinstance(values, (list, tuple)) or not values:
+    if isinstance(values, dict):
+      bad = [label for label, keys in values.items() if not isinstance(keys, dict) or not isinstance(label, str)]
+      if not values or bad:
+        raise ConfigError(f"sweep {name!r}: preset axis {key} needs a non-empty {{label: {{config_key: value}}}} "
+                          f"dict, got {values!r}")
+    elif not isinstance(values, (list, tuple)) or not values:
       raise ConfigError(f"sweep {name!r}: {key} needs a non-empty list of values, got {values!r}")
-  return [dict(zip(axes, point)) for point in itertools.product(*axes.values())]
+  return [dict(zip(axes, point)) for point in itertools.product(*(list(v) for v in axes.values()))]
+
+
+# The standard and relativistic losses of the loss x penalty comparison (R3GAN's question: does
+# RpGAN need R1 and R2?), two of each: the logistic pair first (the paired comparison of R3GAN),
+# then the hinge forms.
+PENALTY_LOSSES = ("nonsaturating", "rpgan", "hinge", "rahinge")
+
+
+def penalty_presets(gamma: float) -> dict[str, dict[str, float]]:
+  """The `penalty` preset axis: no gradient penalty, R1 alone, and R1 + R2 with the same weight
+  (R3GAN's regularization), all at `gamma` (reg.r1, reg.r2: gamma/2 · E ||∇D||²)."""
+  return {"none": {"reg.r1": 0.0, "reg.r2": 0.0}, "R1": {"reg.r1": gamma, "reg.r2": 0.0},
+          "R1+R2": {"reg.r1": gamma, "reg.r2": gamma}}
+
+
+def presets_of(sweeps: dict[str, dict[str, Sequence[Any] | dict]], name: str) -> dict[str, dict[str, dict]]:
+  """Sweep `name`'s preset axes: {axis: {label: {config_key: value}}}."""
+  return {k: v for k, v in sweeps[name].items() if isinstance(v, dict)}
+
+
+def resolve(point: dict[str, Any], presets: dict[str, dict[str, dict]]) -> dict[str, Any]:
+  """A point's config overrides: plain axes as they are, preset axes replaced by their keys (in
+  axis order). A key set twice (by two axes) raises ConfigError."""
+  out: dict[str, Any] = {}
+  for axis, value in point.items():
+    keys = presets[axis][value] if axis in presets else {axis: value}
+    for key, v in keys.items():
+      if key in out:
+        raise ConfigError(f"sweep point {point}: {key} is set by two axes")
+      out[key] = v
+  return out
 
 
 def trial_name(overrides: dict[str, Any]) -> str:
@@ -171,17 +224,22 @@ def load_sweep(spec: str, name: str, root: str, fixed: dict[str, str] | None = N
   if not hasattr(module, "get_sweeps"):
     raise ConfigError(f"config file {path!r} defines no sweeps (add get_sweeps() returning "
                       "{name: {config_key: [values, ...]}})")
-  points = expand(module.get_sweeps(), name)
+  sweeps = module.get_sweeps()
+  points = expand(sweeps, name)
+  presets = presets_of(sweeps, name)
   keys = list(points[0])
-  if clash := sorted(set(fixed) & set(keys)):
+  swept_keys = set(keys) - set(presets) | {k for p in presets.values() for keys_ in p.values() for k in keys_}
+  if clash := sorted(set(fixed) & swept_keys):
     raise ConfigError(f"--set {', '.join(clash)}: swept by sweep {name!r}; drop it or sweep another key")
   base = apply_overrides(cli.load_experiment(spec), fixed)
   spec_abs = os.path.abspath(path) + (f":{arg}" if arg else "")
   root = os.path.abspath(root)
   trials = []
   for point in points:
-    tname, swept = trial_name(point), {k: format_value(v) for k, v in point.items()}
+    tname = trial_name(point)
     try:
+      overrides = resolve(point, presets)
+      swept = {k: format_value(v) for k, v in overrides.items()}
       config = apply_overrides(base, swept)
       config_lib.validate(config)
     except ConfigError as e:
@@ -189,10 +247,10 @@ def load_sweep(spec: str, name: str, root: str, fixed: dict[str, str] | None = N
     workdir = os.path.join(root, tname)
     command = [sys.executable, TRAIN_SCRIPT, "--config", spec_abs, "--workdir", workdir,
                *[f"--config.{k}={v}" for k, v in {**fixed, **swept}.items()]]
-    trials.append(Trial(tname, point, workdir, command, config.total_steps))
+    trials.append(Trial(tname, overrides, workdir, command, config.total_steps, point))
   if len({t.name for t in trials}) < len(trials):
     raise ConfigError(f"sweep {name!r} repeats a point: {[t.name for t in trials]}")
-  return Sweep(spec, name, keys, fixed, root, trials)
+  return Sweep(spec, name, keys, fixed, root, trials, presets)
 
 
 LAUNCH_SCRIPT = os.path.join(REPO, "scripts", "launch.py")
@@ -215,6 +273,9 @@ def with_launcher(sweep: Sweep, backend: str, launch_args: Sequence[str] = ()) -
 def wandb_sweep_config(sweep: Sweep) -> dict:
   """A `wandb sweep` configuration (grid) of the same trials: parameters are the swept config
   keys, the command is train.py's with a workdir per agent run under the sweep root."""
+  if sweep.presets:
+    raise ConfigError(f"sweep {sweep.name!r} has preset axes ({', '.join(sweep.presets)}), which a wandb grid "
+                      "cannot express (it would cross their keys); run it with scripts/sweep.py")
   spec_path, _, arg = sweep.experiment.partition(":")
   spec = os.path.abspath(spec_path) + (f":{arg}" if arg else "")
   parameters = {f"config.{k}": {"values": list(dict.fromkeys(format_value(t.overrides[k]) for t in sweep.trials))}

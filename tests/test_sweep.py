@@ -81,7 +81,7 @@ def test_apply_overrides_parses_like_config_flags(load_config):
 
 
 @pytest.mark.parametrize("sets, sweep, message", [
-    ([], "nope", "unknown sweep 'nope'; valid sweeps: losses, losses_population, smoke"),
+    ([], "nope", "unknown sweep 'nope'; valid sweeps: losses, losses_population, losses_x_penalties, smoke"),
     (["optim.g.lrr=1"], "smoke", "unknown config key 'config.optim.g.lrr'; valid keys under 'config.optim.g': b1"),
     (["batch_size=abc"], "smoke", "bad value for config key 'batch_size': 'abc' (expected int)"),
     (["optim=1"], "smoke", "config key 'optim' (ConfigDict) cannot be overridden"),
@@ -218,3 +218,55 @@ def test_trials_through_a_launcher_and_the_wandb_export(tmp_path):
   assert os.path.isdir(tmp_path / "w" / "abc123" / "checkpoints" / "2")
   r = run_main("train.py", *cmd, env={"WANDB_RUN_ID": ""})
   assert r.returncode == 2 and "WANDB_RUN_ID is not set" in r.stderr
+
+
+PENALTY = '{"none": {"reg.r1": 0.0, "reg.r2": 0.0}, "R1+R2": {"reg.r1": 0.5, "reg.r2": 0.5}}'
+
+
+def test_preset_axis_names_trials_by_label_and_sets_its_keys(tmp_path):
+  spec = _experiment_file(tmp_path, '{"lxp": {"loss.name": ["hinge", "rpgan"], "penalty": %s, "population": [3]}}'
+                          % PENALTY)
+  sweep = sweep_lib.load_sweep(spec, "lxp", str(tmp_path / "root"), {"total_steps": "20"})
+  assert sweep.keys == ["loss.name", "penalty", "population"]
+  assert [t.name for t in sweep.trials] == [f"loss.name-{n}__penalty-{p}__population-3"
+                                            for n in ("hinge", "rpgan") for p in ("none", "R1+R2")]
+  t = sweep.trials[1]
+  assert t.point == {"loss.name": "hinge", "penalty": "R1+R2", "population": 3}
+  assert t.overrides == {"loss.name": "hinge", "reg.r1": 0.5, "reg.r2": 0.5, "population": 3}
+  assert t.command[-5:] == ["--config.total_steps=20", "--config.loss.name=hinge", "--config.reg.r1=0.5",
+                            "--config.reg.r2=0.5", "--config.population=3"]
+  sweep.write()
+  saved = json.loads((tmp_path / "root" / "sweep.json").read_text())
+  assert saved["axes"] == {"loss.name": ["hinge", "rpgan"], "penalty": ["none", "R1+R2"], "population": ["3"]}
+  assert saved["presets"] == {"penalty": json.loads(PENALTY)}
+  assert saved["trials"][1]["point"] == t.point and saved["trials"][1]["overrides"] == t.overrides
+  with pytest.raises(ConfigError, match="--set reg.r2: swept by sweep 'lxp'"):
+    sweep_lib.load_sweep(spec, "lxp", str(tmp_path / "root"), {"reg.r2": "1"})
+  with pytest.raises(ConfigError, match="preset axes .penalty., which a wandb grid cannot express"):
+    sweep_lib.wandb_sweep_config(sweep)
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"bad": {"penalty": {}}}', "preset axis penalty needs a non-empty {label: {config_key: value}} dict"),
+    ('{"bad": {"penalty": {"R1": 0.1}}}', "preset axis penalty needs a non-empty"),
+    ('{"bad": {"reg.r1": [0.1], "penalty": %s}}' % PENALTY, "reg.r1 is set by two axes"),
+    ('{"bad": {"penalty": {"x": {"reg.r9": 1.0}}}}',
+     "sweep 'bad', trial penalty-x: unknown config key 'config.reg.r9'"),
+])
+def test_bad_preset_axes(tmp_path, body, message):
+  with pytest.raises(ConfigError) as e:
+    sweep_lib.load_sweep(_experiment_file(tmp_path, body), "bad", str(tmp_path / "root"))
+  assert message in str(e.value)
+
+
+@pytest.mark.parametrize("name, spec, gamma", [
+    ("ring8", "runlocal", 0.1), ("grid25", "runlocal", 0.7), ("stacked_digits", "study", 0.0125),
+    ("r3gan_stacked_mnist", "runlocal", 0.05)])
+def test_losses_x_penalties_in_every_experiment_with_loss_sweeps(tmp_path, name, spec, gamma):
+  sweep = sweep_lib.load_sweep(f"{experiment(name)}:{spec}", "losses_x_penalties", str(tmp_path))
+  assert [(t.point["loss.name"], t.point["penalty"]) for t in sweep.trials] == [
+      (loss, p) for loss in ("nonsaturating", "rpgan", "hinge", "rahinge") for p in ("none", "R1", "R1+R2")]
+  assert {t.point["population"] for t in sweep.trials} == {5}
+  assert [(t.overrides["reg.r1"], t.overrides["reg.r2"]) for t in sweep.trials[:3]] == [
+      (0.0, 0.0), (gamma, 0.0), (gamma, gamma)]
+  assert sweep.trials[5].name == "loss.name-rpgan__penalty-R1+R2__population-5"

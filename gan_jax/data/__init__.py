@@ -2,8 +2,8 @@
 
 A dataset is a random-access `source` (len and [i]) plus a per-example `transform` to model
 inputs: {"x": float32 image [H, W, C] in [-1, 1] or vector [D], "label": int32 where known}.
-Sources that need no download: `ring8`, `grid25` (2-D mixtures), `digits` (scikit-learn's
-1797 handwritten digits). TFDS: `mnist`, `cifar10`, `celeba`, or any TFDS name via
+Sources that need no download: `ring8`, `grid25`, `gauss5`, `two_cluster` (2-D mixtures),
+`digits` (scikit-learn's 1797 handwritten digits). TFDS: `mnist`, `cifar10`, `celeba`, or any TFDS name via
 `data.name=tfds` + `data.tfds_name`. Custom data: `folder` (PNG/JPEG under `data.path`). Two-domain (unpaired) data for
 image-to-image translation, examples {"a": image, "b": image}: `cycle_gan` (TFDS),
 `folder_pair`, `digits_pair` (see unpaired.py). Images with text embeddings (StackGAN's official

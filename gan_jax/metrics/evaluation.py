@@ -32,6 +32,7 @@ BEST_MODES = {
     "fid": "min", "kid": "min", "digit_fd": "min", "reverse_kl": "min",
     "is": "max", "precision": "max", "recall": "max", "density": "max", "coverage": "max",
     "modes_covered": "max", "high_quality_fraction": "max", "digit_accuracy": "max",
+    "mode_collapse": "min", "min_mode_fraction": "max",
 }
 # The `eval.metrics` entry that produces each published-network value.
 SOURCE = {"fid": "fid", "kid": "kid", "is": "is", "precision": "pr", "recall": "pr", "density": "pr",
