@@ -252,5 +252,7 @@ def time_official(repo_path: str, batch: int = 32, steps: int = 10, warmup: int 
     run.iteration(x, y, zs, ys)
     if i >= warmup:
       times.append(time.perf_counter() - t0)
-  return {"model": "biggan", "seconds_per_step": float(np.median(times)), "batch": batch, "steps": steps,
-          "threads": torch.get_num_threads(), "config": "experiments/biggan_imagenet128.py:runlocal"}
+  median = float(np.median(times))
+  return {"framework": "torch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+          "batch": batch, "step_times_s": times, "median_step_s": median, "images_per_s": batch / median,
+          "official_commit": toy.commit_of(repo_path), "config": "experiments/biggan_imagenet128.py:runlocal"}
