@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from official_fixtures import fixture_dir, manifest, relative_error, tree_errors
 
 from gan_jax.config import validate
 from gan_jax.importers import biggan as biggan_format
@@ -32,12 +33,7 @@ from gan_jax.train.kinds import build_trainer
 from gan_jax.train.state import TrainState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "official", "biggan_step")
-
-
-def _manifest() -> dict:
-  with open(os.path.join(FIXTURE, "manifest.json")) as f:
-    return json.load(f)
+FIXTURE = fixture_dir("biggan_step")
 
 
 def reals(x_u8: np.ndarray, resolution: int = 32) -> np.ndarray:
@@ -45,19 +41,6 @@ def reals(x_u8: np.ndarray, resolution: int = 32) -> np.ndarray:
   f = resolution // x_u8.shape[-2]
   x = np.repeat(np.repeat(x_u8, f, axis=-3), f, axis=-2)
   return (x.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
-
-
-def relative_error(ours, ref) -> float:
-  ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))
-
-
-def _tree_errors(ours, ref) -> dict:
-  flat_ref = dict(jax.tree_util.tree_flatten_with_path(ref)[0])
-  flat_ours = dict(jax.tree_util.tree_flatten_with_path(ours)[0])
-  assert set(flat_ours) == set(flat_ref)
-  return {jax.tree_util.keystr(k): relative_error(flat_ours[k], v) for k, v in flat_ref.items()}
 
 
 SPEC = DataSpec("image", (32, 32, 3), 5)
@@ -71,7 +54,7 @@ BN_FED_TOL = 1e-3
 
 @functools.lru_cache(maxsize=None)
 def _setup(overrides_json: str):
-  m = _manifest()
+  m = manifest("biggan_step")
   cfg = m["config"]
   config = workdir_lib.load_config(cfg["experiment"], {**cfg["overrides"], **json.loads(overrides_json)})
   validate(config)
@@ -102,7 +85,7 @@ def _official_after(m: dict, abstract) -> dict:
 def _run(overrides_json: str = "{}"):
   """Our run from the fixture's start: (per-step metrics, final state). `overrides_json`: config
   changes on top of the manifest's (to show that a dropped behaviour is caught)."""
-  m = _manifest()
+  m = manifest("biggan_step")
   gan, abstract = _setup(overrides_json)
   start = os.path.normpath(os.path.join(FIXTURE, m["start"]))
   nets = {n: sdm.read_state_dict(os.path.join(start, f"{n}.pth")) for n in ("G", "D", "G_ema")}
@@ -129,13 +112,13 @@ def _run(overrides_json: str = "{}"):
 
 @pytest.fixture(scope="module")
 def official():
-  m = _manifest()
+  m = manifest("biggan_step")
   _, abstract = _setup("{}")
   return m, _official_after(m, abstract), dict(np.load(os.path.join(FIXTURE, m["losses"])))
 
 
 def _errors(state, after) -> dict:
-  return {field: _tree_errors(getattr(state, field), after[field])
+  return {field: tree_errors(getattr(state, field), after[field])
           for field in ("g_params", "d_params", "ema_params", "g_vars", "d_vars")}
 
 
@@ -147,7 +130,7 @@ def _worst(errors: dict) -> tuple[str, float]:
 
 
 def test_fixture_records_official_commit():
-  m = _manifest()
+  m = manifest("biggan_step")
   assert len(m["official"]["commit"]) == 40 and m["official"]["repo"].endswith("ajbrock/BigGAN-PyTorch")
   total = sum(os.path.getsize(os.path.join(FIXTURE, f)) for f in os.listdir(FIXTURE))
   assert total <= 2.2 * 2 ** 20
@@ -180,7 +163,7 @@ def test_ema_start_matters(official):
   ema = states[0].ema_params
   for s in states[1:]:
     ema = jax.tree.map(lambda e, g: decay * e + (1 - decay) * g, ema, s.g_params)
-  assert max(_tree_errors(ema, after["ema_params"]).values()) > 10 * m["tolerance"]
+  assert max(tree_errors(ema, after["ema_params"]).values()) > 10 * m["tolerance"]
 
 
 @pytest.mark.slow

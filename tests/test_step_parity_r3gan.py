@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from official_fixtures import fixture_dir, manifest, relative_error, tree_errors
 
 from gan_jax.config import validate
 from gan_jax.importers import FORMATS
@@ -23,25 +24,7 @@ from gan_jax.schedules import cosine_ramp
 from gan_jax.train.kinds import build_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "official", "r3gan_step")
-
-
-def _manifest() -> dict:
-  with open(os.path.join(FIXTURE, "manifest.json")) as f:
-    return json.load(f)
-
-
-def relative_error(ours, ref) -> float:
-  ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))
-
-
-def _tree_errors(ours, ref) -> dict:
-  flat_ref = dict(jax.tree_util.tree_flatten_with_path(ref)[0])
-  flat_ours = dict(jax.tree_util.tree_flatten_with_path(ours)[0])
-  assert set(flat_ours) == set(flat_ref)
-  return {jax.tree_util.keystr(k): relative_error(flat_ours[k], v) for k, v in flat_ref.items()}
+FIXTURE = fixture_dir("r3gan_step")
 
 
 def _official_after(m: dict) -> dict:
@@ -59,7 +42,7 @@ def _official_after(m: dict) -> dict:
 def _run(overrides_json: str = "{}"):
   """Our run from the fixture's start: (per-step metrics, final state). `overrides_json`: config
   changes on top of the manifest's (to show that a dropped behaviour is caught)."""
-  m = _manifest()
+  m = manifest("r3gan_step")
   cfg = m["config"]
   config = workdir_lib.load_config(cfg["experiment"], {**cfg["overrides"], **json.loads(overrides_json)})
   validate(config)
@@ -83,12 +66,12 @@ def _run(overrides_json: str = "{}"):
 
 @pytest.fixture(scope="module")
 def official():
-  m = _manifest()
+  m = manifest("r3gan_step")
   return m, _official_after(m), dict(np.load(os.path.join(FIXTURE, m["losses"])))
 
 
 def test_fixture_records_official_commit():
-  m = _manifest()
+  m = manifest("r3gan_step")
   assert len(m["official"]["commit"]) == 40 and m["official"]["repo"].endswith("brownvc/R3GAN")
   total = sum(os.path.getsize(os.path.join(FIXTURE, f)) for f in os.listdir(FIXTURE))
   assert total <= 2.2 * 2 ** 20
@@ -102,7 +85,7 @@ def test_train_steps_match_official(official):
     errors = [relative_error(step[name], ref) for step, ref in zip(metrics, losses[name])]
     assert max(errors) <= tol, (name, errors, [s[name] for s in metrics], losses[name])
   for field in ("g_params", "d_params", "ema_params"):
-    errors = _tree_errors(getattr(state, field), after[field])
+    errors = tree_errors(getattr(state, field), after[field])
     worst = max(errors, key=errors.get)
     print(field, f"max relative error {errors[worst]:.2g} ({worst})")
     assert errors[worst] <= tol, (field, worst, errors[worst])
@@ -117,9 +100,9 @@ def test_the_comparison_has_teeth(official):
   tol = m["tolerance"]
   imp = FORMATS.get(m["format"]).read(os.path.normpath(os.path.join(FIXTURE, m["start"])))
   for field in ("g_params", "d_params", "ema_params"):
-    moved = _tree_errors(getattr(imp, field), after[field])
+    moved = tree_errors(getattr(imp, field), after[field])
     assert min(moved.values()) > 10 * tol, (field, min(moved, key=moved.get))
-  assert max(_tree_errors(after["g_params"], after["ema_params"]).values()) > 10 * tol
+  assert max(tree_errors(after["g_params"], after["ema_params"]).values()) > 10 * tol
   # Every schedule moved: base, midway, final at the three steps.
   np.testing.assert_allclose(losses["lr"], [1e-3, 6.25e-4, 2.5e-4], rtol=1e-6)
   np.testing.assert_allclose(losses["gamma"], [0.05, 0.0275, 0.005], rtol=1e-6)
@@ -148,6 +131,6 @@ def test_parity_catches_dropped_behaviours(official, overrides):
   """Each part of the recipe, changed alone, moves some tensor or loss beyond the tolerance."""
   m, after, losses = official
   metrics, state = _run(json.dumps(overrides))
-  worst = max(max(_tree_errors(getattr(state, f), after[f]).values()) for f in ("g_params", "d_params", "ema_params"))
+  worst = max(max(tree_errors(getattr(state, f), after[f]).values()) for f in ("g_params", "d_params", "ema_params"))
   worst_loss = max(relative_error(s[k], ref) for k in ("d_loss", "g_loss") for s, ref in zip(metrics, losses[k]))
   assert max(worst, worst_loss) > 10 * m["tolerance"], (overrides, worst, worst_loss)

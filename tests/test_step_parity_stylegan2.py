@@ -11,7 +11,6 @@ the first step (both lazy penalties taken) and after the last. And the test disc
 are checked on a small MLP GAN and on the experiment's config. No torch needed.
 """
 import dataclasses
-import json
 import os
 
 import jax
@@ -19,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from official_fixtures import fixture_dir, manifest
 
 from gan_jax import regularizers as regs
 from gan_jax.config import validate
@@ -32,13 +32,8 @@ from gan_jax.train.kinds import build_trainer
 from gan_jax.train.kinds.gan import GAN, d_update, g_update, train_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURE = os.path.join(ROOT, "tests", "fixtures", "official", "stylegan2_step")
+FIXTURE = fixture_dir("stylegan2_step")
 GMAIN, GREG, DMAIN = 0, 1, 2   # phase rows of the fixture's z and gen_label
-
-
-def _manifest() -> dict:
-  with open(os.path.join(FIXTURE, "manifest.json")) as f:
-    return json.load(f)
 
 
 def _official_trees(after: dict, step: int) -> dict:
@@ -72,7 +67,7 @@ def relative_errors(ours, ref, prefix: str) -> dict:
 def _run(tmp_path, overrides: dict | None = None, steps: int | None = None):
   """Our trainer from the fixture's config (+ `overrides`), started from the imported snapshot and fed the
   fixture's draws for `steps` steps (all): (manifest, states after each step, metrics of each step)."""
-  m = _manifest()
+  m = manifest("stylegan2_step")
   cfg = m["config"]
   imp = import_checkpoint(m["format"], os.path.normpath(os.path.join(FIXTURE, m["start"])), str(tmp_path),
                           cfg["experiment"], {**cfg["overrides"], **(overrides or {})})

@@ -1,0 +1,33 @@
+"""Shared by the official-parity tests: the fixture directories (tests/fixtures/official/<name>/, made by
+benchmarks/official/make_fixtures.py), their manifests and the relative L2 error they are judged by."""
+import json
+import os
+
+import jax
+import numpy as np
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "official")
+
+
+def fixture_dir(name: str) -> str:
+  return os.path.join(FIXTURES, name)
+
+
+def manifest(name: str) -> dict:
+  with open(os.path.join(fixture_dir(name), "manifest.json")) as f:
+    return json.load(f)
+
+
+def relative_error(ours, ref) -> float:
+  """|ours - ref| / |ref| (L2, float64); the shapes must agree."""
+  ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+  assert ours.shape == ref.shape, (ours.shape, ref.shape)
+  return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))
+
+
+def tree_errors(ours, ref) -> dict:
+  """{leaf path: relative error} over two trees of the same structure."""
+  flat_ref = dict(jax.tree_util.tree_flatten_with_path(ref)[0])
+  flat_ours = dict(jax.tree_util.tree_flatten_with_path(ours)[0])
+  assert set(flat_ours) == set(flat_ref)
+  return {jax.tree_util.keystr(k): relative_error(flat_ours[k], v) for k, v in flat_ref.items()}
