@@ -213,9 +213,11 @@ DEVICES = 8   # CPU devices of each test process
 def pytest_configure(config):
   if not hasattr(config, "workerinput"):   # the controller (xdist workers inherit its environment)
     named = config.args_source == pytest.Config.ArgsSource.ARGS
-    full = named or bool(config.option.markexpr) or os.environ.get("GAN_JAX_FULL_TESTS") == "1"
-    os.environ[_TIER] = "full" if full else "quick"
-    os.environ.setdefault(_XLA_EXTRA, "" if full else _QUICK_XLA_FLAGS)
+    whole = bool(config.option.markexpr) or os.environ.get("GAN_JAX_FULL_TESTS") == "1"
+    os.environ[_TIER] = "full" if named or whole else "quick"
+    # A named file or test keeps the quick tier's compile flags (its runs are the quick tier's toys, plus
+    # its slow tests); a marker expression or GAN_JAX_FULL_TESTS=1 (the full tier's long runs) does not.
+    os.environ.setdefault(_XLA_EXTRA, "" if whole else _QUICK_XLA_FLAGS)
     # One persistent compilation cache for the whole test run, new each run: the trainer's
     # subprocesses and the in-process tests compile each distinct program once (most tests train
     # the same toy configs), and nothing carries over from an earlier run.

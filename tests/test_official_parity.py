@@ -12,8 +12,6 @@ import inspect
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -286,10 +284,10 @@ def test_missing_extra_or_misshaped_tensors(tmp_path, change):
   assert not os.path.exists(tmp_path / "w" / "checkpoints")
 
 
-@pytest.mark.slow
 def test_imported_workdir_samples_and_fine_tunes(tmp_path):
   """scripts/import_checkpoint.py -> sample.py and train.py (two fine-tuning steps from the imported step 0)
-  on the R3GAN toy fixture, whose experiment trains on the bundled digits."""
+  on the R3GAN toy fixture, whose experiment trains on the bundled digits (ADA off here: fine-tuning is
+  what is tested, and the augmented step costs twice the compile time)."""
   d = os.path.join(FIXTURES, "r3gan")
   m = _manifest(os.path.join(d, "manifest.json"))
   work = str(tmp_path / "w")
@@ -297,16 +295,11 @@ def test_imported_workdir_samples_and_fine_tunes(tmp_path):
             *[f"--config.{k}={v}" for k, v in m["config"]["overrides"].items()]]
   r = _cli("--format", "r3gan", "--in", os.path.join(d, m["files"][0]), "--workdir", work, *config)
   assert r.returncode == 0, r.stderr
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-
-  def script(name, *args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", name), *args], capture_output=True,
-                          text=True, env=env, timeout=1200)
-  r = script("sample.py", "--workdir", work, "--num", "4", "--out", str(tmp_path / "s.npy"))
+  r = run_main("sample.py", "--workdir", work, "--num", "4", "--out", str(tmp_path / "s.npy"))
   assert r.returncode == 0, r.stderr
   assert np.load(tmp_path / "s.npy").shape == (4, 16, 16, 3)
-  r = script("train.py", "--workdir", work, *config, "--config.total_steps=2", "--config.eval.every=0",
-             "--config.log_every=1", "--config.batch_size=8")
+  r = run_main("train.py", "--workdir", work, *config, "--config.total_steps=2", "--config.eval.every=0",
+               "--config.log_every=1", "--config.batch_size=8", "--config.augment.name=none")
   assert r.returncode == 0, r.stderr
   with open(os.path.join(work, "metrics.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f if line.strip()]

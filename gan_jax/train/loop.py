@@ -22,7 +22,7 @@ from ml_collections import ConfigDict
 from gan_jax import config as config_lib
 from gan_jax import logging as logs
 from gan_jax import parallel
-from gan_jax.checkpoint import Checkpointer, abstract_like, move_aside
+from gan_jax.checkpoint import Checkpointer, move_aside
 from gan_jax.data import Dataset, build_dataset
 from gan_jax.data.pipeline import train_dataset
 from gan_jax.errors import CheckpointDamaged, ConfigError, TrainingDiverged  # noqa: F401  (TrainingDiverged: re-exported)
@@ -255,23 +255,27 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
          data_iter, next_batch, ckpt_dir) -> bool:
   """The run once its workdir is locked: state, workdir files, the loop (see `train`). True when the
   run had already reached total_steps: then nothing is written."""
-  #### State: initialized in its shardings (sharding.*), or restored from the newest checkpoint.
-  init = init.lower(init_key).compile()
-  parallel.meet("init")   # every process compiled: the collectives that follow start together
-  state = init(init_key)
+  #### State: restored from the newest checkpoint, or initialized in its shardings (sharding.*). A
+  # resumed run never compiles or runs the initializer (on a large model its compile is a step's).
+  shapes = jax.eval_shape(init, init_key)
+  abstract = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh), shapes,
+                          state_shardings(config, mesh, shapes))
   best_ckpt = progress = None
   tracing = False
   if is_main:
     for path in interrupted_writes(ckpt_dir):
       print(f"gan_jax: warning: ignoring {path}, a checkpoint write that never completed (the run was "
             "stopped during it); it is left in place and never loaded", file=sys.stderr)
-  ckpt, latest, restored = restore_newest(ckpt_dir, config.ckpt.keep, abstract_like(state),
+  ckpt, latest, restored = restore_newest(ckpt_dir, config.ckpt.keep, abstract,
                                           lambda step, e: incompatible_resume_message(workdir, config, step, e))
   try:
     if latest is not None:
+      parallel.meet("init")
       state = restored
     else:   # a fresh run may start from another run's state (StackGAN's Stage II)
-      state = gan.warm_start(state, lambda other: load_run(other)[5])
+      init = init.lower(init_key).compile()
+      parallel.meet("init")   # every process compiled: the collectives that follow start together
+      state = gan.warm_start(init(init_key), lambda other: load_run(other)[5])
     start = int(np.asarray(state.step).reshape(-1)[0])   # all members share the step count
     if latest is not None and start >= config.total_steps:
       if is_main:
