@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run_main, run_script
+from conftest import run_main
 
 from gan_jax.errors import ConfigError
 from gan_jax.importers import FORMATS, import_checkpoint
@@ -119,6 +119,44 @@ def relative_error(ours, ref) -> float:
   return float(np.linalg.norm(ours - ref) / max(np.linalg.norm(ref), 1e-30))
 
 
+def test_imported_workdir_samples_and_fine_tunes(tmp_path):
+  """scripts/import_checkpoint.py -> sample.py and train.py (a fine-tuning step from the imported step 0)
+  on the R3GAN toy fixture, whose experiment trains on the bundled digits. ADA and R1 + R2 off: what is
+  tested is the import and the fine-tuning from it (the penalties have step-parity tests), and together
+  they treble the step's compile time. First in the file: its longest test, started first."""
+  d = os.path.join(FIXTURES, "r3gan")
+  m = _manifest(os.path.join(d, "manifest.json"))
+  work = str(tmp_path / "w")
+  config = ["--config", os.path.join(ROOT, m["config"]["experiment"]),
+            *[f"--config.{k}={v}" for k, v in m["config"]["overrides"].items()]]
+  r = _cli("--format", "r3gan", "--in", os.path.join(d, m["files"][0]), "--workdir", work, *config)
+  assert r.returncode == 0, r.stderr
+  # The workdir's checkpoint reads back (as sample.py reads it) with the file's weights.
+  from gan_jax.train import loop
+  imported = FORMATS.get("r3gan").read(os.path.join(d, m["files"][0]))
+  _, _, _, _, _, state, step = loop.load_run(work)
+  assert step == 0
+  for field in ("g_params", "d_params", "ema_params"):
+    for a, b in zip(jax.tree.leaves(getattr(state, field)), jax.tree.leaves(getattr(imported, field))):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
+  r = run_main("sample.py", "--workdir", work, "--num", "4", "--out", str(tmp_path / "s.npy"))
+  assert r.returncode == 0, r.stderr
+  assert np.load(tmp_path / "s.npy").shape == (4, 16, 16, 3)
+  r = run_main("train.py", "--workdir", work, *config, "--config.total_steps=1", "--config.eval.every=0",
+               "--config.log_every=1", "--config.batch_size=8", "--config.augment.name=none",
+               "--config.reg.r1=0", "--config.reg.r2=0")
+  assert r.returncode == 0, r.stderr
+  with open(os.path.join(work, "metrics.jsonl")) as f:
+    steps = [json.loads(line)["step"] for line in f if line.strip()]
+  assert steps[-1] == 1
+  # Fine-tuned from the imported weights (a small step away), not from a fresh initialization.
+  state = loop.load_run(work, step=1)[5]
+  for field in ("g_params", "d_params"):
+    ours = np.concatenate([np.ravel(x) for x in jax.tree.leaves(getattr(state, field))])
+    theirs = np.concatenate([np.ravel(x) for x in jax.tree.leaves(getattr(imported, field))])
+    assert 0 < relative_error(ours, theirs) < 0.2, field
+
+
 @pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: os.path.basename(os.path.dirname(p)))
 def test_forward_parity(manifest, imported):
   d = os.path.dirname(manifest)
@@ -183,17 +221,6 @@ def test_full_size_shapes_map_one_to_one(manifest, name):
     workdir_lib.fit(getattr(abstract, field), tree, field, f"{name} {field}")
 
 
-def test_train_state_holds_the_imported_weights(imported):
-  """The workdir's checkpoint is read back (as sample.py reads it) with the file's weights."""
-  from gan_jax.train import loop
-  _, imp, work = imported(os.path.join(FIXTURES, "r3gan"))
-  _, _, _, _, _, state, step = loop.load_run(work)
-  assert step == 0
-  for field in ("g_params", "d_params", "ema_params"):
-    for a, b in zip(jax.tree.leaves(getattr(state, field)), jax.tree.leaves(getattr(imp, field))):
-      np.testing.assert_array_equal(np.asarray(a), np.asarray(b, np.float32))
-
-
 # --- errors: exit 2 and one line ------------------------------------------------------------------
 
 SG2 = os.path.join(FIXTURES, "stylegan2_ada")
@@ -207,9 +234,9 @@ class _Evil:
     return os.system, (f"touch {self.marker}",)
 
 
-def _cli(*args, process=False):
-  """scripts/import_checkpoint.py ARGS: its main in this interpreter, or (process=True) a fresh one."""
-  return (run_script if process else run_main)("import_checkpoint.py", *args)
+def _cli(*args):
+  """scripts/import_checkpoint.py ARGS, its main run in this interpreter (exit code and stderr as a shell's)."""
+  return run_main("import_checkpoint.py", *args)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -223,7 +250,7 @@ def test_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
   bad = tmp_path / "evil.pkl"
   with open(bad, "wb") as f:
     pickle.dump({"G": _Evil(str(marker)), "D": None}, f)
-  r = _cli("--format", "stylegan2-ada", "--in", str(bad), "--workdir", str(tmp_path / "w"), process=True)
+  r = _cli("--format", "stylegan2-ada", "--in", str(bad), "--workdir", str(tmp_path / "w"))
   assert r.returncode == 2, r.stderr
   line = _one_error_line(r.stderr)
   assert "refusing to load" in line and "posix.system" in line and "not a tensor or a known container" in line
@@ -282,33 +309,3 @@ def test_missing_extra_or_misshaped_tensors(tmp_path, change):
   with pytest.raises(ConfigError, match=pattern):
     workdir_lib.write(str(tmp_path / "w"), config, imp, "toy.pkl")
   assert not os.path.exists(tmp_path / "w" / "checkpoints")
-
-
-def test_imported_workdir_samples_and_fine_tunes(tmp_path):
-  """scripts/import_checkpoint.py -> sample.py and train.py (two fine-tuning steps from the imported step 0)
-  on the R3GAN toy fixture, whose experiment trains on the bundled digits (ADA off here: fine-tuning is
-  what is tested, and the augmented step costs twice the compile time)."""
-  d = os.path.join(FIXTURES, "r3gan")
-  m = _manifest(os.path.join(d, "manifest.json"))
-  work = str(tmp_path / "w")
-  config = ["--config", os.path.join(ROOT, m["config"]["experiment"]),
-            *[f"--config.{k}={v}" for k, v in m["config"]["overrides"].items()]]
-  r = _cli("--format", "r3gan", "--in", os.path.join(d, m["files"][0]), "--workdir", work, *config)
-  assert r.returncode == 0, r.stderr
-  r = run_main("sample.py", "--workdir", work, "--num", "4", "--out", str(tmp_path / "s.npy"))
-  assert r.returncode == 0, r.stderr
-  assert np.load(tmp_path / "s.npy").shape == (4, 16, 16, 3)
-  r = run_main("train.py", "--workdir", work, *config, "--config.total_steps=2", "--config.eval.every=0",
-               "--config.log_every=1", "--config.batch_size=8", "--config.augment.name=none")
-  assert r.returncode == 0, r.stderr
-  with open(os.path.join(work, "metrics.jsonl")) as f:
-    steps = [json.loads(line)["step"] for line in f if line.strip()]
-  assert steps[-1] == 2
-  # Fine-tuned from the imported weights (two small steps away), not from a fresh initialization.
-  from gan_jax.train import loop
-  state = loop.load_run(work, step=2)[5]
-  imported = FORMATS.get("r3gan").read(os.path.join(d, m["files"][0]))
-  for field in ("g_params", "d_params"):
-    ours = np.concatenate([np.ravel(x) for x in jax.tree.leaves(getattr(state, field))])
-    theirs = np.concatenate([np.ravel(x) for x in jax.tree.leaves(getattr(imported, field))])
-    assert 0 < relative_error(ours, theirs) < 0.2, field

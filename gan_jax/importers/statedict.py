@@ -4,6 +4,7 @@ the keys. The layout conversions (OIHW -> HWIO, Linear (out, in) -> (in, out)) l
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 
@@ -165,9 +166,19 @@ def settings_config(experiment: str, settings: dict) -> ConfigDict:
 
 def abstract_state(experiment: str, settings: dict, spec: DataSpec, fresh: bool = False):
   """Shapes of our train state for the file's settings: the layout every importer fills (`fresh`: the
-  initialized state itself, seed 0, for a file that holds only some of the networks)."""
+  initialized state itself, seed 0, for a file that holds only some of the networks). The shapes are
+  kept per (experiment, settings, spec) for the process: reading the files of one set (G.pth, then
+  G_ema.pth) traces the networks once, not once per file."""
   from gan_jax.train.kinds import build_trainer as build_gan
 
-  gan = build_gan(settings_config(experiment, settings), spec)
-  init = functools.partial(gan.init, data_shape=spec.shape)
-  return jax.jit(init)(jax.random.PRNGKey(0)) if fresh else jax.eval_shape(init, jax.random.PRNGKey(0))
+  key = (experiment, json.dumps(settings, sort_keys=True, default=str), spec)
+  if fresh or key not in _ABSTRACT:
+    gan = build_gan(settings_config(experiment, settings), spec)
+    init = functools.partial(gan.init, data_shape=spec.shape)
+    if fresh:
+      return jax.jit(init)(jax.random.PRNGKey(0))
+    _ABSTRACT[key] = jax.eval_shape(init, jax.random.PRNGKey(0))
+  return _ABSTRACT[key]
+
+
+_ABSTRACT: dict = {}

@@ -130,7 +130,15 @@ def trainer_state(config: ConfigDict, spec, fill: Callable[[Any], dict[str, Any]
   # on the shapes of what it trains (which the kind decides: StackGAN's Stage II trains part of G), not
   # on the values.
   rest = [f.name for f in dataclasses.fields(abstract) if f.name not in fields]
-  fields.update(jax.jit(lambda k: {f: getattr(init(k), f) for f in rest})(init_key))
+  # The initializer's jaxpr, traced once above (eval_shape), replayed for the missing fields: tracing the
+  # networks' modules again costs seconds (BigGAN's toy: 1.7 s), replaying primitives a fraction.
+  traced = init.trace(init_key)
+
+  def missing(k):
+    flat = jax.core.eval_jaxpr(traced.jaxpr.jaxpr, traced.jaxpr.consts, *jax.tree.leaves(k))
+    state = jax.tree.unflatten(traced.out_tree, flat)
+    return {f: getattr(state, f) for f in rest}
+  fields.update(jax.jit(missing)(init_key))
   state = jax.device_put(type(abstract)(**fields), loop.state_shardings(config, mesh, abstract))
   write_spec = lambda path: loop.write_data_spec(types.SimpleNamespace(spec=spec, modes=None), path)  # noqa: E731
   return state, write_spec
