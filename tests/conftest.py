@@ -203,10 +203,11 @@ _TIER = "GAN_JAX_TEST_TIER"
 _XLA_EXTRA = "GAN_JAX_TEST_XLA_FLAGS"
 # The quick tier's tests are compile-bound (toy widths, a few steps): LLVM's optimization level 0
 # halves XLA:CPU's compile times (the 5-step DCGAN run: 23 s -> 16 s), at a run-time cost that only
-# the full tier's long runs would feel. XLA:CPU's older fusion emitters compile faster still (the
-# R3GAN toy step 8.9 s -> 6.6 s at O0). Same programs, same numerics contract: every comparison in
-# the suite is between two runs of one tier or against a tolerance.
-_QUICK_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+# the full tier's long runs would feel. Same programs, same numerics contract: every comparison in
+# the suite is between two runs of one tier or against a tolerance. (XLA:CPU's older fusion emitters,
+# --xla_cpu_use_fusion_emitters=false, compile a quarter faster but lose the bit-equality of 1- and
+# 4-device runs that tests/test_augment.py checks.)
+_QUICK_XLA_FLAGS = "--xla_backend_optimization_level=0"
 _made_cache = [None]
 DEVICES = 8   # CPU devices of each test process
 
@@ -243,26 +244,16 @@ def pytest_unconfigure(config):
     shutil.rmtree(_made_cache[0], ignore_errors=True)
 
 
-# The files with the longest quick-tier runs (measured with --durations), started first so that
-# xdist's per-file scheduling does not end on one long file while the other worker idles.
+# The files with the longest quick-tier runs (measured with --durations), started first so that the
+# run does not end on one long test while the other worker idles.
 _LONGEST_FIRST = ("test_train.py", "test_train_loop.py", "test_cli_contract.py", "test_scale_out.py", "test_step.py",
                   "test_cli.py", "test_model_sngan.py", "test_kinds.py", "test_compare.py", "test_model_biggan.py",
                   "test_official_parity.py", "test_faults.py", "test_augment.py")
 
 
-# Files whose tests share no expensive module-scoped fixture, each test a unit of xdist's scheduling:
-# spread over both workers (a file named alone is not run on one). Every other file is one unit
-# (`--dist loadgroup` with the file as the group), so its module fixtures are built once.
-_SPREAD = ("test_official_parity.py",)
-
-
-@pytest.hookimpl(tryfirst=True)   # before xdist's worker hook reads the groups
 def pytest_collection_modifyitems(config, items):
   rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
-  for item in items:
-    if item.path.name not in _SPREAD:
-      item.add_marker(pytest.mark.xdist_group(item.path.name))
   if os.environ.get(_TIER) != "quick":
     return
   slow = [item for item in items if item.get_closest_marker("slow")]
