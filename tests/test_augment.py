@@ -341,7 +341,9 @@ def test_one_device_and_four_draw_the_same_augmentations():
     assert len(a.sharding.device_set) == devices
     out[devices] = {"ada": np.asarray(a), "diffaugment": np.asarray(d)}
   for name in ("ada", "diffaugment"):
-    np.testing.assert_array_equal(out[4][name], out[1][name])
+    # The same draws: another draw moves pixels by O(1); the quick tier's compile flags may move the last
+    # bits between a sharded and an unsharded program (tests/conftest.py).
+    np.testing.assert_allclose(out[4][name], out[1][name], rtol=0, atol=1e-5)
     assert not np.array_equal(out[1][name][0], out[1][name][1])   # each image its own draw
 
 
