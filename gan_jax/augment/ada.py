@@ -81,10 +81,12 @@ class _Draws:
 
   @staticmethod
   def _cols(table, i, shape):
-    col = i % 100 + (40 if i >= 100 else 0)
+    gate = i >= 100
+    col = i % 100 + (40 if gate else 0)
     k = shape[1] if len(shape) > 1 else 1
-    out = table[:, col:col + k]
-    return out.reshape(shape)
+    if col + k > (48 if gate else 40):   # would overlap the next block: draws no longer independent
+      raise ValueError(f"ADA draw {i} of shape {shape} does not fit its block of the draw table")
+    return table[:, col:col + k].reshape(shape)
 
   def uniform(self, i, shape):
     return self._cols(self._u, i, shape)
