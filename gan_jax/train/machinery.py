@@ -184,7 +184,10 @@ def undo_if_nonfinite(before: Any, after: Any, metrics: dict) -> tuple[Any, dict
   advances) and counted in reg_state["nonfinite_skipped"]; decided inside the step, no host sync.
   The step's metrics are then zeros with `step_ok` 0, so interval means count good steps only."""
   checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((metrics, after.g_params, after.d_params))]
-  ok = jnp.all(jnp.stack(checks))
+  # The checks combine in one integer min-reduction: combined as booleans (jnp.all) they became a chain of
+  # scalar `and`s that XLA fused into every leaf's select below, leaves x leaves ops (the CycleGAN toy's
+  # step compiled in 20.6 s, now 11.9 s; with a population of 2, 24.7 s -> 13.8 s).
+  ok = jnp.min(jnp.stack(checks).astype(jnp.int32)) == 1
   state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), after, before.replace(step=after.step))
   skipped = before.reg_state[NAN_COUNTER] + (~ok).astype(jnp.int32)
   state = state.replace(reg_state={**state.reg_state, NAN_COUNTER: skipped})
