@@ -180,8 +180,10 @@ def test_forward_parity(manifest, imported):
       source = FORMATS.get(m["format"]).read(os.path.join(d, output["import_path"]))
     eps = [inputs[k] for k in m.get("noise", {}).get("ca_eps", [])] if net == "G" else []
     if eps:   # the official run's conditioning-augmentation draws, one per CANet call in call order
-      with nn.intercept_methods(_fixed_ca_eps(eps)):
-        y = _apply(module, method, kwargs, _variables(source, output, net), *args)
+      def with_eps(variables, *args, eps=eps, module=module, method=method, kwargs=kwargs):
+        with nn.intercept_methods(_fixed_ca_eps(eps)):
+          return _apply(module, method, kwargs, variables, *args)
+      y = jax.jit(with_eps)(_variables(source, output, net), *args)
     else:
       y = compiled[key](_variables(source, output, net), *args)
     y = y[output["index"]] if "index" in output else y

@@ -164,27 +164,35 @@ def _discriminator(m: sdm.Mapping, sd: dict) -> None:
     m.put("batch_stats/embed/sigma", "embed.sv0", lambda x: x.reshape(()))
 
 
+def _part(abstract, name: str, collection: str | None = None):
+  if abstract is None:
+    return None
+  tree = sdm.field(abstract, name)
+  return tree if collection is None else tree[collection]
+
+
 def _variables(sd: dict, source: str, build, abstract_params, abstract_stats) -> tuple[dict, dict]:
   m = sdm.Mapping(sd, source)
   build(m, sd)
-  tree = m.tree({"params": abstract_params, "batch_stats": abstract_stats})
-  return tree["params"], tree["batch_stats"]
+  tree = m.tree(None if abstract_params is None else {"params": abstract_params, "batch_stats": abstract_stats})
+  return tree["params"], tree.get("batch_stats", {})
 
 
-def convert(nets: dict, abstract) -> dict:
-  """nets: {"G" | "D" | "G_ema": state dict of numpy arrays}; abstract: our train state's shapes.
-  Returns {"g_params", "g_vars", "d_params", "d_vars", "ema_params"} for the networks given."""
-  g_params, g_vars = sdm.field(abstract, "g_params"), sdm.field(abstract, "g_vars")
+def convert(nets: dict, abstract=None) -> dict:
+  """nets: {"G" | "D" | "G_ema": state dict of numpy arrays}; abstract: our train state's shapes, to
+  check the trees against here (None: when they are fitted on import). Returns {"g_params", "g_vars",
+  "d_params", "d_vars", "ema_params"} for the networks given."""
+  part = lambda name, collection=None: _part(abstract, name, collection)  # noqa: E731
+  g_params, g_vars = part("g_params"), part("g_vars", "batch_stats")
   out: dict = {}
   for name in ("G", "G_ema"):
     if name in nets:
-      params, stats = _variables(nets[name], name, _generator, g_params, g_vars["batch_stats"])
+      params, stats = _variables(nets[name], name, _generator, g_params, g_vars)
       out["g_params" if name == "G" else "ema_params"] = params
       if name == "G_ema" or "g_vars" not in out:
         out["g_vars"] = {"batch_stats": stats}
   if "D" in nets:
-    params, stats = _variables(nets["D"], "D", _discriminator, sdm.field(abstract, "d_params"),
-                               sdm.field(abstract, "d_vars")["batch_stats"])
+    params, stats = _variables(nets["D"], "D", _discriminator, part("d_params"), part("d_vars", "batch_stats"))
     out["d_params"], out["d_vars"] = params, {"batch_stats": stats}
   return out
 
@@ -200,8 +208,7 @@ def read(path: str) -> Imported:
   settings = {**inferred, "model.conditional": True, "data.resolution": res}
   experiment = "experiments/biggan_cifar10.py" if res == 32 else "experiments/biggan_imagenet128.py"
   spec = DataSpec("image", (res, res, channels), classes)
-  state = sdm.abstract_state(experiment, settings, spec)
-  trees = convert(nets, state)
+  trees = convert(nets)   # checked against our train state's shapes on import (workdir.fit)
   notes = [f"{n}.pth not in {path}: freshly initialized" for n in FILES if n not in nets]
   return Imported(model="biggan", experiment=experiment, settings=settings, spec=spec, g_params=trees.get("g_params"),
                   d_params=trees.get("d_params"), ema_params=trees.get("ema_params"), g_vars=trees.get("g_vars"),

@@ -106,16 +106,17 @@ def _discriminator(m: sdm.Mapping, sd: dict) -> None:
     m.put(f"{name}/bias", f"model.{k}.bias")
 
 
-def convert(nets: dict, abstract: dict) -> dict:
+def convert(nets: dict, abstract: dict | None = None) -> dict:
   """nets: {official name: state dict of numpy arrays}; abstract: our train state's shapes (jax.eval_shape
-  of the init: g_params {"g_ab", "g_ba"}, d_params {"d_a", "d_b"}). Returns that layout holding the
-  official weights of the networks given."""
+  of the init: g_params {"g_ab", "g_ba"}, d_params {"d_a", "d_b"}) to check against here (None: when
+  fitted on import). Returns that layout holding the official weights of the networks given."""
   out: dict = {}
   for name, sd in nets.items():
     group, ours = OURS[name]
     m = sdm.Mapping(sd, name, ignore=lambda k, sd=sd: _instance_norm_buffer(sd, k))
     (_generator if name.startswith("G") else _discriminator)(m, sd)
-    out.setdefault(group, {})[ours] = m.tree(sdm.field(abstract, group)[ours], f"{ours}/")
+    out.setdefault(group, {})[ours] = m.tree(None if abstract is None else sdm.field(abstract, group)[ours],
+                                             f"{ours}/")
   return out
 
 
@@ -129,7 +130,9 @@ def read(path: str) -> Imported:
   resolution = sdm.settings_config(EXPERIMENT, {}).data.resolution   # not in the files: any multiple of 4 fits
   spec = DataSpec("image", (resolution, resolution, channels), 0)
   missing = [n for n in NETS if n not in nets]
-  state = sdm.abstract_state(EXPERIMENT, settings, spec, fresh=bool(missing))
+  # Checked against our train state's shapes on import (workdir.fit); a partial set takes the networks
+  # it lacks from our initialization.
+  state = sdm.abstract_state(EXPERIMENT, settings, spec, fresh=True) if missing else None
   trees = convert(nets, state)
   notes = []
   if missing:   # the others keep our initialization (seed 0)

@@ -86,9 +86,13 @@ class Mapping:
       raise ConfigError(f"{self.source}: unexpected tensors {names(extra)} (not part of the architecture "
                         "the file's shapes describe)")
 
-  def tree(self, abstract, collection: str = "") -> dict:
-    """Nested dict in the layout of `abstract`, every leaf filled once with its official shape checked."""
+  def tree(self, abstract=None, collection: str = "") -> dict:
+    """Nested dict in the layout of `abstract`, every leaf filled once with its official shape checked.
+    Without `abstract` (an importer's read, which traces no network): the official keys are checked here
+    and the layout when the trees are fitted to the train state (`workdir.fit`, on import)."""
     self.check_keys()
+    if abstract is None:
+      return self._nested()
     leaves = {tuple(getattr(k, "key", str(k)) for k in path): leaf
               for path, leaf in jax.tree_util.tree_leaves_with_path(abstract)}
     bad = [f"{key} {tuple(x.shape)} -> {collection}{'/'.join(p)} {tuple(leaves[p].shape)}"
@@ -101,6 +105,9 @@ class Mapping:
       raise ConfigError(f"{self.source}: the official tensors do not fill our model: "
                         + "; ".join(s for s in (f"no official tensor for {names(unfilled)}" if unfilled else "",
                                                 f"no place for {names(unknown)}" if unknown else "") if s))
+    return self._nested()
+
+  def _nested(self) -> dict:
     out: dict = {}
     for path, (_, x) in self.flat.items():
       node = out

@@ -109,8 +109,9 @@ def infer(g: dict | None, d: dict | None) -> dict:
   return out
 
 
-def convert(nets: dict, abstract) -> dict:
-  """nets: {"G" | "G_avg" | "D": state dict} -> {"g_params", "ema_params", "d_params"} for the nets given."""
+def convert(nets: dict, abstract=None) -> dict:
+  """nets: {"G" | "G_avg" | "D": state dict} -> {"g_params", "ema_params", "d_params"} for the nets given,
+  checked against `abstract` (our train state's shapes) here, or when fitted on import (None)."""
   out: dict = {}
   for name, field, build, group in (("G", "g_params", _generator, "g_params"),
                                     ("G_avg", "ema_params", _generator, "g_params"),
@@ -118,7 +119,7 @@ def convert(nets: dict, abstract) -> dict:
     if name in nets:
       m = sdm.Mapping(nets[name], name, ignore=lambda k: bool(_DROP.search(k)))
       build(m, nets[name])
-      out[field] = m.tree({"params": sdm.field(abstract, group)})["params"]
+      out[field] = m.tree(None if abstract is None else {"params": sdm.field(abstract, group)}).get("params", {})
   return out
 
 
@@ -145,7 +146,7 @@ def read(path: str) -> Imported:
   channels = int(nets["G"]["deconv.0.weight"].shape[0]) if "G" in nets else 3
   spec = DataSpec("image", (res, res, channels), 0)
   settings["data.resolution"] = res
-  trees = convert(nets, sdm.abstract_state(EXPERIMENT, settings, spec))
+  trees = convert(nets)   # checked against our train state's shapes on import (workdir.fit)
   notes = ["the optimizer states are not imported (a fine-tune starts Adam afresh)"]
   return Imported(model="transgan", experiment=EXPERIMENT, settings=settings, spec=spec,
                   g_params=trees.get("g_params"), d_params=trees.get("d_params"), ema_params=trees.get("ema_params"),
