@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from official_fixtures import fixture_dir, manifest, relative_error, tree_errors
+from official_fixtures import fixture_dir, manifest, relative_error, state_with, tree_errors
 
 from gan_jax.config import validate
 from gan_jax.importers import FORMATS
@@ -48,10 +48,7 @@ def _run(overrides_json: str = "{}"):
   validate(config)
   imp = FORMATS.get(m["format"]).read(os.path.normpath(os.path.join(FIXTURE, m["start"])))
   gan = build_trainer(config, imp.spec)
-  state = gan.init(jax.random.PRNGKey(0), imp.spec.shape)
-  to_jnp = functools.partial(jax.tree.map, jnp.asarray)
-  g, d, ema = to_jnp(imp.g_params), to_jnp(imp.d_params), to_jnp(imp.ema_params)
-  state = state.replace(g_params=g, d_params=d, ema_params=ema, g_opt=gan.g_tx.init(g), d_opt=gan.d_tx.init(d))
+  state = state_with(gan, imp.spec.shape, g_params=imp.g_params, d_params=imp.d_params, ema_params=imp.ema_params)
   inputs = dict(np.load(os.path.join(FIXTURE, m["inputs"])))
   step = jax.jit(gan.step)
   metrics = []

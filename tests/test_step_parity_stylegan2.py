@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from official_fixtures import fixture_dir, manifest
+from official_fixtures import fixture_dir, manifest, state_with
 
 from gan_jax import regularizers as regs
 from gan_jax.config import validate
@@ -72,9 +72,8 @@ def _run(tmp_path, overrides: dict | None = None, steps: int | None = None):
   imp = import_checkpoint(m["format"], os.path.normpath(os.path.join(FIXTURE, m["start"])), str(tmp_path),
                           cfg["experiment"], {**cfg["overrides"], **(overrides or {})})
   gan = build_trainer(imp.config, imp.spec)
-  state = gan.init(jax.random.PRNGKey(0), imp.spec.shape)
-  state = state.replace(g_params=imp.g_params, d_params=imp.d_params, ema_params=imp.ema_params, g_vars=imp.g_vars,
-                        d_vars=imp.d_vars, g_opt=gan.g_tx.init(imp.g_params), d_opt=gan.d_tx.init(imp.d_params))
+  state = state_with(gan, imp.spec.shape, g_params=imp.g_params, d_params=imp.d_params, ema_params=imp.ema_params,
+                     g_vars=imp.g_vars, d_vars=imp.d_vars)
   noise = imp.extras["g_params"]["noise_const"]
   d = dict(np.load(os.path.join(FIXTURE, m["inputs"])))
   step_fn = jax.jit(lambda s, b: train_step(gan, s, b, jax.random.PRNGKey(1)))
