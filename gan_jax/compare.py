@@ -253,7 +253,7 @@ def load_run(workdir: str, info: SweepInfo | None = None) -> Run:
   wrote one: a continued or stopped run is labelled by what it trained) and metrics; with `info`,
   the labels of the preset axes its sweep gave it."""
   with open(os.path.join(workdir, "config.json")) as f:
-    config = flatten(json.load(f))
+    config = flatten(_with_defaults(json.load(f)))
   progress = os.path.join(workdir, "run.json")
   if os.path.exists(progress):
     try:
@@ -266,6 +266,18 @@ def load_run(workdir: str, info: SweepInfo | None = None) -> Run:
   preset_keys = frozenset(k for axis in labels for k in info.preset_keys.get(axis, ()))
   return Run(workdir, config, read_metrics(os.path.join(workdir, "metrics.jsonl")),
              int(config.get("population", 1) or 1), preset_keys)
+
+
+def _with_defaults(saved: dict) -> dict:
+  """A run's config.json over the current defaults of its model (config.from_saved), so that a key added
+  since an older run was made reads its default there instead of splitting runs that agree on it into
+  groups; the file as written when its model is no longer registered."""
+  from gan_jax.config import from_saved
+
+  try:
+    return from_saved(saved).to_dict()
+  except (KeyError, ValueError, TypeError, ConfigError):
+    return saved
 
 
 def _ignored(key: str) -> bool:

@@ -253,3 +253,30 @@ def test_converged_step_and_budget_by_hand(tmp_path):
   assert Image.open(out / "budget_modes_covered.png").size[0] > 100
   with pytest.raises(ConfigError, match="--budget d_loss: not among the compared metrics"):
     compare.report([a], str(out), ["modes_covered"], ["d_loss"])
+
+
+def test_keys_added_since_an_older_run_read_their_defaults(tmp_path):
+  """A run written before a config key existed (its config.json lacks it) groups with newer runs that hold
+  that key's default: the key is read from the run's model defaults, not taken as a difference."""
+  from gan_jax.config import base_config
+
+  rows = [{"step": 10, "d_loss": 1.0, "modes_covered": 5}]
+  dirs = []
+  for name, loss, drop in (("old", "hinge", True), ("new", "hinge", False), ("other", "rpgan", False)):
+    config = base_config("mlp").to_dict()
+    config["loss"]["name"] = loss
+    if drop:   # keys that older runs did not write
+      del config["ema"]["start_step"], config["train"]["reuse_fake"]
+    os.makedirs(tmp_path / name / "samples")
+    (tmp_path / name / "config.json").write_text(json.dumps(config))
+    (tmp_path / name / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    dirs.append(str(tmp_path / name))
+  keys, groups = compare.group_runs([compare.load_run(d) for d in dirs])
+  assert keys == ["loss.name"]
+  assert [(g.values, g.n) for g in groups] == [(("hinge",), 2), (("rpgan",), 1)]
+  # A key the newer run sets away from its default still separates the runs.
+  config = json.loads((tmp_path / "new" / "config.json").read_text())
+  config["ema"]["start_step"] = 7
+  (tmp_path / "new" / "config.json").write_text(json.dumps(config))
+  keys, _ = compare.group_runs([compare.load_run(d) for d in dirs])
+  assert set(keys) == {"loss.name", "ema.start_step"}
