@@ -75,8 +75,8 @@ def test_one_device_equals_eight_with_fsdp_and_the_checkpoint_restores_anywhere(
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-5)
   # Through scripts/launch.py's local backend: the same train command on 2 processes x 2 devices.
   r = run_script("launch.py", "--backend", "local", "--num_processes", "2", "--devices_per_process", "2",
-                 "--log_dir", str(tmp_path / "logs"), "--", "train.py", *RING, "--workdir", str(tmp_path / "dev8"), *FIVE_STEPS[1:],
-                 *FSDP, "--config.total_steps=7", timeout=600)
+                 "--log_dir", str(tmp_path / "logs"), "--", "train.py", *RING, "--workdir", str(tmp_path / "dev8"),
+                 *FIVE_STEPS[1:], *FSDP, "--config.total_steps=7", timeout=600)
   assert r.returncode == 0, r.stderr[-3000:] + open(tmp_path / "logs" / "process_1.log").read()[-2000:]
   assert "resuming at step 5; 4 devices, 2 processes" in r.stderr, r.stderr[-3000:]   # process 0's output
   total, held = state_mb(r.stderr)
