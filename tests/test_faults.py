@@ -396,8 +396,12 @@ def test_a_grey_folder_keeps_one_channel_and_a_bad_folder_is_one_error_line(tmp_
 
 # --- Ctrl-C --------------------------------------------------------------------------------------------
 
-def _start(args, wd):
-  return popen_script("train.py", "--config", RUNLOCAL, "--workdir", wd, *args, stdout=subprocess.DEVNULL)
+def _start(args, wd, config=RUNLOCAL):
+  return popen_script("train.py", "--config", config, "--workdir", wd, *args, stdout=subprocess.DEVNULL)
+
+
+# The ring's MLPs, evaluation off: a run that trains within seconds of its start.
+RING = experiment("ring8") + ":runlocal"
 
 
 def _read_until(proc, text: str, timeout: float = 300) -> str:
@@ -411,13 +415,14 @@ def _read_until(proc, text: str, timeout: float = 300) -> str:
 
 
 def test_ctrl_c_is_a_stop_request_and_a_second_one_stops_without_saving(tmp_path):
-  """A first SIGINT while training: the step is saved, one line, exit 0, and the run resumes from it; a
-  SIGINT during set-up and compilation: stopped at once (one error line, exit 130), nothing saved. (Two
-  SIGINTs sent at once reach Python's handler once: the second one is checked in-process below.)"""
+  """A first SIGINT while training (the ring's toy): the step is saved, one line, exit 0, and the run resumes
+  from it; a SIGINT during set-up and compilation (DCGAN's): stopped at once (one error line, exit 130),
+  nothing saved. (Two SIGINTs sent at once reach Python's handler once: the second one is checked
+  in-process below.)"""
   wd = str(tmp_path / "run")
   args = ["--config.total_steps=100000", "--config.ckpt_every=100000", "--config.log_every=5",
-          "--config.sample_every=0"]
-  proc = _start(args, wd)
+          "--config.sample_every=0", "--config.eval.every=0"]
+  proc = _start(args, wd, RING)
   _read_until(proc, "step/s")   # the progress bar moves: training
   time.sleep(1.0)
   proc.send_signal(signal.SIGINT)
@@ -427,13 +432,13 @@ def test_ctrl_c_is_a_stop_request_and_a_second_one_stops_without_saving(tmp_path
   saved = [int(s) for s in os.listdir(os.path.join(wd, "checkpoints")) if s.isdigit()]
   assert len(saved) == 1 and saved[0] >= 1
 
-  proc = _start(args, wd)
+  proc = _start(args, wd, RING)
   out = _read_until(proc, "step/s")
   assert f"resuming at step {saved[0]}" in out
   proc.kill()
   proc.communicate()
 
-  fresh = str(tmp_path / "fresh")
+  fresh = str(tmp_path / "fresh")   # DCGAN: a set-up and compilation long enough to interrupt
   proc = _start(args, fresh)
   _read_until(proc, "gan_jax: starting")   # then the step compiles
   t0 = time.monotonic()
