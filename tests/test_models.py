@@ -8,7 +8,13 @@ from gan_jax.models import DataSpec, build_models, model_config
 
 
 def _init(module, x):
-  return module.init(jax.random.PRNGKey(0), x, train=False)
+  """The variables, jitted (one program, not the initializers run op by op)."""
+  return jax.jit(lambda x: module.init(jax.random.PRNGKey(0), x, train=False))(x)
+
+
+def _abstract_init(module, x):
+  """The variables' shapes only (jax.eval_shape: nothing computed)."""
+  return jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x, train=False), x)
 
 
 def _shapes(tree):
@@ -20,15 +26,15 @@ def test_dcgan_64_is_the_papers_layer_spec():
   """Radford et al. 2015, fig. 1: 100 -> 4x4x1024 -> 8x8x512 -> 16x16x256 -> 32x32x128 -> 64x64x3."""
   cfg = model_config("dcgan")
   g, d = build_models(cfg, DataSpec("image", (64, 64, 3)))
-  gv = _init(g, jnp.zeros((2, 100)))
+  gv = _abstract_init(g, jnp.zeros((2, 100)))
   shapes = _shapes(gv["params"])
   assert shapes["Dense_0/kernel"] == (100, 4 * 4 * 1024)
   assert [shapes[f"ConvTranspose_{i}/kernel"] for i in range(4)] == [
       (5, 5, 1024, 512), (5, 5, 512, 256), (5, 5, 256, 128), (5, 5, 128, 3)]
   assert len(gv["batch_stats"]) == 4            # BN after the projection and 3 hidden layers, not the output
-  out = g.apply(gv, jnp.zeros((2, 100)), train=False)
+  out = jax.eval_shape(lambda v: g.apply(v, jnp.zeros((2, 100)), train=False), gv)
   assert out.shape == (2, 64, 64, 3)
-  dv = _init(d, jnp.zeros((2, 64, 64, 3)))
+  dv = _abstract_init(d, jnp.zeros((2, 64, 64, 3)))
   dshapes = _shapes(dv["params"])
   assert [dshapes[f"Conv_{i}/kernel"] for i in range(4)] == [
       (5, 5, 3, 128), (5, 5, 128, 256), (5, 5, 256, 512), (5, 5, 512, 1024)]
@@ -43,7 +49,9 @@ def test_dcgan_64_is_the_papers_layer_spec():
 
 def test_dcgan_init_std_is_0_02():
   g, _ = build_models(model_config("dcgan"), DataSpec("image", (64, 64, 3)))
-  k = _init(g, jnp.zeros((1, 100)))["params"]["ConvTranspose_0"]["kernel"]
+  # One kernel asked of the jitted initializer: XLA computes that one alone.
+  k = jax.jit(lambda x: g.init(jax.random.PRNGKey(0), x, train=False)["params"]["ConvTranspose_0"]["kernel"])(
+      jnp.zeros((1, 100)))
   np.testing.assert_allclose(np.std(k), 0.02, rtol=0.02)
 
 
@@ -54,10 +62,10 @@ def test_dcgan_resolutions(res, channels):
   g, d = build_models(cfg, DataSpec("image", (res, res, channels)))
   z = jax.random.uniform(jax.random.PRNGKey(1), (3, 100), minval=-1, maxval=1)
   gv = _init(g, z)
-  x = g.apply(gv, z, train=False)
+  x = jax.jit(lambda v, z: g.apply(v, z, train=False))(gv, z)
   assert x.shape == (3, res, res, channels)
   assert float(jnp.max(jnp.abs(x))) <= 1.0
-  assert d.apply(_init(d, x), x, train=False).shape == (3,)
+  assert jax.eval_shape(lambda v: d.apply(v, x, train=False), _abstract_init(d, x)).shape == (3,)
 
 
 def test_dcgan_rejects_bad_resolution_and_vector_data():
@@ -69,12 +77,12 @@ def test_dcgan_rejects_bad_resolution_and_vector_data():
 
 def test_mlp_is_pacgans_architecture():
   g, d = build_models(model_config("mlp"), DataSpec("vector", (2,)))
-  gv = _init(g, jnp.zeros((4, 2)))
+  gv = _abstract_init(g, jnp.zeros((4, 2)))
   assert [v["kernel"].shape for v in gv["params"].values()] == [(2, 400), (400, 400), (400, 400), (400, 400), (400, 2)]
-  dv = _init(d, jnp.zeros((4, 2)))
+  dv = _abstract_init(d, jnp.zeros((4, 2)))
   assert [dv["params"][f"Maxout_{i}"]["Dense_0"]["kernel"].shape for i in range(3)] == [
       (2, 1000), (200, 1000), (200, 1000)]
-  assert d.apply(dv, jnp.ones((4, 2))).shape == (4,)
+  assert jax.eval_shape(lambda v: d.apply(v, jnp.ones((4, 2))), dv).shape == (4,)
 
 
 def test_maxout_takes_the_max_piece():
