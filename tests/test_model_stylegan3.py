@@ -316,7 +316,7 @@ def test_generator_shapes_contract_and_training_state(toy):
     assert float(gv["stats"]["synthesis_net"][k]["magnitude_ema"]) == 1.0
   # The magnitude gain changes training-mode outputs only through the updated EMA.
   assert float(jnp.max(jnp.abs(xt - x))) > 1e-4
-  logits = jax.jit(d.apply)(d.init(jax.random.PRNGKey(1), x), x)
+  logits = jax.jit(d.apply)(jax.jit(d.init)(jax.random.PRNGKey(1), x), x)
   assert logits.shape == (4,)
 
 
