@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gan_jax.config import flatten
+from gan_jax.config import flatten, from_saved
 from gan_jax.errors import ConfigError
 from gan_jax.logging import read_metrics
 from gan_jax.metrics.evaluation import BEST_MODES
@@ -272,8 +272,6 @@ def _with_defaults(saved: dict) -> dict:
   """A run's config.json over the current defaults of its model (config.from_saved), so that a key added
   since an older run was made reads its default there instead of splitting runs that agree on it into
   groups; the file as written when its model is no longer registered."""
-  from gan_jax.config import from_saved
-
   try:
     return from_saved(saved).to_dict()
   except (KeyError, ValueError, TypeError, ConfigError):

@@ -1,6 +1,5 @@
 """Shared by the official-parity tests: the fixture directories (tests/fixtures/official/<name>/, made by
 benchmarks/official/make_fixtures.py), their manifests and the relative L2 error they are judged by."""
-import dataclasses
 import json
 import os
 
@@ -34,21 +33,12 @@ def tree_errors(ours, ref) -> dict:
   return {jax.tree_util.keystr(k): relative_error(flat_ours[k], v) for k, v in flat_ref.items()}
 
 
-
 def state_with(gan, data_shape: tuple, **fields):
   """Our train state holding `fields` (g_params, d_params, ema_params, and g_vars / d_vars where the networks
   have them), with fresh optimizer states for those weights and the rest (step, the other variables,
-  reg_state) from our initializer. Only that rest is asked of the jitted initializer, so XLA drops the
-  networks' initialization; gan.init called unjitted runs it op by op instead (hundreds of compilations)."""
-  import jax.numpy as jnp
-
-  fields = {k: jax.tree.map(jnp.asarray, v) for k, v in fields.items()}
-  fields.update(g_opt=gan.g_tx.init(fields["g_params"]), d_opt=gan.d_tx.init(fields["d_params"]))
-
-  def init(key):
-    return gan.init(key, data_shape)
-
-  def rest(key):
-    state = init(key)
-    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name not in fields}
-  return type(jax.eval_shape(init, jax.random.PRNGKey(0)))(**jax.jit(rest)(jax.random.PRNGKey(0)), **fields)
+  reg_state) from our initializer, in one jitted program: the networks' initialization, replaced, is
+  dropped by XLA (gan.init called unjitted runs it op by op instead: hundreds of compilations)."""
+  def build(key, fields):
+    return gan.init(key, data_shape).replace(**fields, g_opt=gan.g_tx.init(fields["g_params"]),
+                                             d_opt=gan.d_tx.init(fields["d_params"]))
+  return jax.jit(build)(jax.random.PRNGKey(0), fields)

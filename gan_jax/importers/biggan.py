@@ -165,6 +165,7 @@ def _discriminator(m: sdm.Mapping, sd: dict) -> None:
 
 
 def _part(abstract, name: str, collection: str | None = None):
+  """`abstract`'s field `name` (its `collection`), or None without an abstract state."""
   if abstract is None:
     return None
   tree = sdm.field(abstract, name)
@@ -182,8 +183,7 @@ def convert(nets: dict, abstract=None) -> dict:
   """nets: {"G" | "D" | "G_ema": state dict of numpy arrays}; abstract: our train state's shapes, to
   check the trees against here (None: when they are fitted on import). Returns {"g_params", "g_vars",
   "d_params", "d_vars", "ema_params"} for the networks given."""
-  part = lambda name, collection=None: _part(abstract, name, collection)  # noqa: E731
-  g_params, g_vars = part("g_params"), part("g_vars", "batch_stats")
+  g_params, g_vars = _part(abstract, "g_params"), _part(abstract, "g_vars", "batch_stats")
   out: dict = {}
   for name in ("G", "G_ema"):
     if name in nets:
@@ -192,7 +192,8 @@ def convert(nets: dict, abstract=None) -> dict:
       if name == "G_ema" or "g_vars" not in out:
         out["g_vars"] = {"batch_stats": stats}
   if "D" in nets:
-    params, stats = _variables(nets["D"], "D", _discriminator, part("d_params"), part("d_vars", "batch_stats"))
+    params, stats = _variables(nets["D"], "D", _discriminator, _part(abstract, "d_params"),
+                               _part(abstract, "d_vars", "batch_stats"))
     out["d_params"], out["d_vars"] = params, {"batch_stats": stats}
   return out
 

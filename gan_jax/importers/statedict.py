@@ -172,10 +172,10 @@ def settings_config(experiment: str, settings: dict) -> ConfigDict:
 
 
 def abstract_state(experiment: str, settings: dict, spec: DataSpec, fresh: bool = False):
-  """Shapes of our train state for the file's settings: the layout every importer fills (`fresh`: the
-  initialized state itself, seed 0, for a file that holds only some of the networks). The shapes are
-  kept per (experiment, settings, spec) for the process: reading the files of one set (G.pth, then
-  G_ema.pth) traces the networks once, not once per file."""
+  """Shapes of our train state for the file's settings, to check converted trees against (the importers'
+  reads leave that to the import's `workdir.fit` and trace nothing); `fresh`: the initialized state
+  itself, seed 0, for a file that holds only some of the networks. The shapes are kept per (experiment,
+  settings, spec) for the process."""
   from gan_jax.train.kinds import build_trainer as build_gan
 
   key = (experiment, json.dumps(settings, sort_keys=True, default=str), spec)
