@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -415,28 +416,41 @@ def _read_until(proc, text: str, timeout: float = 300) -> str:
 
 
 def test_ctrl_c_is_a_stop_request_and_a_second_one_stops_without_saving(tmp_path):
-  """A first SIGINT while training (the ring's toy): the step is saved, one line, exit 0, and the run resumes
-  from it; a SIGINT during set-up and compilation (DCGAN's): stopped at once (one error line, exit 130),
+  """A first SIGINT while training (the ring's toy, in this interpreter: train.py's main with its signal
+  handlers): the step is saved, one line, exit 0, and the run resumes from it; a SIGINT during set-up and
+  compilation (DCGAN's, a process of its own: it exits at once): stopped at once (one error line, exit 130),
   nothing saved. (Two SIGINTs sent at once reach Python's handler once: the second one is checked
   in-process below.)"""
   wd = str(tmp_path / "run")
   args = ["--config.total_steps=100000", "--config.ckpt_every=100000", "--config.log_every=5",
           "--config.sample_every=0", "--config.eval.every=0"]
-  proc = _start(args, wd, RING)
-  _read_until(proc, "step/s")   # the progress bar moves: training
-  time.sleep(1.0)
-  proc.send_signal(signal.SIGINT)
-  _, err = proc.communicate(timeout=300)
-  assert proc.returncode == 0, err[-3000:]
-  assert "stop requested (Ctrl-C)" in err and "Traceback" not in err
-  saved = [int(s) for s in os.listdir(os.path.join(wd, "checkpoints")) if s.isdigit()]
-  assert len(saved) == 1 and saved[0] >= 1
+  metrics = os.path.join(wd, "metrics.jsonl")
+  done = threading.Event()
 
-  proc = _start(args, wd, RING)
-  out = _read_until(proc, "step/s")
-  assert f"resuming at step {saved[0]}" in out
-  proc.kill()
-  proc.communicate()
+  def interrupt_when_training():   # a first logged row: the run is in its training loop, its handler set
+    while not done.is_set() and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+      time.sleep(0.1)
+    time.sleep(0.5)
+    if not done.is_set():
+      os.kill(os.getpid(), signal.SIGINT)
+
+  before = signal.getsignal(signal.SIGINT)
+  watcher = threading.Thread(target=interrupt_when_training, daemon=True)
+  watcher.start()
+  try:
+    r = run_main("train.py", "--config", RING, "--workdir", wd, *args)
+  finally:
+    done.set()
+    watcher.join()
+  assert signal.getsignal(signal.SIGINT) == before
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "stop requested (Ctrl-C)" in r.stderr and "Traceback" not in r.stderr
+  saved = [int(s) for s in os.listdir(os.path.join(wd, "checkpoints")) if s.isdigit()]
+  assert len(saved) == 1 and saved[0] >= 5
+  assert max(row["step"] for row in read_jsonl(metrics)) <= saved[0]
+
+  r = run_main("train.py", "--config", RING, "--workdir", wd, *args[1:], f"--config.total_steps={saved[0] + 1}")
+  assert r.returncode == 0 and f"resuming at step {saved[0]}" in r.stderr, r.stderr[-3000:]
 
   fresh = str(tmp_path / "fresh")   # DCGAN: a set-up and compilation long enough to interrupt
   proc = _start(args, fresh)

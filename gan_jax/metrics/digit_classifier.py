@@ -44,7 +44,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, *, epochs: int = 15
   n_test = int(len(images) * test_fraction)
   test, train = order[:n_test], order[n_test:]
   model = DigitCNN()
-  params = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, *images.shape[1:])))
+  params = jax.jit(model.init)(jax.random.PRNGKey(seed), jnp.zeros((1, *images.shape[1:])))   # one program
   tx = optax.adam(1e-3)
   opt = tx.init(params)
 
@@ -79,7 +79,7 @@ def make_predictor(params: dict, batch: int = 1000) -> Callable[[np.ndarray], np
 def _load(path: str) -> tuple[dict, float]:
   with open(path + ".json") as f:
     meta = json.load(f)
-  template = DigitCNN().init(jax.random.PRNGKey(0), jnp.zeros((1, *meta["shape"])))
+  template = jax.eval_shape(DigitCNN().init, jax.random.PRNGKey(0), jnp.zeros((1, *meta["shape"])))   # shapes only
   with open(path, "rb") as f:
     params = flax.serialization.from_bytes(template, f.read())
   return params, meta["test_accuracy"]
