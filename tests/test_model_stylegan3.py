@@ -184,8 +184,9 @@ def test_upfirdn2d_matches_a_direct_computation(impl):
   f2 = sg3.lowpass_filter(12, 3.0, 4.0, 32, radial=True)
   cases = [(f1, 2, 1, (9, 8, 9, 8), 4.0), (f1, 1, 2, (0, 0, 0, 0), 1.0), (sg3.lowpass_filter(24, 3.0, 4.0, 64), 4, 1,
            (-6, -9, -6, -9), 16.0), (f2, 1, 2, (1, 2, 0, 3), 1.0), (None, 1, 1, (-2, -1, 1, 0), 1.0)]
-  for f, up, down, pad, gain in cases:
-    y = sg3.upfirdn2d(jnp.asarray(x), f, up=up, down=down, padding=pad, gain=gain, impl=impl)
+  ys = jax.jit(lambda x: [sg3.upfirdn2d(x, f, up=up, down=down, padding=pad, gain=gain, impl=impl)
+                          for f, up, down, pad, gain in cases])(x)
+  for y, (f, up, down, pad, gain) in zip(ys, cases):
     np.testing.assert_allclose(y, _np_upfirdn(x, f, up, down, pad, gain), rtol=1e-4, atol=1e-5)
 
 
@@ -197,15 +198,15 @@ def test_filtered_lrelu_matches_a_direct_computation():
   b = rng.standard_normal(4).astype(np.float32)
   fu, fd = sg3.lowpass_filter(12, 4.0, 5.0, 32), sg3.lowpass_filter(12, 5.0, 4.0, 32)
   pad = (9, 8, 9, 8)
-  y = sg3.filtered_lrelu(jnp.asarray(x), fu, fd, jnp.asarray(b), 2, 2, pad, clamp=2.5)
+  y, to_rgb = jax.jit(lambda x, b: (sg3.filtered_lrelu(x, fu, fd, b, 2, 2, pad, clamp=2.5), sg3.filtered_lrelu(
+      x, None, None, b, 1, 1, (0, 0, 0, 0), gain=1.0, slope=1.0)))(x, b)
   t = _np_upfirdn(x + b, fu, up=2, pad=pad, gain=4.0)
   t = np.clip(np.where(t >= 0, t, 0.2 * t) * math.sqrt(2), -2.5, 2.5)
   ref = _np_upfirdn(t, fd, down=2)
   assert y.shape == ref.shape == (2, 8, 8, 4)   # (10·2 + 17 - 11 - 11) // 2 + 1
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
   # ToRGB form: no filters, slope 1, gain 1: x + b.
-  np.testing.assert_allclose(sg3.filtered_lrelu(jnp.asarray(x), None, None, jnp.asarray(b), 1, 1, (0, 0, 0, 0),
-                                                gain=1.0, slope=1.0), x + b, rtol=1e-6)
+  np.testing.assert_allclose(to_rgb, x + b, rtol=1e-6)
 
 
 def test_modulated_conv_equals_demodulated_per_sample_weights_times_the_input_gain():
@@ -215,7 +216,7 @@ def test_modulated_conv_equals_demodulated_per_sample_weights_times_the_input_ga
   x = rng.standard_normal((3, 5, 5, 4)).astype(np.float32)
   w = rng.standard_normal((3, 3, 4, 6)).astype(np.float32)
   s = rng.uniform(0.3, 2.0, (3, 4)).astype(np.float32)
-  y = sg3.modulated_conv(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), True, jnp.asarray(0.5), padding=2)
+  y = jax.jit(lambda x, w, s: sg3.modulated_conv(x, w, s, True, jnp.asarray(0.5), padding=2))(x, w, s)
   wn = w[None] * s[:, None, None, :, None]
   wn = wn / np.sqrt(np.sum(wn**2, axis=(1, 2, 3), keepdims=True))
   xp = np.pad(0.5 * x, ((0, 0), (2, 2), (2, 2), (0, 0)))
