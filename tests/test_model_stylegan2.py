@@ -119,8 +119,9 @@ def _np_corr(x, w, stride=1):
 def test_fir_upsample_and_downsample_match_a_direct_computation():
   x_up = np.random.default_rng(0).standard_normal((2, 5, 6, 3)).astype(np.float32)
   x_down = np.random.default_rng(1).standard_normal((2, 8, 6, 3)).astype(np.float32)
-  up, down, ones = map(np.asarray, jax.jit(lambda x_up, x_down: (
-      sl.upsample2d(x_up, F), sl.downsample2d(x_down, F), sl.upsample2d(jnp.ones((1, 6, 6, 1)), F)))(x_up, x_down))
+  up, down, ones = map(np.asarray, jax.jit(lambda x_up, x_down, const: (
+      sl.upsample2d(x_up, F), sl.downsample2d(x_down, F), sl.upsample2d(const, F)))(
+          x_up, x_down, np.ones((1, 6, 6, 1), np.float32)))
   np.testing.assert_allclose(up, _np_upfirdn(x_up, up=2, pad=(2, 1), gain=4.0), rtol=1e-5, atol=1e-5)
   assert up.shape == (2, 10, 12, 3)
   np.testing.assert_allclose(down, _np_upfirdn(x_down, down=2, pad=(1, 1)), rtol=1e-5, atol=1e-5)
