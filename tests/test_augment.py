@@ -1,6 +1,7 @@
 """Differentiable augmentation (gan_jax/augment): identity at p = 0, gradients, inverses, colour
 invariants, the adaptive p, device invariance, the train-step wiring and a limited-data check."""
 import dataclasses
+import functools
 import json
 import os
 
@@ -40,10 +41,10 @@ def test_p_zero_is_the_identity_exactly(channels):
   full = dict(parse_ada_pipeline("bgcfnc"))
   f = jax.jit(lambda x, p: ada.ada_augment(key, x, p, full))
   np.testing.assert_array_equal(f(x, 0.0), x)
-  np.testing.assert_array_equal(diffaugment.diffaugment(key, x, 0.0), x)
+  np.testing.assert_array_equal(jax.jit(lambda x: diffaugment.diffaugment(key, x, 0.0))(x), x)
   # ... and p = 1 changes every image.
   y = f(x, 1.0)
-  assert np.all(np.abs(np.asarray(y - x)).reshape(len(x), -1).max(1) > 1e-3)
+  assert np.all(np.abs(np.asarray(y) - np.asarray(x)).reshape(len(x), -1).max(1) > 1e-3)
 
 
 @pytest.mark.parametrize("transform", ada.TRANSFORMS)
@@ -69,12 +70,14 @@ def test_gradients_flow_through_every_diffaugment_policy(policy):
 
 def test_blit_matrices_are_the_exact_pixel_permutations():
   x = _images(n=1, h=6, w=6)
-  one = lambda m: jnp.asarray(m, jnp.float32)[None]  # noqa: E731
-  flip = ada.resample(x, one([[-1, 0, 0], [0, 1, 0], [0, 0, 1]]))
+  one = lambda m: np.asarray(m, np.float32)[None]  # noqa: E731
+  flip, rot, shift = map(np.asarray, jax.jit(lambda x: [ada.resample(x, one(m)) for m in (
+      [[-1, 0, 0], [0, 1, 0], [0, 0, 1]],
+      [[0, -1, 0], [1, 0, 0], [0, 0, 1]],       # rotate2d_inv(-90°): source = R(90°)·out
+      [[1, 0, 2], [0, 1, -1], [0, 0, 1]])])(x))   # source = out + (2, -1)
+  x = np.asarray(x)
   np.testing.assert_array_equal(flip, x[:, :, ::-1])
-  rot = ada.resample(x, one([[0, -1, 0], [1, 0, 0], [0, 0, 1]]))     # rotate2d_inv(-90°): source = R(90°)·out
-  np.testing.assert_array_equal(rot, jnp.rot90(x, k=1, axes=(1, 2)))
-  shift = ada.resample(x, one([[1, 0, 2], [0, 1, -1], [0, 0, 1]]))   # source = out + (2, -1)
+  np.testing.assert_array_equal(rot, np.rot90(x, k=1, axes=(1, 2)))
   np.testing.assert_array_equal(shift[:, 1:, :4], x[:, :-1, 2:])
   # Outside, reflection without repeating the edge (F.pad(mode="reflect")): column 6 -> 4, 7 -> 3.
   np.testing.assert_array_equal(shift[:, 1:, 4], x[:, :-1, 4])
@@ -86,22 +89,29 @@ def test_geometric_transforms_compose_with_their_inverses():
   region that stays inside the image); blit-only transforms exactly."""
   x = _smooth()
   n = x.shape[0]
-  st = dict(parse_ada_pipeline("geom"))
-  g_inv, on = ada.geometric_matrix(jax.random.PRNGKey(11), n, jnp.float32(1.0), st, 24, 24)
+  geom, blit = dict(parse_ada_pipeline("geom")), dict(parse_ada_pipeline("blit"))
+
+  @jax.jit
+  def run(x):
+    g_inv, on = ada.geometric_matrix(jax.random.PRNGKey(11), n, jnp.float32(1.0), geom, 24, 24)
+    there = ada.resample(x, g_inv)
+    back = ada.resample(there, jnp.linalg.inv(g_inv))
+    g_inv, _ = ada.geometric_matrix(jax.random.PRNGKey(12), n, jnp.float32(1.0), {**blit, "xint": 0.0}, 24, 24)
+    return on, there, back, ada.resample(ada.resample(x, g_inv), jnp.round(jnp.linalg.inv(g_inv)))
+
+  on, there, back, blit_back = map(np.asarray, run(x))
+  x = np.asarray(x)
   assert bool(on.all())
-  there = ada.resample(x, g_inv)
-  back = ada.resample(there, jnp.linalg.inv(g_inv))
   c = slice(9, 15)   # central 6x6: with these draws (scale, aniso <= 2^0.6), never leaves the image
-  err = np.abs(np.asarray(back - x))[:, c, c]
+  err = np.abs(back - x)[:, c, c]
   assert err.max() < 0.05, err.max()
-  assert np.abs(np.asarray(there - x))[:, c, c].max() > 0.2        # the transform did move things
-  st = dict(parse_ada_pipeline("blit"))
-  g_inv, _ = ada.geometric_matrix(jax.random.PRNGKey(12), n, jnp.float32(1.0), {**st, "xint": 0.0}, 24, 24)
-  np.testing.assert_array_equal(ada.resample(ada.resample(x, g_inv), jnp.round(jnp.linalg.inv(g_inv))), x)
+  assert np.abs(there - x)[:, c, c].max() > 0.2        # the transform did move things
+  np.testing.assert_array_equal(blit_back, x)
 
 
 # ---------------------------------------------------------------- colour
 
+@functools.partial(jax.jit, static_argnames=("name", "key"))
 def _color_only(name, x, key=0):
   return ada.ada_augment(jax.random.PRNGKey(key), x, 1.0, {name: 1.0})
 
@@ -109,14 +119,14 @@ def _color_only(name, x, key=0):
 def test_hue_and_saturation_keep_each_pixels_luma():
   x = _images(n=16)
   for name in ("hue", "saturation"):
-    y = _color_only(name, x)
-    np.testing.assert_allclose(y.mean(-1), x.mean(-1), atol=1e-5)
-    assert np.abs(np.asarray(y - x)).max() > 0.1
+    y = np.asarray(_color_only(name, x))
+    np.testing.assert_allclose(y.mean(-1), np.asarray(x).mean(-1), atol=1e-5)
+    assert np.abs(y - np.asarray(x)).max() > 0.1
 
 
 def test_brightness_contrast_lumaflip_closed_forms():
   x = _images(n=64)
-  d = np.asarray(_color_only("brightness", x) - x)                  # a constant shift per image
+  d = np.asarray(_color_only("brightness", x)) - np.asarray(x)     # a constant shift per image
   np.testing.assert_allclose(d, np.broadcast_to(d[:, :1, :1, :1], d.shape), atol=1e-6)
   assert 0.1 < d[:, 0, 0, 0].std() < 0.3                           # N(0, 0.2²)
   y = np.asarray(_color_only("contrast", x))
@@ -135,18 +145,18 @@ def test_one_channel_color_is_the_mean_of_the_rgb_rows():
   grey = _images(n=8, c=1)
   st = dict(parse_ada_pipeline("color"))
   key = jax.random.PRNGKey(4)
-  y1 = ada.ada_augment(key, grey, 1.0, st)
-  y3 = ada.ada_augment(key, jnp.repeat(grey, 3, -1), 1.0, st)
+  y1, y3 = map(np.asarray, jax.jit(lambda grey: (ada.ada_augment(key, grey, 1.0, st),
+                                                ada.ada_augment(key, jnp.repeat(grey, 3, -1), 1.0, st)))(grey))
   np.testing.assert_allclose(y1[..., 0], y3.mean(-1), atol=1e-5)
 
 
 def test_diffaugment_color_keeps_the_means_it_should():
   x = _images(n=16)
   key = jax.random.PRNGKey(1)
-  y = diffaugment.color(key, x, 1.0)
+  y = np.asarray(jax.jit(diffaugment.color)(key, x, 1.0))
   k = jax.random.split(key, 6)
-  u = [jax.random.uniform(k[i], (16, 1, 1, 1)) for i in range(3)]
-  b = x + (u[0] - 0.5)                                              # brightness by hand
+  u = [np.asarray(jax.random.uniform(k[i], (16, 1, 1, 1))) for i in range(3)]
+  b = np.asarray(x) + (u[0] - 0.5)                                  # brightness by hand
   s = (b - b.mean(-1, keepdims=True)) * (2 * u[1]) + b.mean(-1, keepdims=True)
   np.testing.assert_allclose(s.mean(-1), b.mean(-1), atol=1e-5)    # saturation keeps the pixel mean
   expected = (s - s.mean((1, 2, 3), keepdims=True)) * (u[2] + 0.5) + s.mean((1, 2, 3), keepdims=True)
@@ -165,12 +175,13 @@ def test_filter_bank_is_a_partition_of_unity():
 
 def test_each_transform_fires_with_probability_p():
   x = jnp.ones((4000, 4, 4, 1))
+  cutout = jax.jit(lambda x, p: ada.ada_augment(jax.random.PRNGKey(2), x, p, {"cutout": 1.0}))
   for p in (0.25, 0.7):
-    y = ada.ada_augment(jax.random.PRNGKey(2), x, p, {"cutout": 1.0})
+    y = cutout(x, p)
     frac = float(np.mean(np.asarray(y).reshape(4000, -1).min(1) == 0))
     assert abs(frac - p) < 4 * np.sqrt(p * (1 - p) / 4000), (p, frac)
   # strength multiplies p (R3GAN's colour at 0.5).
-  y = ada.ada_augment(jax.random.PRNGKey(2), x, 0.7, {"cutout": 0.5})
+  y = jax.jit(lambda x: ada.ada_augment(jax.random.PRNGKey(2), x, 0.7, {"cutout": 0.5}))(x)
   assert abs(float(np.mean(np.asarray(y).reshape(4000, -1).min(1) == 0)) - 0.35) < 0.04
 
 
@@ -229,8 +240,9 @@ def test_adaptive_p_moves_at_the_papers_rate(r_t, direction):
   n_pos = int(round((1 + r_t) / 2 * 50))
   logits = jnp.concatenate([jnp.ones(n_pos), -jnp.ones(50 - n_pos)]) * 3.0
   ps = []
+  update = jax.jit(aug.update, static_argnums=3)
   for d_step in range(12):
-    state = aug.update(state, logits, d_step, 50)
+    state = update(state, logits, d_step, 50)
     ps.append(float(state["aug_p"]))
   step = 50 * 4 / (10.0 * 1000)
   expected = [0.5 + direction * step * ((i + 1) // 4) for i in range(12)]
@@ -238,7 +250,7 @@ def test_adaptive_p_moves_at_the_papers_rate(r_t, direction):
   # Floors at 0 (the official max(0, ·)).
   low = {**aug.init_state(), "aug_p": jnp.float32(0.01)}
   for d_step in range(4):
-    low = aug.update(low, -jnp.ones(50), d_step, 50)
+    low = update(low, -jnp.ones(50), d_step, 50)
   assert float(low["aug_p"]) == 0.0
 
 
@@ -266,6 +278,14 @@ def _image_gan(**kw):
   return GAN(**args)
 
 
+_jit_init = jax.jit(lambda gan, key: gan.init(key, (4, 4, 1)), static_argnums=0)
+
+
+def _init(gan, seed=0):
+  """gan.init(PRNGKey(seed), (4, 4, 1)) in one jitted program (one per GAN, a static argument)."""
+  return _jit_init(gan, jax.random.PRNGKey(seed))
+
+
 def test_gradient_penalty_is_taken_at_the_unaugmented_input():
   """D(x) = Σ x: without augmentation R1 = H·W per image; with cutout at p = 1 inside D's input
   path, ∇ₓ D(aug(x)) is the cutout mask, so R1 = E[number of kept pixels] for this step's draws."""
@@ -273,14 +293,19 @@ def test_gradient_penalty_is_taken_at_the_unaugmented_input():
   real = jax.random.uniform(jax.random.PRNGKey(0), (16, 4, 4, 1), minval=-1, maxval=1)
   key = jax.random.PRNGKey(9)
   plain = _image_gan(reg=Regularization(r1=1.0))
-  _, logs = d_update(plain, plain.init(key, (4, 4, 1)), real, key)
-  np.testing.assert_allclose(logs["r1"], 16.0, rtol=1e-6)
   cfg = config_lib.base_config().augment
   cfg.update(name="ada", pipeline="cutout", p=1.0, target=0.0)
   gan = dataclasses.replace(plain, augment=make_augment(cfg))
-  _, logs = d_update(gan, gan.init(key, (4, 4, 1)), real, key)
-  mask = gan.augment(jax.random.fold_in(key, 5), jnp.ones_like(real), 1.0)   # the reals' draws
-  np.testing.assert_allclose(logs["r1"], float(jnp.mean(jnp.sum(mask ** 2, axis=(1, 2, 3)))), rtol=1e-6)
+
+  @jax.jit
+  def run(real, key):
+    mask = gan.augment(jax.random.fold_in(key, 5), jnp.ones_like(real), 1.0)   # the reals' draws
+    return [d_update(g, g.init(key, (4, 4, 1)), real, key)[1] for g in (plain, gan)], mask
+
+  (plain_logs, logs), mask = run(real, key)
+  np.testing.assert_allclose(plain_logs["r1"], 16.0, rtol=1e-6)
+  mask = np.asarray(mask)
+  np.testing.assert_allclose(logs["r1"], float(np.mean(np.sum(mask ** 2, axis=(1, 2, 3)))), rtol=1e-6)
   assert float(logs["r1"]) < 16.0
   np.testing.assert_allclose(logs["aug_p"], 1.0)
 
@@ -290,7 +315,7 @@ def test_train_step_adapts_p_from_the_logged_rt():
   cfg = config_lib.base_config().augment
   cfg.update(name="ada", pipeline="cutout", p=0.3, target=0.6, interval=4, kimg=1.0)
   gan = _image_gan(augment=make_augment(cfg))
-  state = gan.init(jax.random.PRNGKey(0), (4, 4, 1))
+  state = _init(gan)
   assert float(state.reg_state["aug_p"]) == pytest.approx(0.3)
   step = jax.jit(lambda s, b, k: train_step(gan, s, b, k))
   rts, ps = [], []
@@ -303,8 +328,7 @@ def test_train_step_adapts_p_from_the_logged_rt():
   expected = 0.3 + np.sign(np.mean(rts) - 0.6) * 16 * 4 / 1000.0
   assert float(state.reg_state["aug_p"]) == pytest.approx(max(expected, 0.0), abs=1e-6)
   # Population mode: vmapped members keep their own p.
-  states = jax.tree.map(lambda a, b: jnp.stack([a, b]), gan.init(jax.random.PRNGKey(0), (4, 4, 1)),
-                        gan.init(jax.random.PRNGKey(1), (4, 4, 1)))
+  states = jax.tree.map(lambda a, b: np.stack([a, b]), _init(gan, 0), _init(gan, 1))
   keys = jnp.stack([jax.random.PRNGKey(1), jax.random.PRNGKey(2)])
   out, m = jax.jit(jax.vmap(lambda s, k: train_step(gan, s, batch, k), in_axes=(0, 0)))(states, keys)
   assert out.reg_state["aug_p"].shape == (2,) and m["aug_rt"].shape == (2,)
@@ -313,10 +337,10 @@ def test_train_step_adapts_p_from_the_logged_rt():
 def test_augment_none_leaves_the_state_and_metrics_unchanged():
   gan = _image_gan()
   assert gan.augment == Augment() and not gan.augment.enabled
-  state = gan.init(jax.random.PRNGKey(0), (4, 4, 1))
+  state = jax.eval_shape(lambda key: gan.init(key, (4, 4, 1)), jax.random.PRNGKey(0))   # abstract: keys are read
   assert state.reg_state == {}
   batch = {"x": jax.random.uniform(jax.random.PRNGKey(0), (1, 16, 4, 4, 1))}
-  _, m = train_step(gan, state, batch, jax.random.PRNGKey(1))
+  _, m = jax.eval_shape(lambda s, b, k: train_step(gan, s, b, k), state, batch, jax.random.PRNGKey(1))
   assert not any(k.startswith("aug") for k in m)
 
 
@@ -356,7 +380,7 @@ def test_adaptive_p_is_checkpointed_and_old_states_still_fit(tmp_path):
   cfg = config_lib.base_config().augment
   cfg.update(name="ada", pipeline="cutout", p=0.0, target=0.6)
   gan = _image_gan(augment=make_augment(cfg))
-  state = gan.init(jax.random.PRNGKey(0), (4, 4, 1))
+  state = _init(gan)
   state = state.replace(reg_state={**state.reg_state, "aug_p": jnp.float32(0.375),
                                    "aug_sign_sum": jnp.float32(-7.0), "aug_sign_count": jnp.int32(48)})
   ckpt = Checkpointer(str(tmp_path / "ckpt"), keep=1, async_save=False)
@@ -367,10 +391,10 @@ def test_adaptive_p_is_checkpointed_and_old_states_still_fit(tmp_path):
   assert {k: float(v) for k, v in restored.reg_state.items()} == {"aug_p": 0.375, "aug_sign_sum": -7.0,
                                                                  "aug_sign_count": 48.0}
   plain = _image_gan()
-  with_ada, without = gan.init(jax.random.PRNGKey(0), (4, 4, 1)), plain.init(jax.random.PRNGKey(0), (4, 4, 1))
+  shapes = lambda gan: jax.eval_shape(lambda key: gan.init(key, (4, 4, 1)), jax.random.PRNGKey(0))  # noqa: E731
+  with_ada, without = shapes(gan), shapes(plain)
   assert len(jax.tree.leaves(with_ada)) == len(jax.tree.leaves(without)) + 3
-  assert jax.tree.structure(without) == jax.tree.structure(dataclasses.replace(plain, augment=Augment()).init(
-      jax.random.PRNGKey(0), (4, 4, 1)))
+  assert jax.tree.structure(without) == jax.tree.structure(shapes(dataclasses.replace(plain, augment=Augment())))
 
 
 @pytest.mark.slow

@@ -140,14 +140,14 @@ def test_orthogonal_regularization_gradient_is_biggans():
   rng = np.random.RandomState(0)
   params = {"conv": {"kernel": rng.randn(3, 3, 4, 5).astype(np.float32), "bias": rng.randn(5).astype(np.float32)},
             "shared": {"embedding": rng.randn(10, 6).astype(np.float32)}}
-  grads = jax.grad(regs.orthogonal)(params)
+  grads = jax.jit(jax.grad(regs.orthogonal))(params)
   w = params["conv"]["kernel"].reshape(-1, 5).T.astype(np.float64)            # [out, in]
   ref = 2 * ((w @ w.T) * (1 - np.eye(5))) @ w
   np.testing.assert_allclose(grads["conv"]["kernel"].reshape(-1, 5).T, ref, rtol=1e-4)
   assert not np.any(grads["conv"]["bias"]) and not np.any(grads["shared"]["embedding"])
   # Orthogonal rows cost nothing.
   q = np.linalg.qr(rng.randn(6, 6))[0][:, :4].T.astype(np.float32)           # 4 orthonormal rows
-  assert float(regs.orthogonal({"k": q.T})) < 1e-10
+  assert float(jax.jit(regs.orthogonal)({"k": q.T})) < 1e-10
 
 
 def test_path_lengths_of_a_linear_synthesis():
@@ -157,7 +157,7 @@ def test_path_lengths_of_a_linear_synthesis():
   synth = lambda ws: jnp.einsum("bld,ldp->bp", ws, a).reshape(-1, 4, 4, 1)  # noqa: E731
   ws = jnp.asarray(rng.randn(2, 3, 5), jnp.float32)
   key = jax.random.PRNGKey(7)
-  lengths = regs.path_lengths(synth, ws, key)
+  lengths = jax.jit(lambda ws, key: regs.path_lengths(synth, ws, key))(ws, key)
   y = np.asarray(jax.random.normal(key, (2, 4, 4, 1))).reshape(2, -1) / 4.0
   g = np.einsum("ldp,bp->bld", a, y)
   np.testing.assert_allclose(lengths, np.sqrt((g ** 2).sum(2).mean(1)), rtol=1e-5)

@@ -97,7 +97,8 @@ def test_spectral_norm_sigma_converges_to_the_largest_singular_value():
   from gan_jax.models.layers import SNConv
   x = jnp.ones((1, 6, 6, 5))
   m = SNConv(7, (3, 3), kernel_init=jax.nn.initializers.normal(1.0))
-  v = m.init(jax.random.PRNGKey(3), x, train=False)
+  v = jax.jit(m.init, static_argnames="train")(jax.random.PRNGKey(3), x, train=False)
+  apply = jax.jit(m.apply, static_argnames=("train", "mutable"))
   kernel = np.asarray(v["params"]["conv"]["kernel"]).reshape(-1, 7)
   # The stored weights are the initializer's draw (std 1 here), not W / sigma as flax's own
   # SpectralNorm would store: the reference implementations keep the raw W.
@@ -106,19 +107,24 @@ def test_spectral_norm_sigma_converges_to_the_largest_singular_value():
   stats = v["batch_stats"]
   sigmas = []
   for _ in range(30):
-    _, upd = m.apply({"params": v["params"], "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+    _, upd = apply({"params": v["params"], "batch_stats": stats}, x, train=True, mutable=("batch_stats",))
     stats = upd["batch_stats"]
     sigmas.append(float(stats["SpectralNorm_0"]["conv/kernel/sigma"]))
   assert abs(sigmas[0] - top) > 1e-3 * top        # one iteration from a random u is not there yet
   np.testing.assert_allclose(sigmas[-1], top, rtol=1e-5)
   # Outside training the stored u is not written.
-  _, upd = m.apply({"params": v["params"], "batch_stats": stats}, x, train=False, mutable=["batch_stats"])
+  _, upd = apply({"params": v["params"], "batch_stats": stats}, x, train=False, mutable=("batch_stats",))
   np.testing.assert_array_equal(upd["batch_stats"]["SpectralNorm_0"]["conv/kernel/u"],
                                 stats["SpectralNorm_0"]["conv/kernel/u"])
   # The layer's output is the convolution with W / sigma.
-  out = m.apply({"params": v["params"], "batch_stats": stats}, x, train=False)
-  ref = jax.lax.conv_general_dilated(x, v["params"]["conv"]["kernel"] / top, (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + v["params"]["conv"]["bias"]
+  out = apply({"params": v["params"], "batch_stats": stats}, x, train=False)
+
+  @jax.jit
+  def conv(x, p):
+    return jax.lax.conv_general_dilated(x, p["kernel"] / top, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["bias"]
+
+  ref = conv(x, v["params"]["conv"])
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
 
 
@@ -126,11 +132,12 @@ def test_spectral_norm_of_an_embedding_table():
   from gan_jax.models.layers import SNEmbed
   m = SNEmbed(10, 6)
   y = jnp.array([0, 4, 9])
-  v = m.init(jax.random.PRNGKey(0), y, train=False)
+  v = jax.jit(m.init, static_argnames="train")(jax.random.PRNGKey(0), y, train=False)
   table = np.asarray(v["params"]["embed"]["embedding"])
   stats = v["batch_stats"]
+  apply = jax.jit(m.apply, static_argnames=("train", "mutable"))
   for _ in range(40):
-    out, upd = m.apply({"params": v["params"], "batch_stats": stats}, y, train=True, mutable=["batch_stats"])
+    out, upd = apply({"params": v["params"], "batch_stats": stats}, y, train=True, mutable=("batch_stats",))
     stats = upd["batch_stats"]
   top = np.linalg.svd(table, compute_uv=False)[0]
   np.testing.assert_allclose(out, table[[0, 4, 9]] / top, rtol=1e-4)
@@ -140,9 +147,10 @@ def test_self_attention_against_a_direct_computation():
   from gan_jax.models.layers import SelfAttention
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 6, 16))
   m = SelfAttention(use_sn=False)
-  v = m.init(jax.random.PRNGKey(1), x, train=False)
+  v = jax.jit(m.init, static_argnames="train")(jax.random.PRNGKey(1), x, train=False)
+  apply = jax.jit(m.apply, static_argnames="train")
   assert float(v["params"]["gamma"]) == 0.0
-  np.testing.assert_array_equal(m.apply(v, x, train=False), x)   # gamma = 0 at init: the identity
+  np.testing.assert_array_equal(apply(v, x, train=False), x)   # gamma = 0 at init: the identity
   p = jax.tree.map(np.asarray, v["params"])
   p["gamma"] = np.float32(0.7)
   w = {k: p[k]["conv"]["kernel"][0, 0].astype(np.float64) for k in ("theta", "phi", "g", "o")}
@@ -161,7 +169,7 @@ def test_self_attention_against_a_direct_computation():
     beta = np.exp(logits - logits.max(1, keepdims=True))
     beta /= beta.sum(1, keepdims=True)
     out[i] = xn[i] + 0.7 * ((beta @ g) @ w["o"]).reshape(4, 6, 16)
-  np.testing.assert_allclose(m.apply({"params": p}, x, train=False), out, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(apply({"params": p}, x, train=False), out, rtol=1e-4, atol=1e-5)
 
 
 def test_conditional_batch_norm_by_hand():

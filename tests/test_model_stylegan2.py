@@ -117,16 +117,16 @@ def _np_corr(x, w, stride=1):
 
 
 def test_fir_upsample_and_downsample_match_a_direct_computation():
-  x = np.random.default_rng(0).standard_normal((2, 5, 6, 3)).astype(np.float32)
-  up = sl.upsample2d(jnp.asarray(x), F)
-  np.testing.assert_allclose(up, _np_upfirdn(x, up=2, pad=(2, 1), gain=4.0), rtol=1e-5, atol=1e-5)
+  x_up = np.random.default_rng(0).standard_normal((2, 5, 6, 3)).astype(np.float32)
+  x_down = np.random.default_rng(1).standard_normal((2, 8, 6, 3)).astype(np.float32)
+  up, down, ones = map(np.asarray, jax.jit(lambda x_up, x_down, const: (
+      sl.upsample2d(x_up, F), sl.downsample2d(x_down, F), sl.upsample2d(const, F)))(
+          x_up, x_down, np.ones((1, 6, 6, 1), np.float32)))
+  np.testing.assert_allclose(up, _np_upfirdn(x_up, up=2, pad=(2, 1), gain=4.0), rtol=1e-5, atol=1e-5)
   assert up.shape == (2, 10, 12, 3)
-  x = np.random.default_rng(1).standard_normal((2, 8, 6, 3)).astype(np.float32)
-  down = sl.downsample2d(jnp.asarray(x), F)
-  np.testing.assert_allclose(down, _np_upfirdn(x, down=2, pad=(1, 1)), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(down, _np_upfirdn(x_down, down=2, pad=(1, 1)), rtol=1e-5, atol=1e-5)
   assert down.shape == (2, 4, 3, 3)
   # A constant image stays constant away from the borders: unit DC gain (x 4 for the zero-filled upsampling).
-  ones = sl.upsample2d(jnp.ones((1, 6, 6, 1)), F)
   np.testing.assert_allclose(ones[0, 2:-2, 2:-2, 0], 1.0, rtol=1e-6)
 
 
@@ -136,18 +136,18 @@ def test_resampling_convolutions_match_the_reference_order(impl):
   a true 3x3 convolution; down: FIR (pad 2, 2), then a stride-2 3x3 correlation; 1x1 skip: FIR
   downsample (pad 1, 1), then the 1x1 kernel."""
   rng = np.random.default_rng(2)
-  x = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
+  x_up = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
   w = rng.standard_normal((3, 3, 3, 5)).astype(np.float32)
-  y = sl.conv2d_resample(jnp.asarray(x), jnp.asarray(w), F, up=2, padding=1, impl=impl)
-  ref = _np_corr(_np_upfirdn(x, up=2, pad=(3, 2), gain=4.0), w[::-1, ::-1])
-  np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
-  assert y.shape == (2, 8, 8, 5)
   x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
-  y = sl.conv2d_resample(jnp.asarray(x), jnp.asarray(w), F, down=2, padding=1, impl=impl)
-  np.testing.assert_allclose(y, _np_corr(_np_upfirdn(x, pad=(2, 2)), w, stride=2), rtol=1e-4, atol=1e-4)
   w1 = w[:1, :1]
-  y = sl.conv2d_resample(jnp.asarray(x), jnp.asarray(w1), F, down=2, impl=impl)
-  np.testing.assert_allclose(y, _np_corr(_np_upfirdn(x, down=2, pad=(1, 1)), w1), rtol=1e-4, atol=1e-4)
+  up, down, skip = jax.jit(lambda x_up, x, w, w1: (sl.conv2d_resample(x_up, w, F, up=2, padding=1, impl=impl),
+                                                    sl.conv2d_resample(x, w, F, down=2, padding=1, impl=impl),
+                                                    sl.conv2d_resample(x, w1, F, down=2, impl=impl)))(x_up, x, w, w1)
+  ref = _np_corr(_np_upfirdn(x_up, up=2, pad=(3, 2), gain=4.0), w[::-1, ::-1])
+  np.testing.assert_allclose(up, ref, rtol=1e-4, atol=1e-4)
+  assert up.shape == (2, 8, 8, 5)
+  np.testing.assert_allclose(down, _np_corr(_np_upfirdn(x, pad=(2, 2)), w, stride=2), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(skip, _np_corr(_np_upfirdn(x, down=2, pad=(1, 1)), w1), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("up", [1, 2])
@@ -159,9 +159,15 @@ def test_modulated_conv_equals_per_sample_demodulated_weights(up):
   w = rng.standard_normal((3, 3, 5, 6)).astype(np.float32)
   s = rng.uniform(0.2, 2.0, (3, 5)).astype(np.float32)
   noise = rng.standard_normal((3, 4 * up, 4 * up, 1)).astype(np.float32)
+
+  @jax.jit
+  def run(x, w, s, noise, s7):
+    ys = {d: sl.modulated_conv2d(x, w, s, noise, up=up, padding=1, f=F, demodulate=d) for d in (True, False)}
+    return ys, sl.modulated_conv2d(x, w, s, up=up, padding=1, f=F), sl.modulated_conv2d(x, w, s7, up=up, padding=1, f=F)
+
+  ys, a, b = run(x, w, s, noise, 7 * s)
   for demod in (True, False):
-    y = sl.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), jnp.asarray(noise), up=up,
-                            padding=1, f=F, demodulate=demod)
+    y = ys[demod]
     wn = w[None] * s[:, None, None, :, None]                     # [N, k, k, I, O]
     if demod:
       wn = wn / np.sqrt(np.sum(wn**2, axis=(1, 2, 3), keepdims=True) + 1e-8)
@@ -171,8 +177,6 @@ def test_modulated_conv_equals_per_sample_demodulated_weights(up):
       ref = _np_corr(_np_upfirdn(x, up=2, pad=(3, 2), gain=4.0), wn[:, ::-1, ::-1])
     np.testing.assert_allclose(y, ref + noise, rtol=1e-4, atol=1e-4)
   # Demodulated outputs do not depend on the scale of the styles.
-  a = sl.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), up=up, padding=1, f=F)
-  b = sl.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(7 * s), up=up, padding=1, f=F)
   np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -215,15 +219,20 @@ def test_equalized_lr_adam_step_moves_each_weight_by_lr_times_the_runtime_scale(
   relative speed for every layer, slowed by lr_mul for the mapping network."""
   layer = sl.EqualizedDense(3, lr_mul=lr_mul)
   x = jax.random.normal(jax.random.PRNGKey(0), (8, fan_in))
-  p = layer.init(jax.random.PRNGKey(1), x)["params"]
   target = jax.random.normal(jax.random.PRNGKey(2), (8, 3))
-  # A large loss scale keeps |g| >> Adam's eps (the step is then lr·sign(g), whatever the scale).
-  grads = jax.grad(lambda q: 1e4 * jnp.sum((layer.apply({"params": q}, x) - target) ** 2))(p)
-  tx = optax.adam(0.002, b1=0.0, b2=0.99, eps=1e-8)
-  upd, _ = tx.update(grads, tx.init(p), p)
+
+  @jax.jit
+  def adam_update(x, target):
+    p = layer.init(jax.random.PRNGKey(1), x)["params"]
+    # A large loss scale keeps |g| >> Adam's eps (the step is then lr·sign(g), whatever the scale).
+    grads = jax.grad(lambda q: 1e4 * jnp.sum((layer.apply({"params": q}, x) - target) ** 2))(p)
+    tx = optax.adam(0.002, b1=0.0, b2=0.99, eps=1e-8)
+    return tx.update(grads, tx.init(p), p)[0]
+
+  upd = adam_update(x, target)
   c = lr_mul / math.sqrt(fan_in)
   # The update itself (the difference of the stored weights ~ 1/lr_mul loses float32 digits).
-  effective_step = np.abs(upd["weight"] * c)
+  effective_step = np.abs(np.asarray(upd["weight"]) * c)
   np.testing.assert_allclose(effective_step, 0.002 * c, rtol=1e-3)
 
 

@@ -184,8 +184,9 @@ def test_upfirdn2d_matches_a_direct_computation(impl):
   f2 = sg3.lowpass_filter(12, 3.0, 4.0, 32, radial=True)
   cases = [(f1, 2, 1, (9, 8, 9, 8), 4.0), (f1, 1, 2, (0, 0, 0, 0), 1.0), (sg3.lowpass_filter(24, 3.0, 4.0, 64), 4, 1,
            (-6, -9, -6, -9), 16.0), (f2, 1, 2, (1, 2, 0, 3), 1.0), (None, 1, 1, (-2, -1, 1, 0), 1.0)]
-  for f, up, down, pad, gain in cases:
-    y = sg3.upfirdn2d(jnp.asarray(x), f, up=up, down=down, padding=pad, gain=gain, impl=impl)
+  ys = jax.jit(lambda x: [sg3.upfirdn2d(x, f, up=up, down=down, padding=pad, gain=gain, impl=impl)
+                          for f, up, down, pad, gain in cases])(x)
+  for y, (f, up, down, pad, gain) in zip(ys, cases):
     np.testing.assert_allclose(y, _np_upfirdn(x, f, up, down, pad, gain), rtol=1e-4, atol=1e-5)
 
 
@@ -197,15 +198,15 @@ def test_filtered_lrelu_matches_a_direct_computation():
   b = rng.standard_normal(4).astype(np.float32)
   fu, fd = sg3.lowpass_filter(12, 4.0, 5.0, 32), sg3.lowpass_filter(12, 5.0, 4.0, 32)
   pad = (9, 8, 9, 8)
-  y = sg3.filtered_lrelu(jnp.asarray(x), fu, fd, jnp.asarray(b), 2, 2, pad, clamp=2.5)
+  y, to_rgb = jax.jit(lambda x, b: (sg3.filtered_lrelu(x, fu, fd, b, 2, 2, pad, clamp=2.5), sg3.filtered_lrelu(
+      x, None, None, b, 1, 1, (0, 0, 0, 0), gain=1.0, slope=1.0)))(x, b)
   t = _np_upfirdn(x + b, fu, up=2, pad=pad, gain=4.0)
   t = np.clip(np.where(t >= 0, t, 0.2 * t) * math.sqrt(2), -2.5, 2.5)
   ref = _np_upfirdn(t, fd, down=2)
   assert y.shape == ref.shape == (2, 8, 8, 4)   # (10·2 + 17 - 11 - 11) // 2 + 1
   np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
   # ToRGB form: no filters, slope 1, gain 1: x + b.
-  np.testing.assert_allclose(sg3.filtered_lrelu(jnp.asarray(x), None, None, jnp.asarray(b), 1, 1, (0, 0, 0, 0),
-                                                gain=1.0, slope=1.0), x + b, rtol=1e-6)
+  np.testing.assert_allclose(to_rgb, x + b, rtol=1e-6)
 
 
 def test_modulated_conv_equals_demodulated_per_sample_weights_times_the_input_gain():
@@ -215,7 +216,7 @@ def test_modulated_conv_equals_demodulated_per_sample_weights_times_the_input_ga
   x = rng.standard_normal((3, 5, 5, 4)).astype(np.float32)
   w = rng.standard_normal((3, 3, 4, 6)).astype(np.float32)
   s = rng.uniform(0.3, 2.0, (3, 4)).astype(np.float32)
-  y = sg3.modulated_conv(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), True, jnp.asarray(0.5), padding=2)
+  y = jax.jit(lambda x, w, s: sg3.modulated_conv(x, w, s, True, jnp.asarray(0.5), padding=2))(x, w, s)
   wn = w[None] * s[:, None, None, :, None]
   wn = wn / np.sqrt(np.sum(wn**2, axis=(1, 2, 3), keepdims=True))
   xp = np.pad(0.5 * x, ((0, 0), (2, 2), (2, 2), (0, 0)))
@@ -244,7 +245,8 @@ def test_fourier_features_match_a_direct_computation():
   m = np.array([[[math.cos(a), math.sin(a), 0.1], [-math.sin(a), math.cos(a), -0.2], [0, 0, 1]], np.eye(3)],
                np.float32)
   size, rate, bw = 12, 8.0, 2.0
-  y = sg3.fourier_features(jnp.asarray(freqs), jnp.asarray(phases), jnp.asarray(m), size, rate, bw)
+  features = jax.jit(sg3.fourier_features, static_argnums=(3, 4, 5))
+  y = np.asarray(features(freqs, phases, m, size, rate, bw))
   grid = (np.arange(size) + 0.5 - size / 2) / rate
   for b in range(2):
     f2 = freqs @ m[b, :2, :2]
@@ -259,7 +261,7 @@ def test_fourier_features_match_a_direct_computation():
   freqs = 0.7 * freqs                                              # |f| < 2: all in band, amplitude 1
   shifted = np.eye(3, dtype=np.float32)[None]
   shifted[0, :2, 2] = -t
-  y1 = sg3.fourier_features(jnp.asarray(freqs), jnp.asarray(phases), jnp.asarray(shifted), size, rate, bw)
+  y1 = features(freqs, phases, shifted, size, rate, bw)
   ref = np.sin(2 * np.pi * ((grid[None, :, None] - t[0]) * freqs[:, 0] + (grid[:, None, None] - t[1]) * freqs[:, 1]
                             + phases))
   np.testing.assert_allclose(y1[0], ref, rtol=1e-4, atol=1e-5)
@@ -299,10 +301,10 @@ def test_generator_shapes_contract_and_training_state(toy):
     img = g.apply(gv, ws, False, method="synthesis")
     (xt, upd) = g.apply(gv, Z, train=True, mutable=["stats"])
     ws_t, _ = g.apply(gv, Z, None, True, method="mapping", mutable=["stats"])
-    return x, ws, img, xt, upd, ws_t
+    return x, ws, img, xt, upd, ws_t, _input_features(gv, ws[:, 0])
 
-  x, ws, img, xt, upd, ws_t = run(gv)
-  assert x.shape == (4, 16, 16, 1) and bool(jnp.all(jnp.isfinite(x)))
+  x, ws, img, xt, upd, ws_t, feats = jax.tree.map(np.asarray, run(gv))
+  assert x.shape == (4, 16, 16, 1) and bool(np.all(np.isfinite(x)))
   assert ws.shape == (4, 6, 16)
   np.testing.assert_allclose(x, img, rtol=1e-6, atol=1e-6)          # G = synthesis ∘ mapping
   np.testing.assert_allclose(ws_t, np.broadcast_to(ws_t[:, :1], ws_t.shape))   # no style mixing by default
@@ -310,12 +312,11 @@ def test_generator_shapes_contract_and_training_state(toy):
   stats = upd["stats"]["synthesis_net"]
   assert set(gv["stats"]["synthesis_net"]) == {k for k in gv["params"]["synthesis_net"] if k != "input"}
   l0 = next(k for k in stats if k.startswith("L0_"))
-  feats = _input_features(gv, ws[:, 0])
-  np.testing.assert_allclose(stats[l0]["magnitude_ema"], 0.5 * float(jnp.mean(feats**2)) + 0.5, rtol=1e-5)
+  np.testing.assert_allclose(stats[l0]["magnitude_ema"], 0.5 * float(np.mean(feats**2)) + 0.5, rtol=1e-5)
   for k in stats:
     assert float(gv["stats"]["synthesis_net"][k]["magnitude_ema"]) == 1.0
   # The magnitude gain changes training-mode outputs only through the updated EMA.
-  assert float(jnp.max(jnp.abs(xt - x))) > 1e-4
+  assert float(np.max(np.abs(xt - x))) > 1e-4
   logits = jax.jit(d.apply)(jax.jit(d.init)(jax.random.PRNGKey(1), x), x)
   assert logits.shape == (4,)
 
@@ -326,10 +327,15 @@ def test_fourier_input_starts_as_the_identity_transform(toy):
   p = gv["params"]["synthesis_net"]["input"]
   np.testing.assert_array_equal(p["affine"]["weight"], 0.0)
   np.testing.assert_array_equal(p["affine"]["bias"], [1.0, 0.0, 0.0, 0.0])
-  c = gv["consts"]["synthesis_net"]["input"]
-  feats = _input_features(gv, jax.random.normal(jax.random.PRNGKey(5), (2, 16)))
-  ref = sg3.fourier_features(c["freqs"], c["phases"], jnp.broadcast_to(jnp.eye(3), (2, 3, 3)), 36, 16.0, 2.0)
-  np.testing.assert_allclose(feats, ref @ (p["weight"] / 4.0), rtol=1e-4, atol=1e-5)
+
+  @jax.jit
+  def run(gv, w):
+    c, p = gv["consts"]["synthesis_net"]["input"], gv["params"]["synthesis_net"]["input"]
+    ref = sg3.fourier_features(c["freqs"], c["phases"], jnp.broadcast_to(jnp.eye(3), (2, 3, 3)), 36, 16.0, 2.0)
+    return _input_features(gv, w), ref @ (p["weight"] / 4.0)
+
+  feats, expected = run(gv, jax.random.normal(jax.random.PRNGKey(5), (2, 16)))
+  np.testing.assert_allclose(feats, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_bad_configurations_raise_config_errors():
