@@ -349,16 +349,27 @@ def _pyplot():
   return plt
 
 
+def line_styles(n: int) -> list[tuple[str, str]]:
+  """A distinct (color, line style) per curve: matplotlib's 10 default colors up to 10 curves (the
+  colors of earlier reports), its 20 of tab20 up to 20, then those 20 again dashed, dotted, dash-dotted."""
+  colors = [f"C{i}" for i in range(10)]
+  if n > 10:
+    import matplotlib
+    colors = [matplotlib.colors.to_hex(matplotlib.colormaps["tab20"](i)) for i in range(20)]
+  styles = ["-", "--", ":", "-."]
+  return [(colors[i % len(colors)], styles[(i // len(colors)) % len(styles)]) for i in range(n)]
+
+
 def plot_metric(groups: Sequence[Group], keys: Sequence[str], metric: str, path: str) -> None:
   """Mean over seeds per group against step, with a band of ±1 standard error."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(7, 4.5))
-  for g in groups:
+  for g, (color, style) in zip(groups, line_styles(len(groups))):
     steps, mean, se = g.curve(metric)
     if not len(steps):
       continue
-    line, = ax.plot(steps, mean, label=g.label(keys))
-    ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.plot(steps, mean, label=g.label(keys), color=color, linestyle=style)
+    ax.fill_between(steps, mean - se, mean + se, color=color, alpha=0.2, linewidth=0)
   ax.set_xlabel("step")
   ax.set_ylabel(metric)
   ax.set_title(f"{metric}: mean over seeds ± 1 standard error")

@@ -280,3 +280,13 @@ def test_keys_added_since_an_older_run_read_their_defaults(tmp_path):
   (tmp_path / "new" / "config.json").write_text(json.dumps(config))
   keys, _ = compare.group_runs([compare.load_run(d) for d in dirs])
   assert set(keys) == {"loss.name", "ema.start_step"}
+
+
+def test_every_curve_of_a_plot_has_its_own_color_and_style():
+  """Twelve groups (a 4 x 3 grid) and 45 get distinct (color, line style) pairs; up to 10, the default colors."""
+  from gan_jax.compare import line_styles
+  assert line_styles(3) == [("C0", "-"), ("C1", "-"), ("C2", "-")]
+  for n in (12, 20, 45):
+    pairs = line_styles(n)
+    assert len(pairs) == n == len(set(pairs))
+  assert len({c for c, _ in line_styles(12)}) == 12
