@@ -9,8 +9,9 @@ Their claim: JS-GAN (`nonsaturating`) gets stuck in mode collapse (a bad basin o
 RS-GAN (`rsgan`) does not.
 
 What differs from their script, and why:
-- their RS-GAN D projects its last layer's weights to unit norm after every D step; the project's
-  losses change no weights, so both losses here train the same unconstrained D;
+- their RS-GAN D projects its last layer's weights to unit norm after every D step (and that layer
+  has no bias); the `losses` sweep trains the same unconstrained D for both losses, the
+  `as_published` sweep gives RS-GAN their D (`model.d_unit_head`) and JS-GAN the plain one;
 - their G step reuses the D step's latents; here each step draws its own (the project's step);
 - PyTorch's default initialization (uniform, fan-in scaled) vs Flax's (LeCun normal);
 - their script runs one seed (seed 0) and draws a figure; here 10 seeds per loss as one
@@ -53,5 +54,10 @@ def toy_sweeps():
   return {
       # The claim's test: each loss's seeds 0-9 as one population run.
       "losses": {"loss.name": LOSSES, "population": [10]},
+      # Each loss with the D their script trains it with: RS-GAN's output layer bias-free and projected
+      # to unit norm after each D step, JS-GAN's unconstrained.
+      "as_published": {"variant": {"nonsaturating": {"loss.name": "nonsaturating", "model.d_unit_head": False},
+                                   "rsgan_unit_head": {"loss.name": "rsgan", "model.d_unit_head": True}},
+                       "population": [10]},
       "smoke": {"loss.name": LOSSES, "seed": [0, 1]},
   }

@@ -144,6 +144,22 @@ def clip_weights(params, c: float):
   return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
 
 
+def project_unit_heads(params):
+  """Every layer named `unit_head` with its kernel scaled to unit L2 norm (over all its entries: the
+  [fan_in, 1] kernel of an output layer), as torch.nn.functional.normalize does with eps 1e-12;
+  everything else unchanged. The trainer applies it after each D update (model.d_unit_head)."""
+  def walk(tree):
+    if not isinstance(tree, dict):
+      return tree
+    out = {k: walk(v) for k, v in tree.items()}
+    head = out.get("unit_head")
+    if isinstance(head, dict) and "kernel" in head:
+      k = head["kernel"]
+      out["unit_head"] = {**head, "kernel": k / jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(k))), 1e-12)}
+    return out
+  return walk(params)
+
+
 @dataclasses.dataclass(frozen=True)
 class Regularization:
   """The static regularizer settings of a run (0 disables a term)."""

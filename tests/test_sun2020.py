@@ -115,3 +115,52 @@ def test_a_few_steps_of_both_losses_in_process(load_config, tmp_path):
     last = rows[-1]
     assert last["step"] == 20 and len(last["mode_collapse"]) == 2
     assert all(v in (0.0, 1.0) for v in last["mode_collapse"]) and all(0 <= v for v in last["min_mode_fraction"])
+
+
+def test_project_unit_heads_by_hand():
+  import jax.numpy as jnp
+
+  from gan_jax.regularizers import project_unit_heads
+  params = {"params": {"Dense_0": {"kernel": jnp.full((2, 3), 5.0), "bias": jnp.ones(3)},
+                       "unit_head": {"kernel": jnp.array([[3.0], [4.0], [0.0]])}}}
+  out = project_unit_heads(params)
+  np.testing.assert_allclose(out["params"]["unit_head"]["kernel"], [[0.6], [0.8], [0.0]], rtol=1e-7)
+  np.testing.assert_array_equal(out["params"]["Dense_0"]["kernel"], params["params"]["Dense_0"]["kernel"])
+  np.testing.assert_array_equal(out["params"]["Dense_0"]["bias"], params["params"]["Dense_0"]["bias"])
+  zero = project_unit_heads({"unit_head": {"kernel": jnp.zeros((3, 1))}})   # torch's eps: 0 stays 0
+  np.testing.assert_array_equal(zero["unit_head"]["kernel"], np.zeros((3, 1)))
+  plain = {"Dense_1": {"kernel": jnp.ones((3, 1))}}
+  assert project_unit_heads(plain)["Dense_1"]["kernel"] is plain["Dense_1"]["kernel"]
+
+
+def test_unit_head_is_bias_free_and_projected_after_each_d_update(load_config, monkeypatch):
+  """model.d_unit_head (Sun et al.'s RS-GAN toy D): the output layer has no bias, and after a train
+  step its kernel is the Adam-updated kernel (the same step with the projection removed) divided by
+  its norm."""
+  import jax
+
+  from gan_jax import regularizers
+  from gan_jax.train import loop
+  from gan_jax.train.kinds import build_trainer
+  c = load_config("experiments/two_cluster.py:runlocal,loss=rsgan")
+  c.update_from_flattened_dict({"model.d_unit_head": True, "population": 1})
+  config_lib.validate(c)
+  ds = build_dataset(c.data)
+  _, _, init, init_key, step_key, _ = loop.setup(c, ds.spec)
+  state = init(init_key)
+  head = state.d_params["unit_head"]
+  assert set(head) == {"kernel"} and head["kernel"].shape == (128, 1)
+  gan = build_trainer(c, ds.spec)
+  n = gan.batches_per_step
+  x = np.stack([ds.source[i]["x"] for i in range(n * c.batch_size)]).reshape(n, c.batch_size, 2)
+
+  def d_head_after_one_step():
+    gan = build_trainer(c, ds.spec)
+    new, _ = jax.jit(gan.step_for(gan.phase_at(0)))(state, {"x": x}, step_key)
+    return np.asarray(new.d_params["unit_head"]["kernel"], np.float64)
+
+  projected = d_head_after_one_step()
+  monkeypatch.setattr(regularizers, "project_unit_heads", lambda params: params)
+  raw = d_head_after_one_step()
+  assert abs(np.linalg.norm(projected) - 1) < 1e-6 and abs(np.linalg.norm(raw) - 1) > 1e-3
+  np.testing.assert_allclose(projected, raw / np.linalg.norm(raw), rtol=1e-5, atol=1e-7)

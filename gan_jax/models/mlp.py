@@ -4,6 +4,9 @@ Lin et al. 2018 (PacGAN), sec. 5.1, following VEEGAN: G is a ReLU MLP with 4 hid
 400 units and z ~ N(0, I_2); D has 3 maxout layers of 200 units with 5 pieces, then a linear
 output. With `d_maxout_pieces` = 1 the D layers are dense with a ReLU, or a LeakyReLU of slope
 `d_leaky_slope` when it is > 0 (Sun et al. 2020's toy D: 2 hidden layers of 128, LeakyReLU 0.2).
+`d_unit_head`: D's output layer has no bias and is named `unit_head`, whose kernel the trainer
+projects to unit L2 norm after every D update (Sun et al.'s RS-GAN toy code: their D's last layer,
+bias-free, normalized after each D step; `regularizers.project_unit_heads`).
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ class MaxoutDiscriminator(nn.Module):
   layers: int = 3
   pieces: int = 5
   leaky_slope: float = 0.0   # dense layers (pieces = 1): LeakyReLU of this slope, 0 = ReLU
+  unit_head: bool = False    # a bias-free output layer `unit_head`, kept at unit norm by the trainer
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -55,12 +59,15 @@ class MaxoutDiscriminator(nn.Module):
         x = Maxout(self.width, self.pieces)(x)
       else:
         x = nn.leaky_relu(nn.Dense(self.width)(x), self.leaky_slope)
+    if self.unit_head:
+      return nn.Dense(1, use_bias=False, name="unit_head")(x)[..., 0]
     return nn.Dense(1)(x)[..., 0]
 
 
 def _defaults() -> dict:
   return {"z_dim": 2, "z_dist": "normal", "g_width": 400, "g_layers": 4,
-          "d_width": 200, "d_layers": 3, "d_maxout_pieces": 5, "d_leaky_slope": 0.0}
+          "d_width": 200, "d_layers": 3, "d_maxout_pieces": 5, "d_leaky_slope": 0.0,
+          "d_unit_head": False}
 
 
 def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
@@ -71,7 +78,7 @@ def _build(c: ConfigDict, spec: DataSpec) -> tuple[nn.Module, nn.Module]:
                       f"{c.d_leaky_slope} with {c.d_maxout_pieces} pieces")
   return (MLPGenerator(out_dim=spec.shape[-1], width=c.g_width, layers=c.g_layers),
           MaxoutDiscriminator(width=c.d_width, layers=c.d_layers, pieces=c.d_maxout_pieces,
-                              leaky_slope=c.d_leaky_slope))
+                              leaky_slope=c.d_leaky_slope, unit_head=bool(c.d_unit_head)))
 
 
 MODELS.register("mlp")(ModelEntry(_defaults, _build))

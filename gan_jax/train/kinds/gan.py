@@ -291,6 +291,7 @@ def d_update(gan: GAN, state: TrainState, real: jax.Array, key: jax.Array, d_ste
   d_params, d_opt, grad_norm = machinery.update(gan.d_tx, grads, state.d_opt, state.d_params)
   if reg.clip > 0:
     d_params = regs.clip_weights(d_params, reg.clip)
+  d_params = regs.project_unit_heads(d_params)   # model.d_unit_head (no layer of that name: unchanged)
   if gan.augment.enabled:
     reg_state = gan.augment.update(reg_state, real_logits, d_step, n)
     # aug_rt: E[sign(D(aug(real)))] of this D step, ADA's overfitting heuristic r_t.
@@ -355,6 +356,7 @@ def _d_reg_update(gan: GAN, state: TrainState, inputs: dict, key: jax.Array, d_s
     d_params, d_opt, _ = machinery.update(gan.d_tx, grads, state.d_opt, state.d_params)
     if reg.clip > 0:
       d_params = regs.clip_weights(d_params, reg.clip)
+    d_params = regs.project_unit_heads(d_params)
     return state.replace(d_params=d_params, d_opt=d_opt), logs
 
   return _skippable(jnp.asarray(d_step) % reg.lazy_every == 0, update, state)
