@@ -46,3 +46,39 @@ def test_real_stacks_cover_their_modes(classifier):
   assert abs(got["modes_covered"] - truth["modes_covered"]) <= 30
   # A generator that repeats one stack covers one mode.
   assert stacked_mode_statistics(np.repeat(stacks[:1], 200, axis=0), predict)["modes_covered"] == 1
+
+
+def test_concurrent_users_train_the_classifier_once(tmp_path, monkeypatch):
+  """Two callers that need the same uncached classifier at once (sweep trials, test workers): one
+  trains, the other waits for its file (a lock beside it) and loads it; both get the same weights."""
+  import threading
+  import time
+
+  import jax
+  import jax.numpy as jnp
+
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+  calls = []
+
+  def slow_fake_training(images, labels):
+    calls.append(1)
+    time.sleep(1.0)   # long enough for the second caller to arrive while the first trains
+    shapes = jax.eval_shape(digit_classifier.DigitCNN().init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+    return jax.tree.map(lambda s: np.full(s.shape, len(calls), s.dtype), shapes), 0.5 + len(calls)
+
+  monkeypatch.setattr(digit_classifier, "train_classifier", slow_fake_training)
+  data = (np.zeros((4, 8, 8, 1), np.float32), np.zeros(4, np.int32))
+  results = [None, None]
+
+  def use(i):
+    results[i] = digit_classifier.cached_params("concurrent_8", lambda: data)
+
+  threads = [threading.Thread(target=use, args=(i,)) for i in range(2)]
+  for t in threads:
+    t.start()
+    time.sleep(0.2)
+  for t in threads:
+    t.join()
+  assert len(calls) == 1 and results[0][1] == results[1][1] == 1.5
+  for a, b in zip(jax.tree.leaves(results[0][0]), jax.tree.leaves(results[1][0])):
+    np.testing.assert_array_equal(a, b)

@@ -8,6 +8,7 @@ to report its accuracy, and cache the weights under $GAN_JAX_CACHE (default
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -107,14 +108,19 @@ def cached_params(name: str, load_data: Callable[[], tuple[np.ndarray, np.ndarra
   """(weights, test accuracy) of classifier `name`, training and caching it on first use."""
   path = os.path.join(cache_dir(), f"digit_classifier_{name}.msgpack")
   if not os.path.exists(path + ".json"):
-    images, labels = load_data()
-    params, accuracy = train_classifier(images, labels)
     os.makedirs(cache_dir(), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-      f.write(flax.serialization.to_bytes(params))
-    os.replace(tmp, path)
-    with open(tmp, "w") as f:
-      json.dump({"test_accuracy": accuracy, "shape": list(images.shape[1:]), "n": len(images)}, f)
-    os.replace(tmp, path + ".json")
+    # One trainer at a time: processes that need the same classifier at once (sweep trials, test
+    # workers) wait for the first one's file instead of each training their own.
+    with open(path + ".lock", "w") as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+      if not os.path.exists(path + ".json"):
+        images, labels = load_data()
+        params, accuracy = train_classifier(images, labels)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+          f.write(flax.serialization.to_bytes(params))
+        os.replace(tmp, path)
+        with open(tmp, "w") as f:
+          json.dump({"test_accuracy": accuracy, "shape": list(images.shape[1:]), "n": len(images)}, f)
+        os.replace(tmp, path + ".json")
   return _load(path)
