@@ -25,11 +25,11 @@ from gan_jax.train.kinds import KINDS, build_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every kind's toy: the runlocal variant of one of its experiments at batch 8 (4 for CycleGAN, at
-# 16x16 with 2 residual blocks: its step has eight generator passes to compile). The GAN toy runs the
+# 16x16 with 1 residual block: its step has eight generator passes to compile). The GAN toy runs the
 # default two-forward step (grad_accum is a feature of it; train.reuse_fake is tested in test_conditional.py).
 TOYS = {"gan": ("dcgan_digits", {"batch_size": 8, "train.reuse_fake": False}),
         "progressive": ("progan_celebahq1024", {"batch_size": 8}),
-        "translation": ("cyclegan_horse2zebra", {"batch_size": 4, "data.resolution": 16, "model.g_blocks": 2,
+        "translation": ("cyclegan_horse2zebra", {"batch_size": 4, "data.resolution": 16, "model.g_blocks": 1,
                                                  "model.d_layers": 2, "model.pool_size": 4}),
         "text2image": ("stackgan_cub", {"batch_size": 8})}
 # The features the loop and the shared step machinery provide, as the config keys that turn them on.
