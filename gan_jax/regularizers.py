@@ -154,8 +154,7 @@ def project_unit_heads(params):
     out = {k: walk(v) for k, v in tree.items()}
     head = out.get("unit_head")
     if isinstance(head, dict) and "kernel" in head:
-      k = head["kernel"]
-      out["unit_head"] = {**head, "kernel": k / jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(k))), 1e-12)}
+      out["unit_head"] = {**head, "kernel": head["kernel"] / jnp.maximum(jnp.linalg.norm(head["kernel"]), 1e-12)}
     return out
   return walk(params)
 

@@ -155,7 +155,7 @@ def test_unit_head_is_bias_free_and_projected_after_each_d_update(load_config, m
   x = np.stack([ds.source[i]["x"] for i in range(n * c.batch_size)]).reshape(n, c.batch_size, 2)
 
   def d_head_after_one_step():
-    gan = build_trainer(c, ds.spec)
+    gan = build_trainer(c, ds.spec)   # a new trainer, so that jit traces again (and reads the patched module)
     new, _ = jax.jit(gan.step_for(gan.phase_at(0)))(state, {"x": x}, step_key)
     return np.asarray(new.d_params["unit_head"]["kernel"], np.float64)
 
