@@ -166,17 +166,48 @@ def component_times(config: ConfigDict, spec: DataSpec, steps: int = 5, warmup: 
   x = jax.random.uniform(jax.random.PRNGKey(1), (b, *spec.shape), jnp.float32, -1.0, 1.0)
   g_fwd = lambda p, z: gan.generate(p, state.g_vars, z)[0]  # noqa: E731
   d_fwd = lambda p, x: jnp.sum(gan.discriminate(p, state.d_vars, x)[0])  # noqa: E731
+  fake = -x[::-1]
+  two_calls, one_call = d_pair_grads(gan, state.d_vars)
   passes = {
       "G forward": (g_fwd, state.g_params, z),
       "G forward + backward": (jax.grad(lambda p, z: jnp.sum(g_fwd(p, z) ** 2)), state.g_params, z),
       "D forward": (d_fwd, state.d_params, x),
       "D forward + backward (weights)": (jax.grad(d_fwd), state.d_params, x),
       "D forward + backward (input)": (jax.grad(d_fwd, argnums=1), state.d_params, x),
+      D_PAIR_TWO: (two_calls, state.d_params, x, fake),
+      D_PAIR_ONE: (one_call, state.d_params, x, fake),
   }
   out = {}
   for name, (fn, *args) in passes.items():
     out[name] = statistics.median(_timed(functools.partial(jax.jit(fn), *args), steps, warmup + 1))
   return out
+
+
+D_PAIR_TWO = "D on real and fake, two calls + backward (weights)"
+D_PAIR_ONE = "D on real and fake, one vmap-ed call + backward (weights)"
+
+
+def d_pair_grads(gan, d_vars: dict):
+  """D's weight gradient of a loss over its real and its fake pass, two ways: the D step's two calls
+  (the fake pass reads the state the real pass left), and one call vmap-ed over [real; fake] (one
+  batched program; BatchNorm still normalizes each half with its own statistics). Same gradient; the
+  breakdown times both (the one-call form is not used by the step: it measured no faster)."""
+  def loss(real_logits, fake_logits):
+    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+  def two_calls(p, real, fake):
+    def total(p):
+      real_logits, after = gan.discriminate(p, d_vars, real)
+      return loss(real_logits, gan.discriminate(p, after, fake)[0])
+    return jax.grad(total)(p)
+
+  def one_call(p, real, fake):
+    def total(p):
+      logits = jax.vmap(lambda x: gan.discriminate(p, d_vars, x)[0])(jnp.stack([real, fake]))
+      return loss(logits[0], logits[1])
+    return jax.grad(total)(p)
+
+  return two_calls, one_call
 
 
 def run_torch_twin(*, resolution: int, batch: int, width: int, kernel_size: int, z_dim: int, channels: int,

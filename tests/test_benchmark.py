@@ -21,7 +21,9 @@ def test_benchmark_rows_and_json(tmp_path):
   assert list((tmp_path / "hlo").glob("*jit_step*.txt"))   # the trainer's step (Trainer.step) as XLA compiled it
   rows = json.loads(out.read_text())["jax"]
   assert set(rows[0]["breakdown_s"]) == {"G forward", "G forward + backward", "D forward",
-                                         "D forward + backward (weights)", "D forward + backward (input)"}
+                                         "D forward + backward (weights)", "D forward + backward (input)",
+                                         "D on real and fake, two calls + backward (weights)",
+                                         "D on real and fake, one vmap-ed call + backward (weights)"}
   assert [row["impl"] for row in rows] == ["subpixel", "xla"]
   for row in rows:
     assert len(row["step_times_s"]) == 2
@@ -133,3 +135,38 @@ def test_scaling_costs_and_model():
   assert m["compute_ms"] == pytest.approx(compute * 1e3) and m["allreduce_ms"] == pytest.approx(comm * 1e3)
   assert m["efficiency"] == pytest.approx(compute / (compute + comm))
   assert "| dcgan_cifar10 | 32 | 128 |" in scaling.markdown([c])
+
+
+def test_d_pair_passes_compute_the_same_gradient(load_config):
+  """The breakdown's two D-pair rows time the same work: one call vmap-ed over [real; fake] gives the
+  two calls' weight gradient (each half with its own BatchNorm statistics), unlike one call on the
+  concatenated batch (statistics over both)."""
+  import jax.numpy as jnp
+  import numpy as np
+
+  from gan_jax.benchmark import d_pair_grads
+  from gan_jax.data import build_dataset
+  from gan_jax.train.loop import setup
+  c = load_config("experiments/dcgan_digits.py:runlocal")
+  spec = build_dataset(c.data).spec
+  gan, _, init, init_key, _, _ = setup(c, spec)
+  state = jax.eval_shape(init, init_key)
+  state = jax.tree.map(lambda s: jax.random.normal(jax.random.PRNGKey(3), s.shape, s.dtype) * 0.1
+                       if jnp.issubdtype(s.dtype, jnp.floating) else jnp.zeros(s.shape, s.dtype), state)
+  assert state.d_vars, "the check needs a D with BatchNorm statistics"
+  real = jax.random.uniform(jax.random.PRNGKey(1), (8, *spec.shape), minval=-1.0, maxval=1.0)
+  fake = 0.3 * jnp.tanh(jax.random.normal(jax.random.PRNGKey(2), real.shape))
+  two_calls, one_call = d_pair_grads(gan, state.d_vars)
+
+  def concatenated(p, real, fake):
+    def total(p):
+      logits = gan.discriminate(p, state.d_vars, jnp.concatenate([real, fake]))[0]
+      return jnp.mean(jax.nn.softplus(-logits[:8])) + jnp.mean(jax.nn.softplus(logits[8:]))
+    return jax.grad(total)(p)
+
+  a, b, mixed = jax.jit(lambda *args: [f(*args) for f in (two_calls, one_call, concatenated)])(
+      state.d_params, real, fake)
+  scale = max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(a))
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6 * scale)
+  assert max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(mixed))) > 1e-3 * scale
