@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax.procinfo import peak_rss_mb  # noqa: E402  (standard library only: no JAX here)
+from gan_jax.procinfo import peak_rss_mb, rss_stage  # noqa: E402  (standard library only: no JAX here)
 
 
 def num_stages(resolution: int) -> int:
@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
   if args.steps < 1:
     raise SystemExit("--steps must be at least 1")
 
+  stages = {}
+  rss_stage(stages, "start")   # the interpreter with torch imported
   torch.set_num_threads(args.threads)
   torch.manual_seed(args.seed)
   fmt = torch.channels_last if args.channels_last else torch.contiguous_format
@@ -229,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     return d_loss.item(), g_loss.item()
 
   iteration = canonical if args.loop == "canonical" else twin
+  rss_stage(stages, "state")
 
   for i in range(args.warmup):
     t0 = time.perf_counter()
@@ -240,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     d_loss, g_loss = iteration()
     times.append(time.perf_counter() - t0)
     print(f"step {i + 1}/{args.steps}: {times[-1]:.3f}s", file=sys.stderr)
+  rss_stage(stages, "steps")
   if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
     raise SystemExit(f"non-finite losses: d_loss={d_loss} g_loss={g_loss}")
 
@@ -258,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
       "median_step_s": median,
       "images_per_s": args.batch / median,
       "peak_rss_mb": peak_rss_mb(),
+      "rss_stages": stages,
       "g_params": count_params(g),
       "d_params": count_params(d),
       "d_loss": d_loss,

@@ -27,7 +27,7 @@ from gan_jax import cli, parallel
 from gan_jax.data import build_dataset
 from gan_jax.errors import ConfigError
 from gan_jax.models import DataSpec
-from gan_jax.procinfo import peak_rss_mb
+from gan_jax.procinfo import peak_rss_mb, release_free_memory, rss_stage
 from gan_jax.train.loop import jit_step, setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,12 +125,17 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
                     profile_dir: str | None = None) -> dict:
   """Compiles the train step of `config` and times it on a fixed synthetic batch; with
   `profile_dir`, the timed steps are also traced by the JAX profiler (TensorBoard / Perfetto)."""
+  stages = {}
+  rss_stage(stages, "start")   # the interpreter with jax, XLA's runtime and this package imported
   gan, mesh, init, init_key, step_key, _ = setup(config, spec)
   state = init(init_key)
   batch = _synthetic_batch(gan, mesh, config, spec)
+  rss_stage(stages, "state")
   t0 = time.perf_counter()
   compiled = jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
   compile_s = time.perf_counter() - t0
+  release_free_memory()   # as the trainer does after compiling its step
+  rss_stage(stages, "compiled")
   t0 = time.perf_counter()
   state, metrics = compiled(state, batch, step_key)
   jax.block_until_ready(metrics)
@@ -144,6 +149,7 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
   _timed(one_step, 0, warmup)
   with jax.profiler.trace(profile_dir) if profile_dir else contextlib.nullcontext():
     times = _timed(one_step, steps)
+  rss_stage(stages, "steps")
   losses = {k: float(np.mean(np.asarray(metrics[k]))) for k in ("d_loss", "g_loss") if k in metrics}
   median = statistics.median(times)
   images = config.batch_size * config.population   # real images consumed per D+G iteration
@@ -152,7 +158,7 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
           "images_per_s": images / median, "compile_s": compile_s, "first_step_s": first_step_s,
           "flops_per_step": cost_flops(compiled), "compiled_memory_mb": _memory_mb(compiled),
           "xla_memory_mb": xla_memory_mb(compiled),
-          "peak_rss_mb": peak_rss_mb(), **losses}
+          "peak_rss_mb": peak_rss_mb(), "rss_stages": stages, **losses}
 
 
 def component_times(config: ConfigDict, spec: DataSpec, steps: int = 5, warmup: int = 2) -> dict:

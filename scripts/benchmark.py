@@ -285,6 +285,7 @@ def print_table(out: dict) -> None:
         f"float32 matmul {m['matmul_gflops']:.0f} GFLOP/s")
   if out.get("repeats"):
     print_comparison(out)
+    print_memory_stages(out)
   else:
     print("| framework | model | res | batch | impl | ms/step (min-max) | images/s | compile s | "
           "GFLOP/step | MFU | XLA MB (args/out/temp) | peak RSS MB |")
@@ -333,6 +334,26 @@ def print_comparison(out: dict) -> None:
     print(f"| torch {t['torch_version']} | {t['loop']} loop{', channels_last' if t.get('channels_last') else ''} | "
           f"{t['resolution']} | {t['batch']} | {t['images_per_s']:.1f} ({t['images_per_s_min']:.1f}-"
           f"{t['images_per_s_max']:.1f}) | - | - | - | {t['peak_rss_mb']:.0f} |")
+
+
+def print_memory_stages(out: dict) -> None:
+  """Where each row's resident memory goes (its first round): RSS now / peak so far, MB, at the start
+  (interpreter and framework imported), with the state built, after compiling (ours), after the steps."""
+  print("\nresident memory by stage, MB, now / peak so far (first round)")
+  print("| framework | step | start | state built | compiled | after the steps |")
+  print("|---|---|---|---|---|---|")
+
+  def cell(stages: dict, name: str) -> str:
+    s = stages.get(name)
+    return f"{s['rss_mb']:.0f} / {s['peak_mb']:.0f}" if s else "-"
+
+  for r in out["jax"]:
+    st = r.get("rss_stages", {})
+    print(f"| jax | {_impl(r)} | {cell(st, 'start')} | {cell(st, 'state')} | {cell(st, 'compiled')} | "
+          f"{cell(st, 'steps')} |")
+  for t in out["torch"]:
+    st = t.get("rss_stages", {})
+    print(f"| torch | {t['loop']} loop | {cell(st, 'start')} | {cell(st, 'state')} | - | {cell(st, 'steps')} |")
 
 
 def print_compile_table(rows: list[dict]) -> None:

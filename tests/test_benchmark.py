@@ -111,6 +111,12 @@ def test_torch_twin_matches_parameter_counts(tmp_path):
     for t in result["torch"]:
       assert row[f"ratio_vs_{t['loop']}"] == pytest.approx(row["images_per_s"] / t["images_per_s"])
     assert set(row["xla_memory_mb"]) == {"arguments", "outputs", "temporaries"} and row["peak_rss_mb"] > 0
+  for row, stages in [(row, ["start", "state", "compiled", "steps"]) for row in result["jax"]] + [
+      (t, ["start", "state", "steps"]) for t in result["torch"]]:
+    assert list(row["rss_stages"]) == stages
+    peaks = [s["peak_mb"] for s in row["rss_stages"].values()]
+    assert peaks == sorted(peaks) and all(0 < s["rss_mb"] <= s["peak_mb"] for s in row["rss_stages"].values())
+  assert "resident memory by stage" in r.stdout
   assert "| torch" in r.stdout and "canonical loop" in r.stdout and "reuse_fake" in r.stdout
   t = result["torch"][0]
   z, x = jax.numpy.zeros((2, 100)), jax.numpy.zeros((2, 16, 16, 3))
@@ -170,3 +176,37 @@ def test_d_pair_passes_compute_the_same_gradient(load_config):
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6 * scale)
   assert max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(mixed))) > 1e-3 * scale
+
+
+def test_rss_stages_see_an_allocation():
+  """procinfo's stages: 64 MB touched between two stages raise the resident memory by about that, and
+  the peak never falls below the memory now."""
+  import numpy as np
+
+  from gan_jax.procinfo import rss_stage
+  stages = {}
+  rss_stage(stages, "before")
+  block = np.ones(64 * 2**20 // 8)
+  rss_stage(stages, "after")
+  a, b = stages["before"], stages["after"]
+  assert 56 < b["rss_mb"] - a["rss_mb"] < 80 and block.sum() > 0
+  assert a["peak_mb"] <= b["peak_mb"] and b["rss_mb"] <= b["peak_mb"]
+
+
+def test_release_free_memory_returns_the_freed_heap():
+  """64 MB of small blocks freed behind one block still in use stay resident (glibc cannot shrink its
+  heap past a live block) until release_free_memory hands their pages back."""
+  import ctypes.util
+
+  from gan_jax.procinfo import release_free_memory, rss_mb
+  if not ctypes.util.find_library("c") or not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim"):
+    pytest.skip("not glibc: no malloc_trim")
+  blocks = [bytearray(b"x" * 60_000) for _ in range(1100)]   # under glibc's mmap threshold: heap blocks
+  keep = bytearray(b"y" * 60_000)                             # allocated last, above them
+  before = rss_mb()
+  del blocks
+  freed_but_held = rss_mb()
+  assert release_free_memory()
+  after = rss_mb()
+  assert before - freed_but_held < 16 and freed_but_held - after > 48, (before, freed_but_held, after)
+  assert keep[0] == ord("y")
