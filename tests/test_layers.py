@@ -35,8 +35,11 @@ def test_values_and_gradients_equal_plain_layer(ours, plain, k, s, n, pad):
     np.testing.assert_allclose(b, a, atol=5e-5, rtol=1e-5)
 
 
-def test_kernel_gradient_of_padded_stride1_conv():
-  """`_conv1` with padding larger than SAME takes the per-tap matmul kernel gradient."""
+@pytest.mark.parametrize("swap_rows", [0, 10**9])
+def test_kernel_gradient_of_padded_stride1_conv(swap_rows, monkeypatch):
+  """`_conv1` with padding larger than SAME takes the per-tap matmul kernel gradient, in both operand
+  orders of its tap products (g^T x from `_TAP_SWAP_ROWS` rows on, x^T g below)."""
+  monkeypatch.setattr(layers, "_TAP_SWAP_ROWS", swap_rows)
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 5, 4))
   w = jax.random.normal(jax.random.PRNGKey(1), (2, 2, 4, 7))
   pads = [(1, 1), (1, 1)]

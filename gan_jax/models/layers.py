@@ -120,9 +120,23 @@ def _conv_valid_bwd(precision, res, g):
   h, wd = g.shape[1:3]
   _, x_vjp = jax.vjp(lambda x: lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN,
                                                         precision=precision), x)
-  dw = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", x[:, a:a + h, b:b + wd], g, precision=precision)
+  dw = jnp.stack([jnp.stack([_tap_product(x[:, a:a + h, b:b + wd], g, precision)
                              for b in range(kw)]) for a in range(kh)])
   return x_vjp(g)[0], dw.astype(w.dtype)
+
+
+# Rows (N*H*W) from which XLA:CPU's contraction of a tap runs faster with the gradient as its left operand.
+_TAP_SWAP_ROWS = 4096
+
+
+def _tap_product(x: jax.Array, g: jax.Array, precision=None) -> jax.Array:
+  """[N, H, W, C_in] x [N, H, W, C_out] -> [C_in, C_out], contracting N, H and W. With many rows
+  (the sub-pixel kernel gradients of G's large layers) XLA:CPU runs g^T x, transposed, 1.2-2.8x
+  faster than x^T g (DCGAN G at 64x64, batch 64: the 64 -> 12-phase last layer 235 -> 85 ms, 18x18
+  128 -> 256 178 -> 104 ms); with few rows (6x6 layers) 10 % slower, so those keep x^T g."""
+  if int(np.prod(g.shape[:3])) >= _TAP_SWAP_ROWS:
+    return jnp.einsum("nhwo,nhwi->oi", g, x, precision=precision).T
+  return jnp.einsum("nhwi,nhwo->io", x, g, precision=precision)
 
 
 _conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
