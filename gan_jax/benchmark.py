@@ -196,8 +196,10 @@ D_PAIR_ONE = "D on real and fake, one vmap-ed call + backward (weights)"
 def d_pair_grads(gan, d_vars: dict):
   """D's weight gradient of a loss over its real and its fake pass, two ways: the D step's two calls
   (the fake pass reads the state the real pass left), and one call vmap-ed over [real; fake] (one
-  batched program; BatchNorm still normalizes each half with its own statistics). Same gradient; the
-  breakdown times both (the one-call form is not used by the step: it measured no faster)."""
+  batched program; BatchNorm still normalizes each half with its own statistics). The same gradient
+  for a D without state or with BatchNorm only (DCGAN's): with spectral normalization the two-call
+  form's fake pass reads the vectors the real pass updated, and the forms differ. The breakdown times
+  both (the one-call form is not used by the step: it measured slower)."""
   def loss(real_logits, fake_logits):
     return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
 

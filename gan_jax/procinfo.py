@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import resource
 
 
@@ -36,16 +36,25 @@ def rss_stage(stages: dict, name: str) -> None:
   stages[name] = {"rss_mb": rss_mb(), "peak_mb": peak_rss_mb()}
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+  """glibc's malloc_trim(size_t) -> int from the C library this process runs on, or None."""
+  for name in (None, "libc.so.6"):
+    try:
+      trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+      continue
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+  return None
+
+
 def release_free_memory() -> bool:
   """Returns the C heap's free pages to the system (glibc's malloc_trim): XLA's compiler frees
   hundreds of MB after compiling a large program, which glibc keeps mapped, so the process's resident
   memory would stay at the compiler's level for the whole run. False where the C library has no
   malloc_trim (not glibc)."""
-  name = ctypes.util.find_library("c")
-  try:
-    trim = ctypes.CDLL(name).malloc_trim if name else None
-  except (OSError, AttributeError):
-    trim = None
+  trim = _malloc_trim()
   if trim is None:
     return False
   trim(0)

@@ -409,7 +409,7 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
       if phase not in step_fns:
         step_fns[phase] = jit_step(gan, mesh, population, state_sh, phase).lower(state, batch, step_key).compile()
         # The compilers' freed heap back to the system: without it the run's resident memory stays at
-        # the compile's level (DCGAN 64x64: peak RSS 1410 -> 1015 MB, docs/benchmarks.md).
+        # the compile's level (DCGAN 64x64: peak RSS 1410 -> 1009-1015 MB, docs/benchmarks.md).
         release_free_memory()
         parallel.meet(f"step{phase}")
       return step_fns[phase]
