@@ -318,19 +318,16 @@ def test_unconditional_variant(hier):
     g.apply(gv, z, jnp.zeros((4,), jnp.int32), train=False)
 
 
-def test_conditional_bn_over_4_devices_equals_one_device():
+def test_conditional_bn_over_4_devices_equals_one_device(toy):
   """Cross-replica BatchNorm for free: G's conditional BNs on a batch sharded over 4 simulated
   devices (of this interpreter's CPU devices) normalize with the global batch's statistics, as on one
-  device (and not with each device's quarter, which differs)."""
+  device (and not with each device's quarter, which differs). The toy fixture's G and weights."""
   from jax.sharding import Mesh, NamedSharding
   from jax.sharding import PartitionSpec as P
-  c = model_config("biggan")
-  c.conditional = True
-  c.update(g_width=4, d_width=4, attention=16)
-  g, _ = build_models(c, DataSpec("image", (32, 32, 1), 10))
+  g, _ = build_models(_cfg(g_width=4, d_width=4, attention=16), DataSpec("image", (32, 32, 1), 10))
   z = jax.random.normal(jax.random.PRNGKey(0), (16, 120))
   y = jnp.arange(16, dtype=jnp.int32) % 10
-  v = jax.jit(lambda k: g.init(k, z, y, train=False))(jax.random.PRNGKey(1))
+  v = toy["gv"]
   step = jax.jit(lambda v, z, y: g.apply(v, z, y, train=True, mutable=["batch_stats"]))
   one_x, one_s = step(v, z, y)                          # one device
   mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
