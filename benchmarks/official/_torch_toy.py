@@ -2,8 +2,10 @@
 checkout's commit, and the manifest. torch is imported by the callers (fixture making only)."""
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -61,3 +63,20 @@ def shapes_json(path: str, state_dicts: dict) -> None:
           for net, sd in state_dicts.items()]
   with open(path, "w") as f:
     f.write("{" + ",\n".join(nets) + "}\n")
+
+
+def timed_iterations(torch, repo_path: str, batch: int, steps: int, warmup: int, iteration,
+                     prepare=lambda: ()) -> dict:
+  """Runs `iteration(*prepare())` warmup + steps times, timing the last `steps` (prepare's inputs are made
+  outside the timing): the official step's row of `benchmark.py --compare-official`."""
+  times = []
+  for i in range(warmup + steps):
+    args = prepare()
+    t0 = time.perf_counter()
+    iteration(*args)
+    if i >= warmup:
+      times.append(time.perf_counter() - t0)
+  median = statistics.median(times)
+  return {"framework": "torch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+          "batch": batch, "step_times_s": times, "median_step_s": median, "mean_step_s": statistics.mean(times),
+          "images_per_s": batch / median, "official_commit": commit_of(repo_path)}

@@ -34,7 +34,6 @@ manifest.json. `time_official` times the same iteration at our runlocal width; `
 matching gan_jax config. Needs torch; the tests do not.
 """
 import os
-import time
 
 import numpy as np
 
@@ -244,15 +243,10 @@ def time_official(repo_path: str, batch: int = 32, steps: int = 10, warmup: int 
   rng = np.random.default_rng(0)
   x = np.ascontiguousarray(rng.uniform(-1, 1, (N_D * batch, 3, 32, 32)).astype(np.float32))
   y = rng.integers(0, 10, N_D * batch)
-  times = []
-  for i in range(warmup + steps):
-    zs = [rng.standard_normal((batch, run.G.dim_z)).astype(np.float32) for _ in range(N_D + 1)]
-    ys = [rng.integers(0, 10, batch) for _ in range(N_D + 1)]
-    t0 = time.perf_counter()
-    run.iteration(x, y, zs, ys)
-    if i >= warmup:
-      times.append(time.perf_counter() - t0)
-  median = float(np.median(times))
-  return {"framework": "torch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-          "batch": batch, "step_times_s": times, "median_step_s": median, "images_per_s": batch / median,
-          "official_commit": toy.commit_of(repo_path), "config": "experiments/biggan_imagenet128.py:runlocal"}
+  def latents():
+    return ([rng.standard_normal((batch, run.G.dim_z)).astype(np.float32) for _ in range(N_D + 1)],
+            [rng.integers(0, 10, batch) for _ in range(N_D + 1)])
+
+  return {**toy.timed_iterations(torch, repo_path, batch, steps, warmup, lambda zs, ys: run.iteration(x, y, zs, ys),
+                                 latents),
+          "config": "experiments/biggan_imagenet128.py:runlocal"}

@@ -32,8 +32,6 @@ CPU with real batch `batch`; `our_config()` is the matching gan_jax configuratio
 import copy
 import os
 import pickle
-import statistics
-import time
 
 import numpy as np
 
@@ -199,13 +197,4 @@ def time_official(repo_path: str, batch: int = 32, steps: int = 10, warmup: int 
   run = _Trainer(repo_path, G, D, copy.deepcopy(G), batch, 300 * 32, 1000.0)
   draws = _draws(np.random.default_rng(0), 1, batch)
   inputs = _torch_inputs(torch, draws, 0)
-  times = []
-  for i in range(warmup + steps):
-    t0 = time.perf_counter()
-    run.iteration(*inputs)
-    if i >= warmup:
-      times.append(time.perf_counter() - t0)
-  median = statistics.median(times)
-  return {"framework": "torch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-          "batch": batch, "step_times_s": times, "median_step_s": median, "images_per_s": batch / median,
-          "official_commit": toy.commit_of(repo_path)}
+  return toy.timed_iterations(torch, repo_path, batch, steps, warmup, lambda: run.iteration(*inputs))

@@ -26,8 +26,6 @@ loss's pl_mean, and the per-iteration losses the loss reports (losses.npz).
 import contextlib
 import copy
 import os
-import statistics
-import time
 
 import numpy as np
 
@@ -256,13 +254,4 @@ def time_official(repo_path: str, batch: int = 32, steps: int = 8, warmup: int =
   run.loss.G_synthesis = G.synthesis
   draws = _draws(np.random.default_rng(0), 1, batch, 16, 1, 64, 0)
   inputs = _torch_inputs(torch, draws, 0, 0)
-  times = []
-  for i in range(warmup + steps):
-    t0 = time.perf_counter()
-    run.iteration(*inputs)
-    if i >= warmup:
-      times.append(time.perf_counter() - t0)
-  median = statistics.median(times)
-  return {"framework": "torch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-          "batch": batch, "step_times_s": times, "median_step_s": median, "mean_step_s": statistics.mean(times),
-          "images_per_s": batch / median, "official_commit": toy.commit_of(repo_path)}
+  return toy.timed_iterations(torch, repo_path, batch, steps, warmup, lambda: run.iteration(*inputs))
