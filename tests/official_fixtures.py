@@ -18,6 +18,14 @@ def manifest(name: str) -> dict:
     return json.load(f)
 
 
+def official_nets_after(name: str, m: dict) -> dict:
+  """The official networks after the fixture's steps ({"G", "D", "G_ema"}: state dicts), from the npz whose
+  keys are "<net>/<parameter>"."""
+  after = dict(np.load(os.path.join(fixture_dir(name), m["after"])))
+  return {net: {k.split("/", 1)[1]: v for k, v in after.items() if k.startswith(net + "/")}
+          for net in ("G", "D", "G_ema")}
+
+
 def relative_error(ours, ref) -> float:
   """|ours - ref| / |ref| (L2, float64); the shapes must agree."""
   ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from official_fixtures import fixture_dir, manifest, relative_error, tree_errors
+from official_fixtures import fixture_dir, manifest, official_nets_after, relative_error, tree_errors
 
 from gan_jax.config import validate
 from gan_jax.importers import biggan as biggan_format
@@ -75,10 +75,7 @@ def _trees(nets: dict, abstract) -> dict:
 
 
 def _official_after(m: dict, abstract) -> dict:
-  after = dict(np.load(os.path.join(FIXTURE, m["after"])))
-  nets = {name: {k.split("/", 1)[1]: v for k, v in after.items() if k.startswith(name + "/")}
-          for name in ("G", "D", "G_ema")}
-  return _trees(nets, abstract)
+  return _trees(official_nets_after("biggan_step", m), abstract)
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from official_fixtures import fixture_dir, manifest, relative_error, state_with, tree_errors
+from official_fixtures import fixture_dir, manifest, official_nets_after, relative_error, state_with, tree_errors
 
 from gan_jax.config import validate
 from gan_jax.importers import FORMATS
@@ -29,9 +29,7 @@ FIXTURE = fixture_dir("r3gan_step")
 
 def _official_after(m: dict) -> dict:
   """The official G, D and G_ema after the steps, as our parameter trees (the importer's name mapping)."""
-  after = dict(np.load(os.path.join(FIXTURE, m["after"])))
-  nets = {name: {k.split("/", 1)[1]: v for k, v in after.items() if k.startswith(name + "/")}
-          for name in ("G", "D", "G_ema")}
+  nets = official_nets_after("r3gan_step", m)
   trees = FORMATS.get(m["format"]).trees
   out = trees({"G": nets["G"], "D": nets["D"]})
   return {"g_params": out["g_params"], "d_params": out["d_params"],
