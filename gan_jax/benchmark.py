@@ -199,9 +199,8 @@ def d_pair_grads(gan, d_vars: dict):
   batched program; BatchNorm still normalizes each half with its own statistics). The same gradient
   for a D without state or with BatchNorm only (DCGAN's): with spectral normalization the two-call
   form's fake pass reads the vectors the real pass updated, and the forms differ. The breakdown times
-  both (the one-call form is not used by the step: it measured slower)."""
-  def loss(real_logits, fake_logits):
-    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+  both (the one-call form is not used by the step: it measured slower). The loss is the run's D loss."""
+  loss = gan.loss.d
 
   def two_calls(p, real, fake):
     def total(p):
