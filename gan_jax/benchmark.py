@@ -132,7 +132,8 @@ def time_train_step(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup:
   batch = _synthetic_batch(gan, mesh, config, spec)
   rss_stage(stages, "state")
   t0 = time.perf_counter()
-  compiled = jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
+  compiled = jit_step(gan, mesh, config.population, population_impl=config.population_impl).lower(
+      state, batch, step_key).compile()
   compile_s = time.perf_counter() - t0
   release_free_memory()   # as the trainer does after compiling its step
   rss_stage(stages, "compiled")
@@ -300,7 +301,8 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
         init.lower(init_key).compile()
         row[f"init_compile_{phase}_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        jit_step(gan, mesh, config.population).lower(state, batch, step_key).compile()
+        jit_step(gan, mesh, config.population, population_impl=config.population_impl).lower(
+            state, batch, step_key).compile()
         row[f"compile_{phase}_s"] = time.perf_counter() - t0
       rows.append(row)
   return rows

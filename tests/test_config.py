@@ -50,6 +50,7 @@ def test_parse_arg_types():
     ("model.fake_labels", "paired", "unknown model.fake_labels 'paired'; valid choices: uniform, real"),
     ("model.state_updates", "both", "unknown model.state_updates 'both'; valid choices: own, all"),
     ("ema.start_step", -1, "ema.start_step must be >= 0"),
+    ("population_impl", "pmap", "unknown population_impl 'pmap'; valid choices: vmap, unroll"),
 ])
 def test_validate_rejects(key, value, message):
   c = base_config()

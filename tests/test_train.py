@@ -177,11 +177,18 @@ def test_wandb_offline_needs_no_network(tmp_path):
   assert [row["step"] for row in read_jsonl(os.path.join(wd, "metrics.jsonl"))] == [0, 10, 20]
 
 
-def test_population_on_the_2d_mixture_logs_member_metrics(load_config, tmp_path):
+def test_population_on_the_2d_mixture_logs_member_metrics(load_config, tmp_path, monkeypatch):
+  """A 4-member run logs every member's metrics, and sample.py draws from any member; the loop hands
+  config.population_impl to over_members (the unrolled form's numbers: test_kinds.py; it runs vmap here,
+  because at the quick tier's LLVM level 0 XLA:CPU computes NaN gradients in this MLP's unrolled step from
+  the second step on, where the default level gives the vmap-ed run's losses to 1e-6 over 20 steps)."""
   c = load_config("experiments/ring8.py:runlocal")
   c.update_from_flattened_dict({"wandb.mode": "disabled", "population": 4, "total_steps": 20, "log_every": 10,
-                                "eval.every": 10, "sample_every": 20, "ckpt_every": 20})
+                                "eval.every": 10, "sample_every": 20, "ckpt_every": 20, "population_impl": "unroll"})
+  impls, over_members = [], loop.over_members
+  monkeypatch.setattr(loop, "over_members", lambda step, impl: impls.append(impl) or over_members(step, "vmap"))
   loop.train(c, str(tmp_path))
+  assert impls == ["unroll"]
   last = read_jsonl(str(tmp_path / "metrics.jsonl"))[-1]
   assert len(last["modes_covered"]) == 4 and len(last["d_loss"]) == 4
   r = run_main("sample.py", "--workdir", str(tmp_path), "--num", "10", "--out", str(tmp_path / "m3.npy"),

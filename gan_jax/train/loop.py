@@ -165,18 +165,35 @@ def state_shardings(config: ConfigDict, mesh, abstract):
     raise ConfigError(f"sharding.rules: {e}") from None
 
 
-def jit_step(gan: Trainer, mesh, population: int, state_sharding=None, phase: int | None = None):
+def over_members(step, impl: str):
+  """A population's step `(states, batch, keys) -> (states, metrics)` from one member's: one program for
+  all members, the batch shared, states and keys stacked along a leading axis. "vmap" batches the
+  members' computations into one; "unroll" traces the member step once per member and stacks the
+  results (each member computes exactly its single run's program; XLA:CPU runs the independent
+  members side by side, where it runs vmap-ed convolutions as slow grouped ones)."""
+  if impl == "vmap":
+    return jax.vmap(step, in_axes=(0, None, 0))
+
+  def unrolled(states, batch, keys):
+    outs = [step(jax.tree.map(lambda x, i=i: x[i], states), batch, keys[i]) for i in range(keys.shape[0])]
+    return jax.tree.map(lambda *xs: jax.numpy.stack(xs), *outs)
+  return unrolled
+
+
+def jit_step(gan: Trainer, mesh, population: int, state_sharding=None, phase: int | None = None,
+             population_impl: str = "vmap"):
   """The jitted train step `(state, batch, key) -> (state, metrics)` of `phase` (default: the first
   step's): the state in `state_sharding` (a tree of shardings like the state; default replicated),
-  keys replicated, the batch split over the mesh's data axis, the old state's buffers donated."""
+  keys replicated, the batch split over the mesh's data axis, the old state's buffers donated; with
+  `population` > 1 the members' steps in one program (`over_members`)."""
   rep = parallel.replicated(mesh)
   state_sharding = rep if state_sharding is None else state_sharding
   phase = gan.phase_at(0) if phase is None else phase
   step = gan.step_for(phase)
   if any(sh.spec != parallel.P() for sh in jax.tree.leaves(state_sharding)):
     step = gathered(step, rep)
-  if population > 1:   # one program for all members: the batch is shared, state and keys are not
-    step = jax.vmap(step, in_axes=(0, None, 0))
+  if population > 1:
+    step = over_members(step, population_impl)
   batch_sh = parallel.batch_sharding(mesh, batch_axis=len(gan.batch_layout(phase)))
   return jax.jit(step, in_shardings=(state_sharding, batch_sh, rep), out_shardings=(state_sharding, rep),
                  donate_argnums=(0,))
@@ -407,7 +424,8 @@ def _run(config, workdir, stop, ds, gan, mesh, init, init_key, step_key, sample_
 
     def compiled_step(phase: int, batch):
       if phase not in step_fns:
-        step_fns[phase] = jit_step(gan, mesh, population, state_sh, phase).lower(state, batch, step_key).compile()
+        step_fns[phase] = jit_step(gan, mesh, population, state_sh, phase, config.population_impl).lower(
+            state, batch, step_key).compile()
         # The compilers' freed heap back to the system: without it the run's resident memory stays at
         # the compile's level (DCGAN 64x64: peak RSS 1410 -> 1009-1015 MB, docs/benchmarks.md).
         release_free_memory()
