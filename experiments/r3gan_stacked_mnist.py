@@ -18,7 +18,7 @@ Args: kimg=N, runlocal (`stacked_digits`: the same construction on scikit-learn'
 widths 32, `steps` (300) steps of 32, modes counted on 1000 samples every 100 steps; learning rates
 5x the paper's at this toy size, see r3gan.apply_runlocal), study (runlocal counting modes on 10,000
 samples: 1000 samples cap the count at about 632 even for a perfect generator, 10,000 at about
-1000; population members unrolled, `population_impl`, 2.9x faster than vmap-ed on 2 CPU cores),
+1000; population members unrolled, `population_impl`, 2.3x faster than vmap-ed on 2 CPU cores),
 steps=N (runlocal's and study's length; the cosine ramps follow it).
 
 The paper's claim, that RpGAN needs R1 and R2 to cover every mode, as a sweep (the recipe's gamma

@@ -11,7 +11,7 @@ samples a perfect generator scores about 0.05 KL and misses ~0.03 modes. Referen
 (StackedMNIST, 26k samples; VEEGAN Table 2 / PacGAN Table 2): DCGAN 99 modes / KL 3.40;
 PacDCGAN2 1000 / 0.06. Args: loss=NAME, runlocal, study (1000 steps at ngf = ndf = 16, the
 size of the README's study: about 6.5 minutes per 5-seed population run on 2 CPU cores vmap-ed;
-its members now run unrolled, `population_impl`, a 5-seed step 167 -> 76 ms).
+its members now run unrolled, `population_impl`: a 5-seed step 157 -> 53 ms, docs/losses.md).
 
 Loss study (every loss, 5 seeds as one population run each):
 
@@ -52,7 +52,7 @@ def get_config(arg=None):
   if a.study:   # the README's loss study: 1000 steps at ngf = ndf = 16, 10k-sample evals every 250
     c.update_from_flattened_dict({"total_steps": 1000, "eval.every": 250, "model.g_width": 16,
                                   "model.d_width": 16, "sample_every": 500, "ckpt_every": 500,
-                                  "population_impl": "unroll"})   # 2.2x faster than vmap-ed on 2 CPU cores
+                                  "population_impl": "unroll"})   # 3.0x faster than vmap-ed on 2 CPU cores
   return c
 
 

@@ -308,6 +308,21 @@ def experiment_compile_times(names: list[str] | None = None) -> list[dict]:
   return rows
 
 
+def population_times(config: ConfigDict, spec: DataSpec, members: int, steps: int = 5, warmup: int = 2) -> list[dict]:
+  """The train step of `config` for one seed and for `members` seeds in one program, vmap-ed and
+  unrolled (`population_impl`): each row's median step time, spread and compile time, on the same
+  synthetic batch. The per-seed cost of a population against separate runs, and which form is faster here."""
+  rows = []
+  for n, impl in ((1, "vmap"), (members, "vmap"), (members, "unroll")):
+    c = config.copy_and_resolve_references()
+    c.population, c.population_impl = n, impl
+    r = time_train_step(c, spec, steps, warmup)
+    rows.append({"members": n, "population_impl": impl if n > 1 else "-", "median_step_s": r["median_step_s"],
+                 "min_step_s": r["min_step_s"], "max_step_s": r["max_step_s"], "compile_s": r["compile_s"],
+                 "per_member_s": r["median_step_s"] / n})
+  return rows
+
+
 def penalty_ratio(config: ConfigDict, spec: DataSpec, steps: int = 10, warmup: int = 2) -> dict:
   """Time of one discriminator update with the config's gradient penalties (e.g. R3GAN's R1 + R2
   every step) against the same update with every penalty off: both compiled, then called in

@@ -49,7 +49,7 @@ def base_config(model: str = "dcgan") -> ConfigDict:
   # same data; metrics.jsonl then holds per-member lists.
   c.population = 1
   # How the members run inside that program: "vmap" (one batched computation, for accelerators) or
-  # "unroll" (each member's own step, side by side: on CPU 2-3x faster for convolutional networks,
+  # "unroll" (each member's own step, side by side: on CPU 2.3-3x faster for convolutional networks,
   # whose vmap-ed convolutions XLA:CPU runs as slow grouped ones; N times the compile time).
   c.population_impl = "vmap"
   c.log_every = 50

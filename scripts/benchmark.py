@@ -5,6 +5,7 @@
       [--reuse-fake off|on|both] [--steps 10] [--warmup 3] [--compare-torch [--repeats 3]]
       [--json PATH] [--profile DIR] [--dump-hlo DIR]
   python scripts/benchmark.py --experiments [NAME,...]    # compile time of shipped experiments
+  python scripts/benchmark.py --population NAME[:ARGS] [--members 5]   # a population's step, vmap / unroll
   python scripts/benchmark.py --compare-official r3gan|stylegan2|biggan --official-repo PATH [--batch 32]
 
 One row per conv implementation (`model.conv_impl`). The defaults are the PyTorch DCGAN
@@ -22,7 +23,9 @@ MFU = XLA's cost-analysis FLOPs per step / median step time / this machine's flo
 `--profile DIR` traces the timed steps with the JAX profiler (open DIR in TensorBoard's profile
 plugin, or the trace.json.gz in Perfetto), `--dump-hlo DIR` writes XLA's HLO.
 `--experiments` compiles every experiment (runlocal size) with an empty persistent
-compilation cache, then again from the cache. `--compare-official MODEL` times the official
+compilation cache, then again from the cache. `--population NAME[:ARGS]` times that experiment's step
+for one seed and for `--members` seeds in one program, vmap-ed and unrolled (`population_impl`), on a
+synthetic batch. `--compare-official MODEL` times the official
 training iteration (benchmarks/official/step_<model>.py's `time_official`, which imports the
 checkout at --official-repo; needs torch) and our train step at the same configuration (its
 `our_config()`: runlocal width, batch 32 unless --batch, R3GAN with R1 + R2 every step) and prints
@@ -70,6 +73,9 @@ def parse(argv):
   p.add_argument("--breakdown", action="store_true", help="also time each network pass of the step")
   p.add_argument("--torch-channels-last", action="store_true")
   p.add_argument("--experiments", nargs="?", const="all", default=None)
+  p.add_argument("--population", default=None, metavar="EXPERIMENT[:ARGS]",
+                 help="time the experiment's step for 1 and --members seeds, vmap-ed and unrolled")
+  p.add_argument("--members", type=int, default=5, help="--population: seeds in the population")
   p.add_argument("--penalty-ratio", default=None, metavar="EXPERIMENT",
                  help="time the D update of EXPERIMENT:runlocal with its gradient penalties vs without")
   p.add_argument("--scaling", nargs="?", const="all", default=None, metavar="EXPERIMENTS",
@@ -421,6 +427,21 @@ def main(argv):
   elif a.compare_official is not None:
     out = {"compare_official": compare_official(a)}
     print_compare_official(out["compare_official"])
+  elif a.population is not None:
+    name, _, args = a.population.partition(":")
+    valid = cli.experiment_names()
+    if name not in valid:
+      raise ConfigError(f"--population: unknown experiment {name!r}; valid: {', '.join(valid)}")
+    if a.members < 2:
+      raise ConfigError(f"--members must be >= 2, got {a.members}")
+    config = cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{name}.py") + (f":{args}" if args else ""))
+    rows = benchmark.population_times(config, benchmark.data_spec(config)[0], a.members, a.steps, a.warmup)
+    out = {"population": {"experiment": a.population, "steps": a.steps, "rows": rows}}
+    print(f"{a.population}: train step per population, median (min-max) of {a.steps} steps\n")
+    print("| seeds | population_impl | ms/step | ms per seed | compile s |\n|---|---|---|---|---|")
+    for r in rows:
+      print(f"| {r['members']} | {r['population_impl']} | {r['median_step_s'] * 1e3:.1f} ({r['min_step_s'] * 1e3:.1f}-"
+            f"{r['max_step_s'] * 1e3:.1f}) | {r['per_member_s'] * 1e3:.1f} | {r['compile_s']:.1f} |")
   elif a.penalty_ratio is not None:
     valid = cli.experiment_names()
     if a.penalty_ratio not in valid:

@@ -37,6 +37,8 @@ def test_benchmark_rows_and_json(tmp_path):
     (["--model", "nope"], "--model: unknown model 'nope'; valid:"),
     (["--experiments", "nope"], "--experiments: unknown experiment 'nope'; valid:"),
     (["--steps", "0"], "--steps must be >= 1"),
+    (["--population", "nope:runlocal"], "--population: unknown experiment 'nope'; valid:"),
+    (["--population", "ring8:runlocal", "--members", "1"], "--members must be >= 2, got 1"),
     (["--compare-official", "nope", "--official-repo", "."],
      "--compare-official: unknown model 'nope'; valid: r3gan, stylegan2, biggan"),
     (["--compare-official", "r3gan", "--official-repo", "/nonexistent"],
@@ -215,3 +217,17 @@ def test_release_free_memory_returns_the_freed_heap():
   if released == "False":
     pytest.skip("not glibc: no malloc_trim")
   assert float(kept_by_free) < 16 and float(returned) > 48, r.stdout
+
+
+def test_population_rows_time_one_seed_and_both_forms(tmp_path):
+  """--population: one seed, then the members vmap-ed and unrolled, each a timed compiled step."""
+  out = tmp_path / "pop.json"
+  r = run_main("benchmark.py", "--population", "ring8:runlocal", "--members", "2", "--steps", "1", "--warmup", "0",
+               "--json", str(out))
+  assert r.returncode == 0, r.stderr[-2000:]
+  rows = json.loads(out.read_text())["population"]["rows"]
+  assert [(row["members"], row["population_impl"]) for row in rows] == [(1, "-"), (2, "vmap"), (2, "unroll")]
+  for row in rows:
+    assert row["median_step_s"] > 0 and row["compile_s"] > 0
+    assert row["per_member_s"] == pytest.approx(row["median_step_s"] / row["members"])
+  assert "| 2 | unroll |" in r.stdout
