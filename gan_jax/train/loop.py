@@ -169,8 +169,9 @@ def over_members(step, impl: str):
   """A population's step `(states, batch, keys) -> (states, metrics)` from one member's: one program for
   all members, the batch shared, states and keys stacked along a leading axis. "vmap" batches the
   members' computations into one; "unroll" traces the member step once per member and stacks the
-  results (each member computes exactly its single run's program; XLA:CPU runs the independent
-  members side by side, where it runs vmap-ed convolutions as slow grouped ones)."""
+  results (each member computes its single run's computation, equal to it up to float rounding;
+  XLA:CPU runs the independent members side by side, where it runs vmap-ed convolutions as slow
+  grouped ones)."""
   if impl == "vmap":
     return jax.vmap(step, in_axes=(0, None, 0))
 
