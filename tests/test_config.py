@@ -25,6 +25,18 @@ def test_every_experiment_has_the_contract_keys_and_validates(load_config, name,
     assert c.loss.name == "hinge"
 
 
+def test_the_stacked_digit_studies_count_modes_on_10k_samples_with_unrolled_members(load_config):
+  """R3GAN's toy study: runlocal's network and recipe, 10,000 samples per mode count (1000 would cap a
+  perfect generator at ~632 modes), members unrolled, and `steps` moving the cosine ramps with the length."""
+  c = load_config("experiments/r3gan_stacked_mnist.py:study,steps=1500")
+  local = load_config("experiments/r3gan_stacked_mnist.py:runlocal")
+  assert (c.total_steps, c.eval.num_samples, c.population_impl) == (1500, 10_000, "unroll")
+  assert c.schedule.kimg == 1500 * c.batch_size / 1000 and c.model.widths == local.model.widths
+  assert (local.total_steps, local.eval.num_samples, local.population_impl) == (300, 1000, "vmap")
+  digits = load_config("experiments/stacked_digits.py:study")
+  assert (digits.eval.num_samples, digits.population_impl) == (10_000, "unroll")
+
+
 def test_experiment_list_excludes_helpers():
   names = cli.experiment_names()
   assert set(LOSS_ARG) <= set(names) and not any(n.startswith("_") for n in names)
