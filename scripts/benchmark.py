@@ -98,6 +98,21 @@ def parse(argv):
   return a
 
 
+def check_experiments(flag: str, names: list[str]) -> None:
+  """One error line naming the first of `names` that is not a shipped experiment, and the valid ones."""
+  valid = cli.experiment_names()
+  for n in names:
+    if n not in valid:
+      raise ConfigError(f"{flag}: unknown experiment {n!r}; valid: {', '.join(valid)}")
+
+
+def named_experiment(flag: str, spec: str):
+  """The config of shipped experiment `spec` ("NAME[:ARGS]"), after checking NAME."""
+  name, _, args = spec.partition(":")
+  check_experiments(flag, [name])
+  return cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{name}.py") + (f":{args}" if args else ""))
+
+
 def config_for(a, impl, reuse_fake: bool = False):
   from gan_jax.config import base_config, validate
   from gan_jax.models import MODELS
@@ -397,19 +412,13 @@ def main(argv):
   from gan_jax import benchmark
   if a.experiments is not None:
     names = None if a.experiments == "all" else a.experiments.split(",")
-    valid = cli.experiment_names()
-    for n in names or []:
-      if n not in valid:
-        raise ConfigError(f"--experiments: unknown experiment {n!r}; valid: {', '.join(valid)}")
+    check_experiments("--experiments", names or [])
     out = {"compile": benchmark.experiment_compile_times(names)}
     print_compile_table(out["compile"])
   elif a.scaling is not None:
     from gan_jax import scaling
     names = scaling.BASELINES if a.scaling == "all" else a.scaling.split(",")
-    valid = cli.experiment_names()
-    for n in names:
-      if n not in valid:
-        raise ConfigError(f"--scaling: unknown experiment {n!r}; valid: {', '.join(valid)}")
+    check_experiments("--scaling", names)
     rows = []
     for n in names:
       rows.append(scaling.baseline_costs(n))
@@ -428,13 +437,9 @@ def main(argv):
     out = {"compare_official": compare_official(a)}
     print_compare_official(out["compare_official"])
   elif a.population is not None:
-    name, _, args = a.population.partition(":")
-    valid = cli.experiment_names()
-    if name not in valid:
-      raise ConfigError(f"--population: unknown experiment {name!r}; valid: {', '.join(valid)}")
     if a.members < 2:
       raise ConfigError(f"--members must be >= 2, got {a.members}")
-    config = cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{name}.py") + (f":{args}" if args else ""))
+    config = named_experiment("--population", a.population)
     rows = benchmark.population_times(config, benchmark.data_spec(config)[0], a.members, a.steps, a.warmup)
     out = {"population": {"experiment": a.population, "steps": a.steps, "rows": rows}}
     print(f"{a.population}: train step per population, median (min-max) of {a.steps} steps\n")
@@ -443,10 +448,7 @@ def main(argv):
       print(f"| {r['members']} | {r['population_impl']} | {r['median_step_s'] * 1e3:.1f} ({r['min_step_s'] * 1e3:.1f}-"
             f"{r['max_step_s'] * 1e3:.1f}) | {r['per_member_s'] * 1e3:.1f} | {r['compile_s']:.1f} |")
   elif a.penalty_ratio is not None:
-    valid = cli.experiment_names()
-    if a.penalty_ratio not in valid:
-      raise ConfigError(f"--penalty-ratio: unknown experiment {a.penalty_ratio!r}; valid: {', '.join(valid)}")
-    config = cli.load_experiment(os.path.join(cli.EXPERIMENTS_DIR, f"{a.penalty_ratio}.py") + ":runlocal")
+    config = named_experiment("--penalty-ratio", f"{a.penalty_ratio}:runlocal")
     r = benchmark.penalty_ratio(config, benchmark.data_spec(config)[0], a.steps, a.warmup)
     out = {"penalty_ratio": {"experiment": a.penalty_ratio + ":runlocal", **r}}
     print(f"{a.penalty_ratio}:runlocal D update: {r['d_step_with_s'] * 1e3:.0f} ms with {r['penalties']}, "

@@ -153,6 +153,21 @@ def _supports(kind: str, key: str) -> bool:
   return True
 
 
+def population_beside_seeds(kind: str, impl: str, rtol: float, atol: float):
+  """Two steps of `kind`'s 2-member population (`population_impl` `impl`) and of the runs of seeds 0 and
+  1 on the same batch, every step's metrics compared member by member within (rtol, atol). Returns the
+  population's state and the two runs' states after the steps."""
+  _, _, pop, batch, pop_key, pop_step = toy(kind, 2, impl=impl)
+  singles = [list(toy(kind, 1, seed=i))[2:] for i in range(2)]
+  for _ in range(2):
+    pop, pop_metrics = pop_step(pop, batch, pop_key)
+    for i, (state, _, key, step) in enumerate(singles):
+      singles[i][0], metrics = step(state, batch, key)
+      for name, value in metrics.items():
+        np.testing.assert_allclose(pop_metrics[name][i], value, rtol=rtol, atol=atol, err_msg=f"member {i} {name}")
+  return pop, [state for state, *_ in singles]
+
+
 @pytest.mark.parametrize("kind", sorted(TOYS))
 def test_population_member_i_is_the_run_of_seed_i(kind):
   """Two steps of a 2-member population against the runs of seeds 0 and 1: the same losses and metrics
@@ -160,36 +175,23 @@ def test_population_member_i_is_the_run_of_seed_i(kind):
   in another order; Adam turns the few near-zero gradients' rounding into steps of up to lr)."""
   if not _supports(kind, "population"):
     pytest.skip(f"{kind} refuses populations (asserted by the refusal test)")
-  pop_gan, _, pop, batch, pop_key, pop_step = toy(kind, 2)
+  pop_gan = toy(kind, 2, impl="vmap")[0]   # (the cache entry population_beside_seeds uses)
   lr = max(float(pop_gan.g_tx.init({}).hyperparams["learning_rate"]), float(pop_gan.d_tx.init({}).hyperparams[
       "learning_rate"]))
-  singles = [list(toy(kind, 1, seed=i))[2:] for i in range(2)]
-  for _ in range(2):
-    pop, pop_metrics = pop_step(pop, batch, pop_key)
-    for i, (state, _, key, step) in enumerate(singles):
-      state, metrics = step(state, batch, key)
-      singles[i][0] = state
-      for name, value in metrics.items():   # (gradient norms of the second step: rounding as above, ~5e-4)
-        np.testing.assert_allclose(pop_metrics[name][i], value, rtol=2e-3, atol=1e-6, err_msg=f"member {i} {name}")
-  for i, (state, *_) in enumerate(singles):
+  # (gradient norms of the second step: rounding as above, ~5e-4)
+  pop, singles = population_beside_seeds(kind, "vmap", rtol=2e-3, atol=1e-6)
+  for i, state in enumerate(singles):
     member = jax.tree.map(lambda x, i=i: x[i], pop)
     assert_trees_equal((member.g_params, member.d_params), (state.g_params, state.d_params), rtol=1e-4, atol=2.5 * lr)
     assert int(member.step) == int(state.step) == 2
 
 
 def test_an_unrolled_population_computes_each_members_own_run():
-  """population_impl="unroll": each member runs its single run's program, so two steps of a 2-member
+  """population_impl="unroll": each member runs its single run's computation, so two steps of a 2-member
   population give the runs of seeds 0 and 1 to float32 rounding (metrics 1e-6, weights 1e-6 absolute:
   a few hundred times inside the vmap-ed tolerance above)."""
-  _, _, pop, batch, pop_key, pop_step = toy("gan", 2, impl="unroll")
-  singles = [list(toy("gan", 1, seed=i))[2:] for i in range(2)]
-  for _ in range(2):
-    pop, pop_metrics = pop_step(pop, batch, pop_key)
-    for i, (state, _, key, step) in enumerate(singles):
-      singles[i][0], metrics = step(state, batch, key)
-      for name, value in metrics.items():
-        np.testing.assert_allclose(pop_metrics[name][i], value, rtol=1e-6, atol=1e-7, err_msg=f"member {i} {name}")
-  for i, (state, *_) in enumerate(singles):
+  pop, singles = population_beside_seeds("gan", "unroll", rtol=1e-6, atol=1e-7)
+  for i, state in enumerate(singles):
     assert_trees_equal(jax.tree.map(lambda x, i=i: x[i], pop), state, rtol=1e-5, atol=1e-6)
 
 
